@@ -1,0 +1,31 @@
+//! Entry point of the failover operator binary.
+
+use clap::{Parser, Subcommand};
+use vertice_core::cli::RunArgs;
+
+#[derive(Parser)]
+#[command(name = "vertice-failover", version, about = "The Vértice failover operator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML.
+    Crd,
+    /// Run the operator.
+    Run(RunArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crd => {
+            for crd in vertice_failover::crds() {
+                print!("---\n{}", serde_yaml::to_string(&crd)?);
+            }
+            Ok(())
+        }
+        Command::Run(_args) => anyhow::bail!("the failover operator has no controllers yet"),
+    }
+}
