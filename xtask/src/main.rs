@@ -1,5 +1,7 @@
 //! `cargo xtask …`: the project's automation. Each subcommand lives in its own module.
 
+mod tools;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

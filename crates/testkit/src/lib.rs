@@ -1,2 +1,6 @@
 //! Dev-only test kit: starts REAL processes for tests, each on free ports in a temporary
 //! directory, and stops them when dropped. No mock stands in for any of them.
+
+pub mod ports;
+pub mod process;
+pub mod tools;

@@ -1,0 +1,5 @@
+//! `cargo xtask tools`: installs or builds every binary the tests need, into the tools cache
+//! (`.tools/`, or `$VERTICE_TOOLS_DIR`), and rebuilds a tool only when its pin changes.
+//! Binaries end up as `<tools dir>/bin/<name>`, which is where testkit looks for them.
+
+pub mod pins;
