@@ -1,11 +1,15 @@
 //! `cargo xtask …`: the project's automation. Each subcommand lives in its own module.
 
+mod bench;
+mod crds;
+mod demo;
+mod test;
 mod tools;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "xtask")]
+#[command(name = "xtask", about = "Vértice operators project automation")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,12 +17,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Placeholder until the subcommands land.
-    Crds,
+    /// Install or build every binary the tests need (cached; rebuilt only when a pin changes).
+    Tools(tools::ToolsArgs),
+    /// Regenerate crds/*.yaml from the Rust types (`--check` fails when they are stale).
+    Crds(crds::CrdsArgs),
+    /// THE test command: tools, fmt, clippy, crds --check, every unit and integration test.
+    Test(test::TestArgs),
+    /// Start a local control plane and show how to use it.
+    Demo(demo::DemoArgs),
+    /// Benchmarks that print ratios against a baseline measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crds => Ok(()),
+        Command::Tools(args) => tools::run(args),
+        Command::Crds(args) => crds::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -3,3 +3,14 @@
 //! Binaries end up as `<tools dir>/bin/<name>`, which is where testkit looks for them.
 
 pub mod pins;
+
+use clap::Args;
+
+/// Arguments of `cargo xtask tools`.
+#[derive(Args)]
+pub struct ToolsArgs {}
+
+/// Installs or builds every test tool.
+pub fn run(_args: ToolsArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not yet implemented")
+}
