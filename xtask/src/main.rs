@@ -29,6 +29,15 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> std::path::PathBuf {
+    let manifest_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| manifest_dir.to_path_buf())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Tools(args) => tools::run(args),
