@@ -1,6 +1,9 @@
 //! Dev-only test kit: starts REAL processes for tests, each on free ports in a temporary
 //! directory, and stops them when dropped. No mock stands in for any of them.
 
+pub mod control_plane;
+pub mod namespace;
 pub mod ports;
 pub mod process;
+pub mod services;
 pub mod tools;

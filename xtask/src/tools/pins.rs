@@ -5,10 +5,12 @@
 pub const KUBERNETES: &str = "v1.36.3";
 /// Version of the `k8s.io/*` staging modules that match `KUBERNETES`.
 pub const KUBERNETES_STAGING: &str = "v0.36.3";
-/// etcd server, built from `go.etcd.io/etcd/server/v3`.
+/// etcd server, built from `go.etcd.io/etcd/server/v3` (the 3.6 line upstream envtest pairs
+/// with Kubernetes 1.36).
 pub const ETCD: &str = "v3.6.8";
-/// helm v3 CLI.
-pub const HELM: &str = "v3.21.0";
+/// helm v3 CLI, built from `helm.sh/helm/v3/cmd/helm` (newest 3.21 patch; its go.mod asks for
+/// go 1.26.0, which the machine's Go satisfies).
+pub const HELM: &str = "v3.21.4";
 /// The S3-compatible server used by tests (0.14.1 is the newest that builds with our Rust).
 pub const S3S_FS: &str = "0.14.1";
 /// Microsoft's Azure Storage emulator, from npm.

