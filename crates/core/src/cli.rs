@@ -52,4 +52,50 @@ pub struct RunArgs {
     /// How many objects are reconciled at once, per controller.
     #[arg(long, env = "CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
+
+    /// Name of the leader-election Lease (defaults to `vertice-<operator>-leader`).
+    #[arg(long, env = "LEADER_ELECTION_LEASE_NAME")]
+    pub lease_name: Option<String>,
+
+    /// Seconds a standby waits, after the leader's last renewal it saw, before taking over.
+    #[arg(long, env = "LEADER_ELECTION_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+
+    /// Seconds the leader keeps trying to renew before it gives up and stops acting; must be
+    /// shorter than the lease duration so it stops before a standby may take over.
+    #[arg(long, env = "LEADER_ELECTION_RENEW_DEADLINE", default_value_t = 10)]
+    pub lease_renew_deadline_seconds: u64,
+
+    /// Seconds between two attempts to acquire or renew the Lease.
+    #[arg(long, env = "LEADER_ELECTION_RETRY_PERIOD", default_value_t = 2)]
+    pub lease_retry_period_seconds: u64,
+}
+
+impl RunArgs {
+    /// A Kubernetes client from `--kubeconfig`, else from `$KUBECONFIG`/`~/.kube/config`, else
+    /// from the in-cluster service account.
+    pub async fn client(&self) -> Result<kube::Client, ClientError> {
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path)?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?
+            }
+            None => kube::Config::infer().await?,
+        };
+        Ok(kube::Client::try_from(config)?)
+    }
+}
+
+/// Why no Kubernetes client could be built from the flags.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The `--kubeconfig` file could not be read or used.
+    #[error("reading the kubeconfig failed: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// Neither a kubeconfig nor an in-cluster configuration was found.
+    #[error("no Kubernetes configuration found: {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+    /// The configuration was found but the client could not be built from it.
+    #[error("building the Kubernetes client failed: {0}")]
+    Client(#[from] kube::Error),
 }

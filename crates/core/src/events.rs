@@ -1,0 +1,83 @@
+//! Kubernetes Events (events.k8s.io/v1) for decisions a user wants to see in `kubectl describe`.
+//!
+//! One kube [`Recorder`] per controller: it deduplicates repeated events into a series, which only
+//! works when the same recorder sees them. Publishing is best effort: a failed Event is logged,
+//! never turned into a reconcile failure, because the Event is a report about the work, not the
+//! work. RBAC needs `create` and `patch` on `events.k8s.io/events` (patch is used for series).
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::{
+    Client,
+    runtime::events::{Event, EventType, Recorder, Reporter},
+};
+
+use crate::error::{MAX_NOTE_BYTES, truncate};
+
+/// Publishes Events on behalf of one controller.
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl Events {
+    /// A publisher reporting as `controller` (shown as the event's reporting controller) from the
+    /// replica `instance` (its pod name).
+    pub fn new(client: Client, controller: &str, instance: &str) -> Self {
+        let reporter = Reporter {
+            controller: controller.to_owned(),
+            instance: Some(instance.to_owned()),
+        };
+        Self {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// A `Normal` event: something the user asked for happened.
+    pub async fn normal(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        self.publish(regarding, EventType::Normal, reason, action, note.into())
+            .await;
+    }
+
+    /// A `Warning` event: something went wrong or needs the user's attention.
+    pub async fn warning(
+        &self,
+        regarding: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        self.publish(regarding, EventType::Warning, reason, action, note.into())
+            .await;
+    }
+
+    async fn publish(
+        &self,
+        regarding: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            // The API caps reason and action at 128 characters and the note at 1 kB.
+            reason: truncate(reason.to_owned(), 128),
+            action: truncate(action.to_owned(), 128),
+            note: Some(truncate(note, MAX_NOTE_BYTES)),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                reason,
+                "publishing an Event failed"
+            );
+        }
+    }
+}
