@@ -3,7 +3,21 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+pub mod backup;
+pub mod cli;
+pub mod drill;
+pub mod error;
+pub mod format;
+pub mod keys;
+pub mod manifest;
+pub mod names;
+pub mod pipeline;
+pub mod progress;
+pub mod restore;
+pub mod retention;
 pub mod source;
+pub mod store;
+pub mod verify;
 
 /// The CustomResourceDefinitions this operator serves (none yet: a later issue adds them).
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -1,10 +1,21 @@
 //! Entry point of the backup operator binary.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
+use vertice_backup::cli::{self, DataCommand};
 use vertice_core::cli::RunArgs;
 
 #[derive(Parser)]
-#[command(name = "vertice-backup", version, about = "The Vértice backup operator")]
+#[command(
+    name = "vertice-backup",
+    version,
+    about = "The Vértice backup operator",
+    after_help = "Exit codes: 0 ok, 1 internal error, 2 usage, 3 invalid configuration, \
+                  4 database failed, 5 object store failed, 6 integrity (corrupted or missing \
+                  data, wrong key, unknown format), 7 backup not found, 8 target or backup \
+                  exists, 9 drill counts differ, 130 cancelled."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,16 +27,29 @@ enum Command {
     Crd,
     /// Run the operator.
     Run(RunArgs),
+    #[command(flatten)]
+    Data(Box<DataCommand>),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    vertice_core::tls::install_crypto_provider();
     match Cli::parse().command {
         Command::Crd => {
             for crd in vertice_backup::crds() {
-                print!("---\n{}", serde_yaml::to_string(&crd)?);
+                match serde_yaml::to_string(&crd) {
+                    Ok(yaml) => print!("---\n{yaml}"),
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
-            Ok(())
+            ExitCode::SUCCESS
         }
-        Command::Run(_args) => anyhow::bail!("the backup operator has no controllers yet"),
+        Command::Run(_args) => {
+            eprintln!("error: the backup operator has no controllers yet");
+            ExitCode::FAILURE
+        }
+        Command::Data(command) => cli::run(*command),
     }
 }

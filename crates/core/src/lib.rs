@@ -111,6 +111,7 @@ pub mod runner;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod tls;
 
 pub use context::Context;
 pub use operator::{Operator, OperatorError};

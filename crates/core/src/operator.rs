@@ -97,6 +97,7 @@ impl Operator {
     /// An operator called `name` (`backup`, `scaler`, `failover`, `db-provision`) configured by
     /// the shared `run` flags.
     pub fn new(name: &str, args: RunArgs) -> Self {
+        crate::tls::install_crypto_provider();
         let mut registry = Registry::default();
         let metrics = ReconcileMetrics::register(&mut registry);
         let resources = ResourceGauges::register(&mut registry);

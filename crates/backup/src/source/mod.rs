@@ -16,6 +16,14 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub mod credentials;
+pub mod mariadb;
+pub mod postgres;
+pub mod process;
+pub mod redis;
+
+pub use credentials::{PasswordSource, Secret};
+
 /// Which database engine a backup holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -113,4 +121,150 @@ pub enum SourceError {
     /// I/O on the streams or temp files.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// Row or key counts that resolve while (or after) the dump runs: PostgreSQL counts in the
+/// dump's own snapshot concurrently with it. Await before writing the manifest.
+pub type CountsFuture = Pin<Box<dyn Future<Output = Result<ObjectCounts, SourceError>> + Send>>;
+
+/// A dump that has started, with what the manifest records about it.
+pub struct StartedDump {
+    /// The server and tool versions.
+    pub info: SourceInfo,
+    /// The databases the dump holds (PostgreSQL: one; MariaDB: one or more; Redis: empty, the
+    /// whole server). A MariaDB dump of exactly one database can be restored under another
+    /// name; one of several restores into the original names.
+    pub databases: Vec<String>,
+    /// The bytes and the tool's exit.
+    pub stream: DumpStream,
+    /// Counts consistent with the dump (see each engine for how exact).
+    pub counts: CountsFuture,
+}
+
+/// Connection settings for one engine, as the CLI and the runner take them
+/// (`{"engine": "postgres", "host": …}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "engine", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// PostgreSQL.
+    Postgres(postgres::PostgresConfig),
+    /// MySQL or MariaDB.
+    Mariadb(mariadb::MariadbConfig),
+    /// Redis.
+    Redis(redis::RedisConfig),
+}
+
+/// Where a restore goes, per engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "engine", rename_all = "lowercase")]
+pub enum RestoreTarget {
+    /// A PostgreSQL database.
+    Postgres(postgres::PostgresRestoreOptions),
+    /// MariaDB database(s).
+    Mariadb(mariadb::MariadbRestoreOptions),
+    /// A Redis data directory.
+    Redis(redis::RedisRestoreOptions),
+}
+
+/// One database source of any engine: what the pipeline holds.
+#[derive(Clone, Debug)]
+pub enum DatabaseSource {
+    /// PostgreSQL.
+    Postgres(postgres::PostgresSource),
+    /// MySQL or MariaDB.
+    Mariadb(mariadb::MariadbSource),
+    /// Redis.
+    Redis(redis::RedisSource),
+}
+
+impl DatabaseSource {
+    /// The source for `config`; nothing is contacted yet.
+    pub fn new(config: SourceConfig) -> Self {
+        match config {
+            SourceConfig::Postgres(config) => Self::Postgres(postgres::PostgresSource::new(config)),
+            SourceConfig::Mariadb(config) => Self::Mariadb(mariadb::MariadbSource::new(config)),
+            SourceConfig::Redis(config) => Self::Redis(redis::RedisSource::new(config)),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Self::Postgres(_) => Engine::Postgres,
+            Self::Mariadb(_) => Engine::Mariadb,
+            Self::Redis(_) => Engine::Redis,
+        }
+    }
+
+    /// Server and tool versions.
+    pub async fn info(&self) -> Result<SourceInfo, SourceError> {
+        match self {
+            Self::Postgres(source) => source.info().await,
+            Self::Mariadb(source) => source.info().await,
+            Self::Redis(source) => source.info().await,
+        }
+    }
+
+    /// Starts a dump.
+    pub async fn dump(&self) -> Result<StartedDump, SourceError> {
+        match self {
+            Self::Postgres(source) => source.dump().await,
+            Self::Mariadb(source) => source.dump().await,
+            Self::Redis(source) => source.dump().await,
+        }
+    }
+
+    /// Starts a restore into `target`, which must be of the same engine.
+    pub async fn restore(&self, target: &RestoreTarget) -> Result<RestoreStream, SourceError> {
+        match (self, target) {
+            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
+                source.restore(options).await
+            }
+            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
+                source.restore(options).await
+            }
+            (Self::Redis(source), RestoreTarget::Redis(options)) => source.restore(options).await,
+            _ => Err(SourceError::Other(format!(
+                "a {:?} source cannot restore into a {} target",
+                self.engine(),
+                target.engine_name()
+            ))),
+        }
+    }
+
+    /// Counts of what a restore produced in `target` (a drill compares them with the
+    /// manifest's). MariaDB single-database restores are re-keyed to the dumped database name
+    /// `dumped_database` so the keys match the manifest's.
+    pub async fn count_restored(
+        &self,
+        target: &RestoreTarget,
+        dumped_databases: &[String],
+    ) -> Result<ObjectCounts, SourceError> {
+        match (self, target) {
+            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
+                source.count_rows(Some(&options.database)).await
+            }
+            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
+                source.count_restored(options, dumped_databases).await
+            }
+            (Self::Redis(_), RestoreTarget::Redis(options)) => {
+                redis::count_keys_in_data_dir(options).await
+            }
+            _ => Err(SourceError::Other(format!(
+                "a {:?} source cannot count a {} target",
+                self.engine(),
+                target.engine_name()
+            ))),
+        }
+    }
+}
+
+impl RestoreTarget {
+    fn engine_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Mariadb(_) => "mariadb",
+            Self::Redis(_) => "redis",
+        }
+    }
 }

@@ -1,0 +1,236 @@
+//! One backup run: dump → chunks → (compress, encrypt, hash, in parallel) → multipart upload →
+//! manifest, written last and only when the dump tool succeeded and every object is complete.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
+
+use crate::error::BackupError;
+use crate::format::{
+    BackupId, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, to_hex,
+};
+use crate::keys::KeyEncryptionKey;
+use crate::manifest::Manifest;
+use crate::pipeline::chunker::{ChunkerOutcome, chunk_stream};
+use crate::pipeline::compress::Compression;
+use crate::pipeline::encrypt::{DataKey, random_bytes};
+use crate::pipeline::upload::{DataObjectWriter, UploadLimits};
+use crate::pipeline::{ChunkCodec, RawChunk};
+use crate::progress::Progress;
+use crate::source::{CountsFuture, DumpStream, SourceInfo, StartedDump};
+use crate::store::BackupStore;
+
+/// How to make a backup.
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
+    /// Backup name (its folder in the store).
+    pub name: String,
+    /// Labels recorded in the manifest.
+    pub labels: BTreeMap<String, String>,
+    /// Chunk compression.
+    pub compression: Compression,
+    /// Raw chunk size.
+    pub chunk_size: usize,
+    /// Chunks compressed and encrypted at once (default: the number of CPUs).
+    pub parallelism: usize,
+    /// The key-encryption key; `None` stores the backup unencrypted.
+    pub key: Option<KeyEncryptionKey>,
+    /// Multipart upload bounds.
+    pub upload: UploadLimits,
+}
+
+impl BackupOptions {
+    /// Defaults for backup `name`, encrypted with `key`.
+    pub fn new(name: &str, key: Option<KeyEncryptionKey>) -> Self {
+        BackupOptions {
+            name: name.to_string(),
+            labels: BTreeMap::new(),
+            compression: Compression::default(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            parallelism: default_parallelism(),
+            key,
+            upload: UploadLimits::default(),
+        }
+    }
+}
+
+/// The number of CPUs (at least 1).
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// What is being backed up.
+pub struct DumpInput {
+    /// The dump stream and its tool's completion.
+    pub stream: DumpStream,
+    /// Engine and versions, if the stream comes from a database.
+    pub source: Option<SourceInfo>,
+    /// The databases the dump holds.
+    pub databases: Vec<String>,
+    /// Counts taken at dump time, resolving while the dump runs.
+    pub counts: Option<CountsFuture>,
+}
+
+impl DumpInput {
+    /// A database dump that has started.
+    pub fn from_started(started: StartedDump) -> Self {
+        DumpInput {
+            stream: started.stream,
+            source: Some(started.info),
+            databases: started.databases,
+            counts: Some(started.counts),
+        }
+    }
+
+    /// A plain byte stream (a file, stdin) with no database behind it.
+    pub fn plain(reader: impl tokio::io::AsyncRead + Send + 'static) -> Self {
+        DumpInput {
+            stream: DumpStream {
+                reader: Box::pin(reader),
+                completion: Box::pin(async { Ok(()) }),
+            },
+            source: None,
+            databases: Vec::new(),
+            counts: None,
+        }
+    }
+}
+
+/// Runs one backup; returns its manifest. On any failure (source, store, cancellation) the
+/// open upload is aborted, finished data objects are deleted, and no manifest is written.
+pub async fn run_backup(
+    store: &BackupStore,
+    options: &BackupOptions,
+    input: DumpInput,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<Manifest, BackupError> {
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&options.chunk_size) {
+        return Err(BackupError::Config(format!(
+            "chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
+        )));
+    }
+    if options.upload.part_size < 5 * 1024 * 1024 || options.upload.concurrency == 0 {
+        return Err(BackupError::Config(
+            "upload parts must be at least 5 MiB and concurrency at least 1".into(),
+        ));
+    }
+    if store.exists(&options.name).await? {
+        return Err(BackupError::AlreadyExists(options.name.clone()));
+    }
+    let started_at = Utc::now();
+    let backup_id: BackupId = random_bytes()?;
+    let (data_key, encryption) = match &options.key {
+        Some(key) => {
+            let (data_key, wrapped) = key.new_data_key(&backup_id)?;
+            (Some(DataKey::from_bytes(&data_key)?), Some(wrapped))
+        }
+        None => (None, None),
+    };
+    let codec = Arc::new(ChunkCodec::new(backup_id, options.compression, data_key));
+    let mut writer = DataObjectWriter::new(store.clone(), &options.name, backup_id, options.upload);
+
+    let DumpInput {
+        stream,
+        source,
+        databases,
+        counts,
+    } = input;
+    // Counts run beside the dump (PostgreSQL: in the dump's own snapshot).
+    let counts = counts.map(|counts| AbortOnDropHandle::new(tokio::spawn(counts)));
+    let DumpStream {
+        mut reader,
+        completion,
+    } = stream;
+    let parallelism = options.parallelism.max(1);
+    let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel::<RawChunk>(1);
+    let chunk_size = options.chunk_size;
+    let chunker_progress = progress.clone();
+    let chunker = AbortOnDropHandle::new(tokio::spawn(async move {
+        chunk_stream(&mut reader, chunk_size, raw_tx, chunker_progress).await
+    }));
+
+    let pipeline = async {
+        let raw_chunks = futures::stream::poll_fn(move |cx| raw_rx.poll_recv(cx));
+        let mut encoded = raw_chunks
+            .map(|chunk| {
+                let codec = codec.clone();
+                async move { tokio::task::spawn_blocking(move || codec.encode(chunk)).await? }
+            })
+            .buffered(parallelism);
+        let mut entries = Vec::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(BackupError::Cancelled),
+                next = encoded.next() => next,
+            };
+            let Some(chunk) = next else { break };
+            let entry = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(BackupError::Cancelled),
+                entry = writer.write_chunk(chunk?) => entry?,
+            };
+            entries.push(entry);
+        }
+        drop(encoded);
+        let outcome: ChunkerOutcome = chunker.await??;
+        // The dump tool must have succeeded before anything is completed in the store.
+        completion.await?;
+        let counts = match counts {
+            Some(counts) => Some(counts.await??),
+            None => None,
+        };
+        Ok((entries, outcome, counts))
+    }
+    .await;
+
+    let (chunks, outcome, counts) = match pipeline {
+        Ok(done) => done,
+        Err(error) => {
+            writer.abort().await;
+            return Err(error);
+        }
+    };
+    let objects = match writer.finish().await {
+        Ok(objects) => objects,
+        Err(error) => {
+            // `finish` aborted the open upload; remove any earlier objects.
+            let _ = store.delete_folder(&options.name).await;
+            return Err(error);
+        }
+    };
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        name: options.name.clone(),
+        backup_id: to_hex(&backup_id),
+        source,
+        started_at,
+        finished_at: Utc::now(),
+        raw_size: outcome.raw_size,
+        stored_size: objects.iter().map(|object| object.size).sum(),
+        compression: options.compression,
+        encryption,
+        chunk_size: options.chunk_size as u64,
+        objects,
+        chunks,
+        raw_blake3: outcome.raw_blake3,
+        databases,
+        counts,
+        labels: options.labels.clone(),
+    };
+    manifest.validate()?;
+    if cancel.is_cancelled() {
+        let _ = store.delete_folder(&options.name).await;
+        return Err(BackupError::Cancelled);
+    }
+    if let Err(error) = store.write_manifest(&manifest).await {
+        let _ = store.delete_folder(&options.name).await;
+        return Err(error);
+    }
+    Ok(manifest)
+}

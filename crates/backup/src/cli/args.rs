@@ -1,0 +1,254 @@
+//! Flags shared by the subcommands. Each is named as the custom resource field will be.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::backup::{BackupOptions, default_parallelism};
+use crate::error::BackupError;
+use crate::format::DEFAULT_CHUNK_SIZE;
+use crate::keys::{KeyEncryptionKey, KeyRing};
+use crate::pipeline::compress::Compression;
+use crate::pipeline::upload::UploadLimits;
+use crate::source::SourceConfig;
+use crate::store::StoreConfig;
+
+use super::output::OutputFormat;
+
+/// Store and output flags every subcommand takes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct CommonArgs {
+    /// Where the backups are.
+    #[command(flatten)]
+    pub store: StoreConfig,
+    /// Result format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Encryption key flags. Keys come from files or environment variables, never from flags.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct KeyArgs {
+    /// A file holding a key-encryption key (32 raw bytes, 64 hex digits or base64), e.g. a
+    /// mounted Secret. Repeat when reading backups made with older keys.
+    #[arg(long = "encryption-key-file", env = "VERTICE_BACKUP_KEY_FILE")]
+    pub key_files: Vec<PathBuf>,
+    /// The name of an environment variable holding a key-encryption key.
+    #[arg(long = "encryption-key-env")]
+    pub key_env: Option<String>,
+    /// The id recorded in manifests for the (first) key; defaults to the key's fingerprint.
+    #[arg(long = "encryption-key-id")]
+    pub key_id: Option<String>,
+    /// Store the backup unencrypted (backups are encrypted unless this is given).
+    #[arg(long)]
+    pub no_encryption: bool,
+}
+
+impl KeyArgs {
+    /// Every key given, for reading.
+    pub fn key_ring(&self) -> Result<KeyRing, BackupError> {
+        let mut keys = Vec::new();
+        for (position, path) in self.key_files.iter().enumerate() {
+            let id = if position == 0 {
+                self.key_id.clone()
+            } else {
+                None
+            };
+            keys.push(KeyEncryptionKey::from_file(path, id)?);
+        }
+        if let Some(var) = &self.key_env {
+            let id = if keys.is_empty() {
+                self.key_id.clone()
+            } else {
+                None
+            };
+            keys.push(KeyEncryptionKey::from_env(var, id)?);
+        }
+        Ok(KeyRing::new(keys))
+    }
+
+    /// The one key new backups are encrypted with, or `None` with `--no-encryption`.
+    pub fn writing_key(&self) -> Result<Option<KeyEncryptionKey>, BackupError> {
+        if self.no_encryption {
+            return Ok(None);
+        }
+        if let Some(path) = self.key_files.first() {
+            return Ok(Some(KeyEncryptionKey::from_file(
+                path,
+                self.key_id.clone(),
+            )?));
+        }
+        if let Some(var) = &self.key_env {
+            return Ok(Some(KeyEncryptionKey::from_env(var, self.key_id.clone())?));
+        }
+        Err(BackupError::Config(
+            "backups are encrypted: give --encryption-key-file or --encryption-key-env \
+             (or --no-encryption to store it in the clear)"
+                .into(),
+        ))
+    }
+}
+
+/// How the data is processed.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// zstd (default), gzip or none.
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
+    /// zstd 1–19 (default 3) or gzip 1–9 (default 6).
+    #[arg(long)]
+    pub compression_level: Option<i32>,
+    /// Raw chunk size in bytes.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: usize,
+    /// Chunks compressed/encrypted (or decoded) at once; default the number of CPUs.
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Multipart parts uploading at once.
+    #[arg(long, default_value_t = 4)]
+    pub upload_concurrency: usize,
+    /// Multipart part size in MiB (at least 5).
+    #[arg(long, default_value_t = 8)]
+    pub upload_part_size_mib: usize,
+}
+
+impl PipelineArgs {
+    /// Chunks processed at once.
+    pub fn parallelism(&self) -> usize {
+        self.parallelism.unwrap_or_else(default_parallelism).max(1)
+    }
+
+    /// Backup options for `name`.
+    pub fn options(
+        &self,
+        name: &str,
+        key: Option<KeyEncryptionKey>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<BackupOptions, BackupError> {
+        let mut options = BackupOptions::new(name, key);
+        options.compression = Compression::from_spec(&self.compression, self.compression_level)?;
+        options.chunk_size = self.chunk_size;
+        options.parallelism = self.parallelism();
+        options.labels = labels;
+        options.upload = UploadLimits {
+            part_size: self.upload_part_size_mib.saturating_mul(1024 * 1024),
+            concurrency: self.upload_concurrency,
+            ..UploadLimits::default()
+        };
+        Ok(options)
+    }
+}
+
+/// Which database, as flags (or a spec file). Passwords come from env or files.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SourceArgs {
+    /// postgres, mariadb or redis.
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// Host name, IP address, or Unix socket directory/path.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Login user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Database (PostgreSQL: one; MariaDB: repeat, or none for all).
+    #[arg(long = "database")]
+    pub databases: Vec<String>,
+    /// Environment variable holding the password.
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// File holding the password (e.g. a mounted Secret).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Where the database client tools live.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// A JSON or YAML file with the whole connection (`{"engine": "postgres", "host": …}`),
+    /// instead of the flags above.
+    #[arg(long)]
+    pub source_spec: Option<PathBuf>,
+    /// A connection already parsed (the runner's spec).
+    #[arg(skip)]
+    pub resolved: Option<SourceConfig>,
+}
+
+impl SourceArgs {
+    /// The connection, or `None` when no database was named.
+    pub fn config(&self) -> Result<Option<SourceConfig>, BackupError> {
+        if let Some(config) = &self.resolved {
+            return Ok(Some(config.clone()));
+        }
+        if let Some(path) = &self.source_spec {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                BackupError::Config(format!("cannot read {}: {error}", path.display()))
+            })?;
+            return serde_yaml::from_str(&text).map(Some).map_err(|error| {
+                BackupError::Config(format!("invalid source spec {}: {error}", path.display()))
+            });
+        }
+        let Some(engine) = &self.engine else {
+            return Ok(None);
+        };
+        let mut spec = serde_json::Map::new();
+        spec.insert("engine".into(), engine.as_str().into());
+        spec.insert(
+            "host".into(),
+            self.host
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".into())
+                .into(),
+        );
+        if let Some(port) = self.port {
+            spec.insert("port".into(), port.into());
+        }
+        if let Some(user) = &self.user {
+            let field = if engine == "redis" {
+                "username"
+            } else {
+                "user"
+            };
+            spec.insert(field.into(), user.as_str().into());
+        }
+        match engine.as_str() {
+            "postgres" => {
+                let database = self
+                    .databases
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "postgres".into());
+                spec.insert("database".into(), database.into());
+            }
+            "mariadb" => {
+                spec.insert("databases".into(), self.databases.clone().into());
+            }
+            _ => {}
+        }
+        if let Some(var) = &self.password_env {
+            spec.insert("password".into(), serde_json::json!({ "env": var }));
+        } else if let Some(path) = &self.password_file {
+            spec.insert("password".into(), serde_json::json!({ "file": path }));
+        }
+        if let Some(dir) = &self.bin_dir {
+            spec.insert("binDir".into(), serde_json::json!(dir));
+        }
+        serde_json::from_value(serde_json::Value::Object(spec))
+            .map(Some)
+            .map_err(|error| BackupError::Config(format!("invalid database flags: {error}")))
+    }
+}
+
+/// Parses `key=value` labels.
+pub fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, BackupError> {
+    labels
+        .iter()
+        .map(|label| {
+            label
+                .split_once('=')
+                .filter(|(key, _)| !key.is_empty())
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .ok_or_else(|| BackupError::Config(format!("a label is key=value, not {label:?}")))
+        })
+        .collect()
+}

@@ -1,0 +1,275 @@
+//! `runner`: the entry point the operator's Kubernetes Job calls, with one run's spec as a JSON
+//! or YAML file (`--spec`) or inline in `VERTICE_BACKUP_SPEC`. The spec's fields are the custom
+//! resource's; secrets in it are references (files, environment variables), never values.
+//!
+//! ```yaml
+//! action: backup            # backup | restore | verify | drill
+//! name: nightly-20260101    # optional for backup
+//! source: {engine: postgres, host: db, user: backup, database: app, password: {file: /secrets/pw}}
+//! storage: {store: s3, bucket: backups, endpoint: "http://minio:9000", prefix: team/app,
+//!           credentialsFile: /secrets/s3}
+//! compression: zstd
+//! compressionLevel: 3
+//! encryption: {keyFile: /secrets/backup-key}   # or {disabled: true}
+//! labels: {schedule: nightly}
+//! restore: {targetDatabase: app_restored, overwrite: false}
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs};
+use super::commands::{self, BackupArgs, DrillArgs, RestoreArgs, VerifyArgs};
+use super::output::{OutputFormat, Report};
+use crate::error::BackupError;
+use crate::format::DEFAULT_CHUNK_SIZE;
+use crate::source::SourceConfig;
+use crate::store::StoreConfig;
+
+/// `runner` arguments.
+#[derive(Clone, Debug, clap::Args)]
+pub struct RunnerArgs {
+    /// The spec file (JSON or YAML); default: the `VERTICE_BACKUP_SPEC` environment variable.
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Also write the result JSON here (e.g. `/dev/termination-log`).
+    #[arg(long)]
+    pub result_file: Option<PathBuf>,
+    /// Result format on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub output: OutputFormat,
+}
+
+/// What to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Make a backup.
+    #[default]
+    Backup,
+    /// Restore one.
+    Restore,
+    /// Verify one.
+    Verify,
+    /// Drill one.
+    Drill,
+}
+
+/// Encryption in a spec.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionSpec {
+    /// The key-encryption key's file.
+    pub key_file: Option<PathBuf>,
+    /// Or the environment variable holding it.
+    pub key_env: Option<String>,
+    /// Its id (default: fingerprint).
+    pub key_id: Option<String>,
+    /// Older keys, for reading backups made before a rotation.
+    #[serde(default)]
+    pub previous_key_files: Vec<PathBuf>,
+    /// Store backups unencrypted.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// Restore settings in a spec.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreSpec {
+    /// Database to create.
+    pub target_database: Option<String>,
+    /// Redis data directory.
+    pub target_data_dir: Option<PathBuf>,
+    /// Replace an existing target.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// PostgreSQL: skip ownership.
+    #[serde(default)]
+    pub no_owner: bool,
+}
+
+/// One run's spec.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunSpec {
+    /// What to run.
+    #[serde(default)]
+    pub action: Action,
+    /// Backup name (required except for `backup`).
+    pub name: Option<String>,
+    /// The database (source, or restore/drill server).
+    pub source: Option<SourceConfig>,
+    /// The store.
+    pub storage: StoreConfig,
+    /// Compression algorithm.
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Compression level.
+    pub compression_level: Option<i32>,
+    /// Raw chunk size.
+    pub chunk_size: Option<usize>,
+    /// Chunks processed at once.
+    pub parallelism: Option<usize>,
+    /// Encryption.
+    #[serde(default)]
+    pub encryption: EncryptionSpec,
+    /// Labels for the manifest.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Restore settings.
+    #[serde(default)]
+    pub restore: RestoreSpec,
+}
+
+fn default_compression() -> String {
+    "zstd".into()
+}
+
+/// Parses a spec (JSON is YAML).
+pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
+    serde_yaml::from_str(text)
+        .map_err(|error| BackupError::Config(format!("invalid spec: {error}")))
+}
+
+fn keys(spec: &EncryptionSpec) -> KeyArgs {
+    let mut key_files: Vec<PathBuf> = spec.key_file.iter().cloned().collect();
+    key_files.extend(spec.previous_key_files.iter().cloned());
+    KeyArgs {
+        key_files,
+        key_env: spec.key_env.clone(),
+        key_id: spec.key_id.clone(),
+        no_encryption: spec.disabled,
+    }
+}
+
+/// Runs a spec.
+pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, BackupError> {
+    let common = CommonArgs {
+        store: spec.storage.clone(),
+        output,
+    };
+    let source = SourceArgs {
+        resolved: spec.source.clone(),
+        ..SourceArgs::default()
+    };
+    let name = || {
+        spec.name
+            .clone()
+            .ok_or_else(|| BackupError::Config("the spec needs a name for this action".into()))
+    };
+    match spec.action {
+        Action::Backup => {
+            commands::backup(BackupArgs {
+                common,
+                name: spec.name.clone(),
+                source,
+                from_file: None,
+                pipeline: PipelineArgs {
+                    compression: spec.compression.clone(),
+                    compression_level: spec.compression_level,
+                    chunk_size: spec.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
+                    parallelism: spec.parallelism,
+                    upload_concurrency: 4,
+                    upload_part_size_mib: 8,
+                },
+                keys: keys(&spec.encryption),
+                labels: spec
+                    .labels
+                    .iter()
+                    .map(|(key, value)| format!("{key}={value}"))
+                    .collect(),
+            })
+            .await
+        }
+        Action::Restore => {
+            commands::restore(RestoreArgs {
+                common,
+                name: name()?,
+                source,
+                to_file: None,
+                target_database: spec.restore.target_database.clone(),
+                target_data_dir: spec.restore.target_data_dir.clone(),
+                overwrite: spec.restore.overwrite,
+                no_owner: spec.restore.no_owner,
+                keys: keys(&spec.encryption),
+                parallelism: spec.parallelism,
+            })
+            .await
+        }
+        Action::Verify => {
+            commands::verify(VerifyArgs {
+                common,
+                name: name()?,
+                keys: keys(&spec.encryption),
+                parallelism: spec.parallelism,
+                no_record: false,
+            })
+            .await
+        }
+        Action::Drill => {
+            commands::drill(DrillArgs {
+                common,
+                name: name()?,
+                source,
+                keys: keys(&spec.encryption),
+                parallelism: spec.parallelism,
+                no_record: false,
+            })
+            .await
+        }
+    }
+}
+
+/// `runner`: reads the spec, runs it, writes the result file.
+pub async fn run(args: RunnerArgs) -> Result<Report, BackupError> {
+    let text = match &args.spec {
+        Some(path) => std::fs::read_to_string(path).map_err(|error| {
+            BackupError::Config(format!("cannot read the spec {}: {error}", path.display()))
+        })?,
+        None => std::env::var("VERTICE_BACKUP_SPEC")
+            .map_err(|_| BackupError::Config("give --spec or set VERTICE_BACKUP_SPEC".into()))?,
+    };
+    let spec = parse_spec(&text)?;
+    let outcome = run_spec(spec, args.output).await;
+    if let Some(path) = &args.result_file {
+        let json = match &outcome {
+            Ok(report) => report.json.clone(),
+            Err(error) => {
+                serde_json::json!({"error": {"kind": error.kind(), "message": error.to_string()}})
+            }
+        };
+        if let Err(error) = std::fs::write(path, json.to_string()) {
+            tracing::warn!(%error, path = %path.display(), "could not write the result file");
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_reject_unknown_fields() {
+        let spec = parse_spec(
+            r#"
+action: backup
+source: {engine: postgres, host: db, user: backup, database: app, password: {file: /pw}}
+storage: {store: s3, bucket: b, endpoint: "http://127.0.0.1:9000", prefix: team}
+compressionLevel: 5
+encryption: {keyFile: /k}
+labels: {schedule: nightly}
+"#,
+        )
+        .unwrap();
+        assert_eq!(spec.action, Action::Backup);
+        assert_eq!(spec.compression, "zstd");
+        assert_eq!(spec.storage.bucket.as_deref(), Some("b"));
+        assert!(matches!(spec.source, Some(SourceConfig::Postgres(_))));
+        assert!(parse_spec("storage: {}\nbogus: 1").is_err());
+        assert!(parse_spec("action: explode\nstorage: {}").is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! The manifest: the last object written for a backup, and the only proof that it exists.
+//! It says how to read the data objects and holds every hash a reader checks.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::BackupError;
+use crate::format::{
+    BACKUP_ID_LEN, BackupId, FORMAT_VERSION, HEADER_LEN, MAX_CHUNK_SIZE, from_hex,
+};
+use crate::keys::WrappedKey;
+use crate::pipeline::compress::Compression;
+use crate::pipeline::encrypt::TAG_LEN;
+use crate::source::{ObjectCounts, SourceInfo};
+
+/// One backup's manifest (`manifest.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Format version of the data objects and this manifest.
+    pub format_version: u32,
+    /// The backup's name (its folder in the store).
+    pub name: String,
+    /// Random id, hex; bound into every chunk's associated data.
+    pub backup_id: String,
+    /// Engine, server version and tool versions; absent for a backup of a plain stream.
+    pub source: Option<SourceInfo>,
+    /// When the dump started.
+    pub started_at: DateTime<Utc>,
+    /// When the last data object was complete.
+    pub finished_at: DateTime<Utc>,
+    /// Size of the dump.
+    pub raw_size: u64,
+    /// Size of all data objects together.
+    pub stored_size: u64,
+    /// How chunks are compressed.
+    pub compression: Compression,
+    /// How the data key is wrapped (and by which key id); absent if the backup is not encrypted.
+    pub encryption: Option<WrappedKey>,
+    /// Raw chunk size.
+    pub chunk_size: u64,
+    /// The data objects, in order.
+    pub objects: Vec<DataObject>,
+    /// The chunks, in dump order.
+    pub chunks: Vec<ChunkEntry>,
+    /// BLAKE3 of the whole raw dump, hex.
+    pub raw_blake3: String,
+    /// The databases the dump holds (empty for Redis and plain streams).
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Row counts per table or key count, taken at dump time.
+    pub counts: Option<ObjectCounts>,
+    /// Labels given by the user (for example the schedule that made the backup).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One data object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataObject {
+    /// Object name inside the backup's folder.
+    pub name: String,
+    /// Size in bytes, header included.
+    pub size: u64,
+    /// BLAKE3 of the whole object, hex.
+    pub blake3: String,
+}
+
+/// One chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChunkEntry {
+    /// Index of the data object that holds it.
+    pub object: u32,
+    /// Offset inside that object.
+    pub offset: u64,
+    /// Raw (dump) bytes in the chunk.
+    pub raw_size: u64,
+    /// Stored (compressed, encrypted) bytes.
+    pub stored_size: u64,
+    /// BLAKE3 of the stored bytes, hex.
+    pub blake3: String,
+}
+
+/// The part of a manifest `list` and retention need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupListing {
+    /// Backup name.
+    pub name: String,
+    /// Engine, if the backup came from a database.
+    pub engine: Option<crate::source::Engine>,
+    /// Start of the dump.
+    pub started_at: DateTime<Utc>,
+    /// End of the upload.
+    pub finished_at: DateTime<Utc>,
+    /// Dump size.
+    pub raw_size: u64,
+    /// Stored size.
+    pub stored_size: u64,
+    /// Compression algorithm.
+    pub compression: String,
+    /// Key id, if encrypted.
+    pub key_id: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Worst-case growth of a chunk by compression (zstd and deflate bounds are far below this).
+fn max_stored_size(raw: u64) -> u64 {
+    raw + raw / 64 + 1024 + TAG_LEN as u64
+}
+
+impl Manifest {
+    /// Parses a manifest, refusing unknown format versions before anything else.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, BackupError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct VersionOnly {
+            format_version: u32,
+        }
+        let version: VersionOnly = serde_json::from_slice(bytes).map_err(|error| {
+            BackupError::Integrity(format!("the manifest is not valid JSON: {error}"))
+        })?;
+        if version.format_version != FORMAT_VERSION {
+            return Err(BackupError::UnsupportedFormat {
+                found: version.format_version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|error| {
+            BackupError::Integrity(format!("the manifest is malformed: {error}"))
+        })?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Serializes the manifest.
+    pub fn to_json(&self) -> Result<Vec<u8>, BackupError> {
+        serde_json::to_vec_pretty(self).map_err(|error| {
+            BackupError::Internal(format!("cannot serialize the manifest: {error}"))
+        })
+    }
+
+    /// The backup id as bytes.
+    pub fn backup_id_bytes(&self) -> Result<BackupId, BackupError> {
+        from_hex(&self.backup_id)
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| BackupError::Integrity("the manifest's backup id is malformed".into()))
+    }
+
+    /// Checks that the chunk list tiles the data objects exactly and that every size is within
+    /// bounds, so a reader can trust offsets and never over-allocate.
+    pub fn validate(&self) -> Result<(), BackupError> {
+        let bad = |what: String| Err(BackupError::Integrity(format!("manifest: {what}")));
+        self.backup_id_bytes()?;
+        if self.backup_id.len() != BACKUP_ID_LEN * 2 {
+            return bad("backup id has the wrong length".into());
+        }
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE as u64 {
+            return bad(format!("chunk size {} is out of bounds", self.chunk_size));
+        }
+        if self.chunks.is_empty() || self.objects.is_empty() {
+            return bad("no chunks".into());
+        }
+        let mut next_offset = vec![HEADER_LEN; self.objects.len()];
+        let mut last_object = 0u32;
+        let (mut raw_total, mut stored_total) = (0u64, 0u64);
+        let last = self.chunks.len() - 1;
+        for (index, chunk) in self.chunks.iter().enumerate() {
+            let object = usize::try_from(chunk.object).unwrap_or(usize::MAX);
+            if object >= self.objects.len() || chunk.object < last_object {
+                return bad(format!(
+                    "chunk {index} names an unknown or out-of-order object"
+                ));
+            }
+            last_object = chunk.object;
+            if chunk.offset != next_offset[object] {
+                return bad(format!("chunk {index} does not follow the previous one"));
+            }
+            if chunk.raw_size > self.chunk_size
+                || (index != last && chunk.raw_size != self.chunk_size)
+            {
+                return bad(format!("chunk {index} has raw size {}", chunk.raw_size));
+            }
+            if chunk.stored_size > max_stored_size(chunk.raw_size) {
+                return bad(format!(
+                    "chunk {index} has stored size {}",
+                    chunk.stored_size
+                ));
+            }
+            if chunk.blake3.len() != 64 || from_hex(&chunk.blake3).is_none() {
+                return bad(format!("chunk {index} has a malformed hash"));
+            }
+            next_offset[object] = chunk.offset + chunk.stored_size;
+            raw_total += chunk.raw_size;
+            stored_total += chunk.stored_size;
+        }
+        for (index, object) in self.objects.iter().enumerate() {
+            if object.size != next_offset[index] || object.size == HEADER_LEN {
+                return bad(format!("object {} is not tiled by its chunks", object.name));
+            }
+            let expected =
+                crate::format::data_object_name(u32::try_from(index).unwrap_or(u32::MAX));
+            if object.name != expected {
+                return bad(format!("object {index} is named {:?}", object.name));
+            }
+        }
+        if raw_total != self.raw_size {
+            return bad("raw sizes do not add up".into());
+        }
+        let objects_total: u64 = self.objects.iter().map(|object| object.size).sum();
+        if stored_total + HEADER_LEN * self.objects.len() as u64 != objects_total
+            || objects_total != self.stored_size
+        {
+            return bad("stored sizes do not add up".into());
+        }
+        Ok(())
+    }
+
+    /// The summary of this backup.
+    pub fn summary(&self) -> BackupListing {
+        BackupListing {
+            name: self.name.clone(),
+            engine: self.source.as_ref().map(|source| source.engine),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            raw_size: self.raw_size,
+            stored_size: self.stored_size,
+            compression: self.compression.name().into(),
+            key_id: self.encryption.as_ref().map(|key| key.key_id.clone()),
+            labels: self.labels.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let hash = "ab".repeat(32);
+        Manifest {
+            format_version: FORMAT_VERSION,
+            name: "b1".into(),
+            backup_id: "00".repeat(16),
+            source: None,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            raw_size: 150,
+            stored_size: 32 + 60 + 32 + 20,
+            compression: Compression::default(),
+            encryption: None,
+            chunk_size: 100,
+            objects: vec![
+                DataObject {
+                    name: "data-000000.vbk".into(),
+                    size: 92,
+                    blake3: hash.clone(),
+                },
+                DataObject {
+                    name: "data-000001.vbk".into(),
+                    size: 52,
+                    blake3: hash.clone(),
+                },
+            ],
+            chunks: vec![
+                ChunkEntry {
+                    object: 0,
+                    offset: 32,
+                    raw_size: 100,
+                    stored_size: 60,
+                    blake3: hash.clone(),
+                },
+                ChunkEntry {
+                    object: 1,
+                    offset: 32,
+                    raw_size: 50,
+                    stored_size: 20,
+                    blake3: hash,
+                },
+            ],
+            raw_blake3: "cd".repeat(32),
+            databases: Vec::new(),
+            counts: Some(ObjectCounts::Keys(3)),
+            labels: BTreeMap::from([("schedule".into(), "nightly".into())]),
+        }
+    }
+
+    #[test]
+    fn json_round_trip_and_validation() {
+        let manifest = sample();
+        let json = manifest.to_json().unwrap();
+        assert_eq!(Manifest::from_json(&json).unwrap(), manifest);
+        let text = String::from_utf8(json).unwrap();
+        assert!(text.contains("\"formatVersion\": 1"));
+        assert!(text.contains("\"rawBlake3\""));
+    }
+
+    #[test]
+    fn unknown_format_versions_are_refused_first() {
+        let json = br#"{"formatVersion": 2, "whatever": true}"#;
+        assert!(matches!(
+            Manifest::from_json(json),
+            Err(BackupError::UnsupportedFormat {
+                found: 2,
+                supported: 1
+            })
+        ));
+    }
+
+    #[test]
+    fn inconsistent_manifests_are_refused() {
+        let mutations: Vec<fn(&mut Manifest)> = vec![
+            |m| m.chunks[1].offset = 33,
+            |m| m.chunks[0].raw_size = 99,
+            |m| m.chunks[1].raw_size = 101,
+            |m| m.chunks[1].stored_size = 10_000,
+            |m| m.objects[1].size = 53,
+            |m| m.raw_size = 151,
+            |m| m.stored_size = 1,
+            |m| m.chunk_size = u64::MAX,
+            |m| m.chunks[0].object = 5,
+            |m| m.chunks.clear(),
+            |m| m.backup_id = "zz".into(),
+            |m| m.chunks[0].blake3 = "x".into(),
+            |m| m.objects[0].name = "../../etc/passwd".into(),
+        ];
+        for (index, mutate) in mutations.into_iter().enumerate() {
+            let mut manifest = sample();
+            mutate(&mut manifest);
+            assert!(
+                manifest.validate().is_err(),
+                "mutation {index} was accepted"
+            );
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The streaming data path. Writing: [`chunker`] cuts the dump into fixed-size chunks, the
+//! [`ChunkCodec`] compresses ([`compress`]), encrypts ([`encrypt`]) and hashes ([`hash`]) each
+//! chunk on the blocking thread pool — several at once, results kept in order — and
+//! [`upload`] streams them into multipart uploads. Reading ([`reader`]) runs the same steps
+//! backwards. Every stage is connected by bounded channels, so memory does not grow with the
+//! size of the dump, and the dump tool never waits on compression unless every worker is busy.
+
+pub mod chunker;
+pub mod compress;
+pub mod encrypt;
+pub mod hash;
+pub mod reader;
+pub mod upload;
+
+use bytes::Bytes;
+
+use crate::error::BackupError;
+use crate::format::BackupId;
+use crate::manifest::ChunkEntry;
+use compress::Compression;
+use encrypt::DataKey;
+
+/// A raw chunk of the dump.
+#[derive(Debug)]
+pub struct RawChunk {
+    /// Position in the dump, from 0.
+    pub index: u64,
+    /// Whether this is the last chunk.
+    pub is_final: bool,
+    /// The dump bytes.
+    pub data: Bytes,
+}
+
+/// A chunk ready to store.
+#[derive(Debug)]
+pub struct EncodedChunk {
+    /// Position in the dump.
+    pub index: u64,
+    /// Raw size.
+    pub raw_size: u64,
+    /// Compressed and encrypted bytes.
+    pub stored: Bytes,
+    /// BLAKE3 of `stored`, hex.
+    pub blake3: String,
+}
+
+/// What turns raw chunks into stored chunks and back, for one backup.
+#[derive(Debug)]
+pub struct ChunkCodec {
+    backup_id: BackupId,
+    compression: Compression,
+    key: Option<DataKey>,
+}
+
+impl ChunkCodec {
+    /// A codec for backup `backup_id`; `key` is `None` for unencrypted backups.
+    pub fn new(backup_id: BackupId, compression: Compression, key: Option<DataKey>) -> Self {
+        ChunkCodec {
+            backup_id,
+            compression,
+            key,
+        }
+    }
+
+    /// Compresses, encrypts and hashes one chunk (CPU-bound: run it on a blocking thread).
+    pub fn encode(&self, chunk: RawChunk) -> Result<EncodedChunk, BackupError> {
+        let raw_size = chunk.data.len() as u64;
+        let compressed = self.compression.compress(&chunk.data)?;
+        drop(chunk.data);
+        let stored = match &self.key {
+            Some(key) => {
+                key.seal_chunk(&self.backup_id, chunk.index, chunk.is_final, compressed)?
+            }
+            None => compressed,
+        };
+        Ok(EncodedChunk {
+            index: chunk.index,
+            raw_size,
+            blake3: hash::digest(&stored),
+            stored: Bytes::from(stored),
+        })
+    }
+
+    /// Checks the hash, decrypts, decompresses and checks the size of one stored chunk
+    /// (CPU-bound: run it on a blocking thread).
+    pub fn decode(
+        &self,
+        index: u64,
+        is_final: bool,
+        entry: &ChunkEntry,
+        stored: Bytes,
+    ) -> Result<Bytes, BackupError> {
+        hash::check(
+            &blake3::hash(&stored),
+            &entry.blake3,
+            &format!("chunk {index}"),
+        )?;
+        let stored = Vec::from(stored);
+        let compressed = match &self.key {
+            Some(key) => key.open_chunk(&self.backup_id, index, is_final, stored)?,
+            None => stored,
+        };
+        let raw_size = usize::try_from(entry.raw_size)
+            .map_err(|_| BackupError::Integrity(format!("chunk {index} is too large")))?;
+        Ok(Bytes::from(
+            self.compression.decompress(compressed, raw_size)?,
+        ))
+    }
+}

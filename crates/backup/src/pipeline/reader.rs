@@ -1,0 +1,212 @@
+//! Reads a backup back: fetches the data objects in order, cuts them into the chunks the
+//! manifest lists, and decodes (hash, decrypt, decompress) several chunks at once on the blocking
+//! pool, handing raw bytes in dump order to a sink — or to nowhere, for a verify pass.
+//! Checks every chunk hash, every tag, every object hash, the raw sizes and the raw hash.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::ChunkCodec;
+use super::hash;
+use crate::error::BackupError;
+use crate::format::{HEADER_LEN, check_header};
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+use crate::store::BackupStore;
+
+/// What a read pass saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Raw bytes produced.
+    pub raw_size: u64,
+    /// Chunks checked.
+    pub chunks: u64,
+    /// Data objects checked.
+    pub objects: u64,
+}
+
+/// Pulls exact-size pieces out of an object's byte stream.
+struct ObjectBytes {
+    stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+    buffered: BytesMut,
+    hasher: blake3::Hasher,
+    name: String,
+}
+
+impl ObjectBytes {
+    async fn take(&mut self, len: usize) -> Result<Bytes, BackupError> {
+        while self.buffered.len() < len {
+            match self.stream.try_next().await? {
+                Some(bytes) => {
+                    if self.buffered.capacity() - self.buffered.len() < bytes.len() {
+                        self.buffered.reserve(len.max(bytes.len()));
+                    }
+                    self.buffered.extend_from_slice(&bytes);
+                }
+                None => {
+                    return Err(BackupError::Integrity(format!(
+                        "data object {} is shorter than the manifest says (missing chunks)",
+                        self.name
+                    )));
+                }
+            }
+        }
+        let piece = self.buffered.split_to(len).freeze();
+        self.hasher.update(&piece);
+        Ok(piece)
+    }
+
+    async fn expect_end(&mut self) -> Result<(), BackupError> {
+        if !self.buffered.is_empty() || self.stream.try_next().await?.is_some() {
+            return Err(BackupError::Integrity(format!(
+                "data object {} is longer than the manifest says",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+type StoredChunk = (u64, Bytes);
+
+/// Sends every stored chunk, in order, checking headers and whole-object hashes on the way.
+async fn fetch_chunks(
+    store: BackupStore,
+    manifest: Arc<Manifest>,
+    chunks: mpsc::Sender<Result<StoredChunk, BackupError>>,
+) {
+    let outcome = async {
+        let backup_id = manifest.backup_id_bytes()?;
+        let mut next_chunk = 0usize;
+        for (object_index, object) in manifest.objects.iter().enumerate() {
+            let object_index = u32::try_from(object_index)
+                .map_err(|_| BackupError::Integrity("too many data objects".into()))?;
+            let path = store.data_path(&manifest.name, object_index)?;
+            let stream = match store.object_store().get(&path).await {
+                Ok(result) => result.into_stream(),
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(BackupError::Integrity(format!(
+                        "data object {} is missing",
+                        object.name
+                    )));
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let mut bytes = ObjectBytes {
+                stream,
+                buffered: BytesMut::new(),
+                hasher: blake3::Hasher::new(),
+                name: object.name.clone(),
+            };
+            let header = bytes.take(HEADER_LEN as usize).await?;
+            check_header(&header, object_index, &backup_id)?;
+            while let Some(entry) = manifest.chunks.get(next_chunk) {
+                if entry.object != object_index {
+                    break;
+                }
+                let len = usize::try_from(entry.stored_size)
+                    .map_err(|_| BackupError::Integrity("chunk too large".into()))?;
+                let stored = bytes.take(len).await?;
+                if chunks.send(Ok((next_chunk as u64, stored))).await.is_err() {
+                    return Ok(());
+                }
+                next_chunk += 1;
+            }
+            bytes.expect_end().await?;
+            hash::check(
+                &bytes.hasher.finalize(),
+                &object.blake3,
+                &format!("data object {}", object.name),
+            )?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(error) = outcome {
+        let _ = chunks.send(Err(error)).await;
+    }
+}
+
+/// Reads the whole backup, checking everything, and writes the raw dump to `sink` (if any).
+pub async fn scan(
+    store: &BackupStore,
+    manifest: Arc<Manifest>,
+    codec: Arc<ChunkCodec>,
+    parallelism: usize,
+    mut sink: Option<&mut (dyn AsyncWrite + Send + Unpin)>,
+    progress: &Progress,
+) -> Result<ScanReport, BackupError> {
+    let (tx, mut rx) = mpsc::channel(parallelism.max(1));
+    let _fetcher = AbortOnDropHandle::new(tokio::spawn(fetch_chunks(
+        store.clone(),
+        manifest.clone(),
+        tx,
+    )));
+    let last = manifest.chunks.len().saturating_sub(1) as u64;
+    let expected_raw_blake3 = manifest.raw_blake3.clone();
+    let expected_raw_size = manifest.raw_size;
+    let objects = manifest.objects.len() as u64;
+    let received = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut decoded = received
+        .map(|item| {
+            let codec = codec.clone();
+            let manifest = manifest.clone();
+            async move {
+                let (index, stored) = item?;
+                let entry = manifest
+                    .chunks
+                    .get(usize::try_from(index).unwrap_or(usize::MAX))
+                    .cloned()
+                    .ok_or_else(|| BackupError::Internal("chunk index out of range".into()))?;
+                tokio::task::spawn_blocking(move || {
+                    codec.decode(index, index == last, &entry, stored)
+                })
+                .await?
+            }
+        })
+        .buffered(parallelism.max(1));
+    let mut raw_hasher = blake3::Hasher::new();
+    let mut report = ScanReport {
+        raw_size: 0,
+        chunks: 0,
+        objects: 0,
+    };
+    while let Some(raw) = decoded.next().await {
+        let raw = raw?;
+        raw_hasher.update(&raw);
+        report.raw_size += raw.len() as u64;
+        report.chunks += 1;
+        progress.add(raw.len() as u64);
+        if let Some(sink) = sink.as_mut() {
+            sink.write_all(&raw).await?;
+        }
+    }
+    drop(decoded);
+    if report.chunks != last + 1 {
+        return Err(BackupError::Integrity(format!(
+            "read {} chunks, the manifest lists {}",
+            report.chunks,
+            last + 1
+        )));
+    }
+    hash::check(
+        &raw_hasher.finalize(),
+        &expected_raw_blake3,
+        "the whole dump",
+    )?;
+    if report.raw_size != expected_raw_size {
+        return Err(BackupError::Integrity(format!(
+            "the dump has {} bytes, the manifest says {expected_raw_size}",
+            report.raw_size
+        )));
+    }
+    report.objects = objects;
+    Ok(report)
+}

@@ -1,0 +1,204 @@
+//! Streams stored chunks into data objects through multipart uploads, with a bounded number
+//! of parts in flight, starting a new data object when one would exceed its size limit.
+//! A failed or cancelled backup aborts the open upload and deletes the finished objects.
+
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayloadMut, WriteMultipart};
+
+use super::EncodedChunk;
+use crate::error::BackupError;
+use crate::format::{BackupId, HEADER_LEN, data_object_name, encode_header};
+use crate::manifest::{ChunkEntry, DataObject};
+use crate::store::BackupStore;
+
+/// Bounds of the upload: memory is about `part_size × (concurrency + 1)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// Size of one multipart part (S3 needs at least 5 MiB for all but the last).
+    pub part_size: usize,
+    /// Parts uploading at once.
+    pub concurrency: usize,
+    /// A data object is closed before it would grow past this (S3 allows 10,000 parts).
+    pub max_object_size: u64,
+}
+
+/// Data objects of at most this size are uploaded whole when the store cannot do multipart
+/// uploads (fake-gcs-server lacks GCS's XML multipart API); memory then holds one object.
+pub const SINGLE_PUT_OBJECT_SIZE: u64 = 16 * 1024 * 1024;
+
+enum Upload {
+    Multipart(WriteMultipart),
+    /// One PUT when the object is complete (stores without multipart uploads).
+    Whole(PutPayloadMut),
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            part_size: 8 * 1024 * 1024,
+            concurrency: 4,
+            max_object_size: 16 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+struct OpenObject {
+    index: u32,
+    upload: Upload,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+/// Writes the data objects of one backup.
+pub struct DataObjectWriter {
+    store: BackupStore,
+    name: String,
+    backup_id: BackupId,
+    limits: UploadLimits,
+    current: Option<OpenObject>,
+    finished: Vec<DataObject>,
+}
+
+impl DataObjectWriter {
+    /// A writer for backup `name`; nothing is uploaded until the first chunk.
+    pub fn new(
+        store: BackupStore,
+        name: &str,
+        backup_id: BackupId,
+        mut limits: UploadLimits,
+    ) -> Self {
+        if !store.supports_multipart() {
+            limits.max_object_size = limits.max_object_size.min(SINGLE_PUT_OBJECT_SIZE);
+        }
+        DataObjectWriter {
+            store,
+            name: name.to_string(),
+            backup_id,
+            limits,
+            current: None,
+            finished: Vec::new(),
+        }
+    }
+
+    fn path(&self, index: u32) -> Result<Path, BackupError> {
+        self.store.data_path(&self.name, index)
+    }
+
+    async fn open(&mut self, index: u32) -> Result<(), BackupError> {
+        let header = encode_header(index, &self.backup_id);
+        let upload = if self.store.supports_multipart() {
+            let upload = self
+                .store
+                .object_store()
+                .put_multipart(&self.path(index)?)
+                .await?;
+            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.limits.part_size);
+            upload.write(&header);
+            Upload::Multipart(upload)
+        } else {
+            let mut payload = PutPayloadMut::new();
+            payload.extend_from_slice(&header);
+            Upload::Whole(payload)
+        };
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&header);
+        self.current = Some(OpenObject {
+            index,
+            upload,
+            hasher,
+            size: HEADER_LEN,
+        });
+        Ok(())
+    }
+
+    async fn close_current(&mut self) -> Result<(), BackupError> {
+        if let Some(object) = self.current.take() {
+            let index = object.index;
+            match object.upload {
+                Upload::Multipart(upload) => {
+                    upload.finish().await?;
+                }
+                Upload::Whole(payload) => {
+                    self.store
+                        .object_store()
+                        .put(&self.path(index)?, payload.freeze())
+                        .await?;
+                }
+            }
+            self.finished.push(DataObject {
+                name: data_object_name(index),
+                size: object.size,
+                blake3: object.hasher.finalize().to_hex().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends one chunk, waiting while too many parts are in flight.
+    pub async fn write_chunk(&mut self, chunk: EncodedChunk) -> Result<ChunkEntry, BackupError> {
+        let stored_len = chunk.stored.len() as u64;
+        let must_roll = self.current.as_ref().is_some_and(|object| {
+            object.size > HEADER_LEN && object.size + stored_len > self.limits.max_object_size
+        });
+        if must_roll {
+            self.close_current().await?;
+        }
+        if self.current.is_none() {
+            let index = u32::try_from(self.finished.len())
+                .map_err(|_| BackupError::Internal("too many data objects".into()))?;
+            self.open(index).await?;
+        }
+        let concurrency = self.limits.concurrency;
+        let object = self
+            .current
+            .as_mut()
+            .ok_or_else(|| BackupError::Internal("no open data object".into()))?;
+        if let Upload::Multipart(upload) = &mut object.upload {
+            upload.wait_for_capacity(concurrency).await?;
+        }
+        object.hasher.update(&chunk.stored);
+        let entry = ChunkEntry {
+            object: object.index,
+            offset: object.size,
+            raw_size: chunk.raw_size,
+            stored_size: stored_len,
+            blake3: chunk.blake3,
+        };
+        object.size += stored_len;
+        match &mut object.upload {
+            Upload::Multipart(upload) => upload.put(chunk.stored),
+            Upload::Whole(payload) => payload.push(chunk.stored),
+        }
+        Ok(entry)
+    }
+
+    /// Completes the last upload; returns every data object, in order.
+    pub async fn finish(mut self) -> Result<Vec<DataObject>, BackupError> {
+        self.close_current().await?;
+        Ok(self.finished)
+    }
+
+    /// Aborts the open upload (discarding its parts) and deletes the finished objects — best
+    /// effort: the store may be the thing that failed. Without a manifest none of it is a
+    /// backup anyway.
+    pub async fn abort(mut self) {
+        if let Some(OpenObject {
+            upload: Upload::Multipart(upload),
+            ..
+        }) = self.current.take()
+            && let Err(error) = upload.abort().await
+        {
+            tracing::warn!(backup = %self.name, %error, "could not abort the multipart upload");
+        }
+        for index in 0..self.finished.len() {
+            let Ok(index) = u32::try_from(index) else {
+                break;
+            };
+            if let Ok(path) = self.path(index)
+                && let Err(error) = self.store.object_store().delete(&path).await
+            {
+                tracing::warn!(backup = %self.name, %error, "could not delete a data object");
+            }
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! MySQL / MariaDB: `mariadb-dump --single-transaction` streamed from stdout, restored with the
+//! `mariadb` client from stdin.
+//!
+//! Credentials reach both tools through a private option file (`--defaults-file`, mode 0600,
+//! removed when the tool exits). `--defaults-file` rather than `--defaults-extra-file`: only
+//! our file is read, so a `[client]` section in the machine's `my.cnf` cannot redirect a
+//! backup to another server or user.
+//!
+//! A dump of exactly one database is made without `--databases`, so it holds no
+//! `CREATE DATABASE`/`USE` and can be restored under any name (a new database by default). A
+//! dump of several (or all non-system) databases restores into the original names.
+//!
+//! Row counts: exact `COUNT(*)` per `database.table`, all in one
+//! `START TRANSACTION WITH CONSISTENT SNAPSHOT` session started together with the dump. MariaDB
+//! cannot share a snapshot between sessions (PostgreSQL can), so under concurrent writes the
+//! counts' snapshot and the dump's may differ by the writes of the few milliseconds between
+//! them; on a quiet server (and for every drill of a quiet source) they are exact.
+//!
+//! Every name in SQL is either a backtick-quoted identifier (backticks doubled) or a hex
+//! literal, so hostile names (quotes, backslashes, semicolons, unicode) cannot break out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::credentials::{PasswordSource, Secret, private_temp_file};
+use super::process::{Tool, find_tool, then, tool_version};
+use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump};
+
+/// Databases that belong to the server, never dumped by "all databases".
+const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// How to reach a MySQL/MariaDB server and what to dump.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MariadbConfig {
+    /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).
+    pub host: String,
+    /// TCP port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Login user.
+    pub user: String,
+    /// Where the password comes from.
+    #[serde(default)]
+    pub password: PasswordSource,
+    /// Databases to dump; empty means every database but the system ones.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Dump stored procedures and functions.
+    #[serde(default = "yes")]
+    pub routines: bool,
+    /// Dump events (needs the EVENT privilege).
+    #[serde(default = "yes")]
+    pub events: bool,
+    /// Where `mariadb-dump` and `mariadb` (or `mysqldump` and `mysql`) live; default PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<PathBuf>,
+    /// Connection timeout in seconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+}
+
+fn default_port() -> u16 {
+    3306
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
+/// How to restore a MariaDB dump.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MariadbRestoreOptions {
+    /// For a dump of one database: the database to restore into (created by the restore);
+    /// `None` restores under the dumped name. Must be `None` for a dump of several databases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// The databases the dump holds (`StartedDump::databases`, recorded in the manifest).
+    pub dumped_databases: Vec<String>,
+    /// Replace existing target databases. MariaDB cannot rename a database, so they are
+    /// dropped before the restore starts.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
+/// A MySQL/MariaDB server as a backup source and restore target.
+#[derive(Clone, Debug)]
+pub struct MariadbSource {
+    config: MariadbConfig,
+}
+
+impl MariadbSource {
+    /// A source for `config`. Nothing is contacted until a method is called.
+    pub fn new(config: MariadbConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MariadbConfig {
+        &self.config
+    }
+
+    /// The server version and the client tools' versions.
+    pub async fn info(&self) -> Result<SourceInfo, SourceError> {
+        let server_version = self.query_rows("SELECT VERSION();").await?;
+        let server_version = server_version
+            .first()
+            .and_then(|row| row.first())
+            .cloned()
+            .unwrap_or_default();
+        let mut tool_versions = BTreeMap::new();
+        for (name, path) in [
+            ("mariadb-dump", self.dump_tool()),
+            ("mariadb", self.client_tool()),
+        ] {
+            tool_versions.insert(
+                name.to_owned(),
+                tool_version(Engine::Mariadb, name, &path).await?,
+            );
+        }
+        Ok(SourceInfo {
+            engine: Engine::Mariadb,
+            server_version,
+            tool_versions,
+        })
+    }
+
+    /// The databases a dump covers: the configured ones, or every non-system database.
+    pub async fn databases(&self) -> Result<Vec<String>, SourceError> {
+        if !self.config.databases.is_empty() {
+            return Ok(self.config.databases.clone());
+        }
+        let excluded: Vec<String> = SYSTEM_DATABASES
+            .iter()
+            .map(|name| hex_literal(name))
+            .collect();
+        let rows = self
+            .query_rows(&format!(
+                "SELECT HEX(SCHEMA_NAME) FROM information_schema.SCHEMATA \
+                 WHERE HEX(SCHEMA_NAME) NOT IN ({}) ORDER BY SCHEMA_NAME;",
+                excluded.join(", ")
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| decode_hex_field(row.first().map(String::as_str).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Starts `mariadb-dump --single-transaction`; counts are taken in a consistent snapshot
+    /// started together with the dump (see the module doc).
+    pub async fn dump(&self) -> Result<StartedDump, SourceError> {
+        let info = self.info().await?;
+        let databases = self.databases().await?;
+        if databases.is_empty() {
+            return Err(SourceError::Other(
+                "there is no database to dump (the server holds only system databases)".to_owned(),
+            ));
+        }
+        let (mut tool, _password) = self.tool(&self.dump_tool(), "mariadb-dump")?;
+        tool.args([
+            "--single-transaction",
+            "--skip-lock-tables",
+            "--quick",
+            "--triggers",
+            "--hex-blob",
+            "--default-character-set=utf8mb4",
+            "--max-allowed-packet=1073741824",
+        ]);
+        if self.config.routines {
+            tool.arg("--routines");
+        }
+        if self.config.events {
+            tool.arg("--events");
+        }
+        if databases.len() > 1 {
+            tool.arg("--databases");
+        }
+        // `--` so that a database named like an option stays a name.
+        tool.arg("--").args(databases.iter().cloned());
+        let stream = tool.spawn_dump()?;
+
+        let counter = self.clone();
+        let counted_databases = databases.clone();
+        let counting = tokio::spawn(async move { counter.count_rows(&counted_databases).await });
+        let counts = Box::pin(async move {
+            counting.await.unwrap_or_else(|_| {
+                Err(SourceError::Other(
+                    "the row counting task failed".to_owned(),
+                ))
+            })
+        });
+        Ok(StartedDump {
+            info,
+            databases,
+            stream,
+            counts,
+        })
+    }
+
+    /// Starts the `mariadb` client reading a dump (see [`MariadbRestoreOptions`]).
+    pub async fn restore(
+        &self,
+        options: &MariadbRestoreOptions,
+    ) -> Result<RestoreStream, SourceError> {
+        let targets = restore_targets(options)?;
+        let mut created = Vec::new();
+        let existing = self.existing_databases(&targets).await?;
+        if !existing.is_empty() && !options.overwrite {
+            return Err(SourceError::TargetExists {
+                target: existing.join(", "),
+            });
+        }
+        let mut setup = String::new();
+        for database in &existing {
+            setup.push_str(&format!("DROP DATABASE {};\n", quote_ident(database)));
+        }
+        let single_target = match targets.as_slice() {
+            [target] if options.dumped_databases.len() == 1 => Some(target.clone()),
+            _ => None,
+        };
+        if let Some(target) = &single_target {
+            // A single-database dump has no CREATE DATABASE of its own.
+            setup.push_str(&format!("CREATE DATABASE {};\n", quote_ident(target)));
+        }
+        if !setup.is_empty() {
+            self.run_sql(&setup).await?;
+        }
+        created.extend(targets.iter().cloned());
+
+        let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
+        tool.args([
+            "--binary-mode",
+            "--max-allowed-packet=1073741824",
+            "--batch",
+        ]);
+        if let Some(target) = &single_target {
+            tool.arg(format!("--database={target}"));
+        }
+        let stream = match tool.spawn_restore() {
+            Ok(stream) => stream,
+            Err(error) => {
+                self.drop_databases(&created).await;
+                return Err(error);
+            }
+        };
+        let cleaner = self.clone();
+        let completion = then(stream.completion, move |result| async move {
+            if result.is_err() {
+                // A half-restored database must not look like a restore.
+                cleaner.drop_databases(&created).await;
+            }
+            result
+        });
+        Ok(RestoreStream {
+            writer: stream.writer,
+            completion,
+        })
+    }
+
+    /// Exact row counts of every base table in `databases`, keyed `database.table`, in one
+    /// consistent-snapshot transaction.
+    pub async fn count_rows(&self, databases: &[String]) -> Result<ObjectCounts, SourceError> {
+        if databases.is_empty() {
+            return Ok(ObjectCounts::Tables(BTreeMap::new()));
+        }
+        let names: Vec<String> = databases.iter().map(|name| hex_literal(name)).collect();
+        let tables = self
+            .query_rows(&format!(
+                "SELECT HEX(TABLE_SCHEMA), HEX(TABLE_NAME) FROM information_schema.TABLES \
+                 WHERE TABLE_TYPE = 'BASE TABLE' AND HEX(TABLE_SCHEMA) IN ({}) \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME;",
+                names.join(", ")
+            ))
+            .await?;
+        let mut script = String::from(
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ;\n\
+             START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY;\n",
+        );
+        let mut expected = 0usize;
+        for row in &tables {
+            let [schema_hex, table_hex] = row.as_slice() else {
+                return Err(SourceError::Other(
+                    "unexpected table list from mariadb".to_owned(),
+                ));
+            };
+            let schema = decode_hex_field(schema_hex)?;
+            let table = decode_hex_field(table_hex)?;
+            // The hex strings are [0-9A-F] only, safe as literals; they name the row in the
+            // output without any escaping questions.
+            script.push_str(&format!(
+                "SELECT '{schema_hex}', '{table_hex}', COUNT(*) FROM {}.{};\n",
+                quote_ident(&schema),
+                quote_ident(&table)
+            ));
+            expected += 1;
+        }
+        script.push_str("COMMIT;\n");
+        let rows = self.query_rows(&script).await?;
+        let mut counts = BTreeMap::new();
+        for row in rows {
+            let [schema_hex, table_hex, count] = row.as_slice() else {
+                return Err(SourceError::Other(
+                    "unexpected count output from mariadb".to_owned(),
+                ));
+            };
+            let key = format!(
+                "{}.{}",
+                decode_hex_field(schema_hex)?,
+                decode_hex_field(table_hex)?
+            );
+            let count = count.parse::<u64>().map_err(|_| {
+                SourceError::Other(format!("unexpected row count {count:?} from mariadb"))
+            })?;
+            counts.insert(key, count);
+        }
+        if counts.len() != expected {
+            return Err(SourceError::Other(format!(
+                "counted {} tables, expected {expected}",
+                counts.len()
+            )));
+        }
+        Ok(ObjectCounts::Tables(counts))
+    }
+
+    /// Counts what a restore with `options` produced, keyed by the dumped database names so
+    /// the counts compare with the manifest's.
+    pub async fn count_restored(
+        &self,
+        options: &MariadbRestoreOptions,
+        dumped_databases: &[String],
+    ) -> Result<ObjectCounts, SourceError> {
+        let targets = restore_targets(options)?;
+        let ObjectCounts::Tables(counts) = self.count_rows(&targets).await? else {
+            return Err(SourceError::Other(
+                "unexpected key counts for MariaDB".to_owned(),
+            ));
+        };
+        match (targets.as_slice(), dumped_databases) {
+            ([target], [dumped]) if target != dumped => {
+                Ok(ObjectCounts::Tables(rekey_database(counts, target, dumped)))
+            }
+            _ => Ok(ObjectCounts::Tables(counts)),
+        }
+    }
+
+    /// Drops the databases, if they exist (drills clean up with this).
+    pub async fn drop_database(&self, database: &str) -> Result<(), SourceError> {
+        self.run_sql(&format!(
+            "DROP DATABASE IF EXISTS {};",
+            quote_ident(database)
+        ))
+        .await
+    }
+
+    async fn drop_databases(&self, databases: &[String]) {
+        for database in databases {
+            // Best effort: the original failure is the error to report.
+            let _ = self.drop_database(database).await;
+        }
+    }
+
+    /// Which of `databases` exist (compared byte for byte: SCHEMATA's collation is
+    /// case-insensitive, database names on Linux are not).
+    async fn existing_databases(&self, databases: &[String]) -> Result<Vec<String>, SourceError> {
+        let names: Vec<String> = databases.iter().map(|name| hex_literal(name)).collect();
+        let rows = self
+            .query_rows(&format!(
+                "SELECT HEX(SCHEMA_NAME) FROM information_schema.SCHEMATA \
+                 WHERE HEX(SCHEMA_NAME) IN ({});",
+                names.join(", ")
+            ))
+            .await?;
+        rows.iter()
+            .map(|row| decode_hex_field(row.first().map(String::as_str).unwrap_or_default()))
+            .collect()
+    }
+
+    /// Runs SQL through the `mariadb` client; tab-separated rows without headers.
+    async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, SourceError> {
+        let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
+        tool.args(["--batch", "--skip-column-names"]);
+        let output = tool.output(Some(sql.as_bytes())).await?;
+        Ok(String::from_utf8_lossy(&output)
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(|line| line.split('\t').map(str::to_owned).collect())
+            .collect())
+    }
+
+    async fn run_sql(&self, sql: &str) -> Result<(), SourceError> {
+        self.query_rows(sql).await.map(|_| ())
+    }
+
+    fn dump_tool(&self) -> PathBuf {
+        let bin_dir = self.config.bin_dir.as_deref();
+        let path = find_tool("mariadb-dump", bin_dir, &[]);
+        if path.is_absolute() {
+            path
+        } else {
+            find_tool("mysqldump", bin_dir, &[])
+        }
+    }
+
+    fn client_tool(&self) -> PathBuf {
+        let bin_dir = self.config.bin_dir.as_deref();
+        let path = find_tool("mariadb", bin_dir, &[]);
+        if path.is_absolute() {
+            path
+        } else {
+            find_tool("mysql", bin_dir, &[])
+        }
+    }
+
+    /// A MariaDB tool whose first argument is `--defaults-file=<private option file>` holding
+    /// the connection and the password.
+    fn tool(
+        &self,
+        program: &std::path::Path,
+        name: &str,
+    ) -> Result<(Tool, Option<Secret>), SourceError> {
+        let password = self.config.password.resolve()?;
+        let mut options = String::from("[client]\n");
+        if self.config.host.starts_with('/') {
+            options.push_str(&format!("socket={}\n", quote_option(&self.config.host)));
+        } else {
+            options.push_str(&format!(
+                "host={}\nport={}\nprotocol=TCP\n",
+                quote_option(&self.config.host),
+                self.config.port
+            ));
+        }
+        options.push_str(&format!("user={}\n", quote_option(&self.config.user)));
+        options.push_str(&format!(
+            "connect-timeout={}\n",
+            self.config.connect_timeout_seconds
+        ));
+        if let Some(password) = &password {
+            options.push_str(&format!("password={}\n", quote_option(password.expose())));
+        }
+        let file = private_temp_file("vertice-my-", &options)?;
+        let mut tool = Tool::new(Engine::Mariadb, name, program);
+        // Must be the first argument, or the tools ignore it.
+        tool.arg(format!("--defaults-file={}", file.path().display()))
+            .env_remove("MYSQL_PWD")
+            .env_remove("MYSQL_HOST")
+            .secret(password.clone())
+            .keep_alive(file);
+        Ok((tool, password))
+    }
+}
+
+/// The databases a restore writes: the given target for a single-database dump, else the
+/// dumped names.
+fn restore_targets(options: &MariadbRestoreOptions) -> Result<Vec<String>, SourceError> {
+    match (options.dumped_databases.as_slice(), &options.database) {
+        ([], _) => Err(SourceError::Other(
+            "the restore needs the dumped database names (from the manifest)".to_owned(),
+        )),
+        ([_], Some(target)) => Ok(vec![target.clone()]),
+        ([dumped], None) => Ok(vec![dumped.clone()]),
+        (_, Some(_)) => Err(SourceError::Other(
+            "a dump of several databases restores into their own names; it cannot be renamed"
+                .to_owned(),
+        )),
+        (dumped, None) => Ok(dumped.to_vec()),
+    }
+}
+
+/// Replaces the database part of `database.table` keys.
+pub fn rekey_database(
+    counts: BTreeMap<String, u64>,
+    from: &str,
+    to: &str,
+) -> BTreeMap<String, u64> {
+    let prefix = format!("{from}.");
+    counts
+        .into_iter()
+        .map(|(key, count)| match key.strip_prefix(&prefix) {
+            Some(table) => (format!("{to}.{table}"), count),
+            None => (key, count),
+        })
+        .collect()
+}
+
+/// Quotes a MariaDB identifier: inside backticks, a backtick is doubled.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A string as a hex literal compared with `HEX(column)`: `'6162'` — no escaping rules (and no
+/// sql_mode such as NO_BACKSLASH_ESCAPES) can change what it means.
+fn hex_literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 2 + 2);
+    out.push('\'');
+    for byte in value.bytes() {
+        out.push_str(&format!("{byte:02X}"));
+    }
+    out.push('\'');
+    out
+}
+
+/// Decodes a `HEX()` column back to the UTF-8 name.
+fn decode_hex_field(hex: &str) -> Result<String, SourceError> {
+    let invalid = || SourceError::Other(format!("unexpected hex value {hex:?} from mariadb"));
+    if !hex.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// Quotes an option-file value: double quotes, with `\` and `"` escaped and line breaks as
+/// escapes (an option file value cannot span lines).
+fn quote_option(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_double_their_backticks() {
+        assert_eq!(quote_ident("a`b; DROP"), "`a``b; DROP`");
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let name = "weird 'db'; \"x\" \\ ünï`";
+        let literal = hex_literal(name);
+        assert_eq!(decode_hex_field(literal.trim_matches('\'')).unwrap(), name);
+    }
+
+    #[test]
+    fn option_values_are_escaped() {
+        assert_eq!(quote_option("p\"a\\s#s"), "\"p\\\"a\\\\s#s\"");
+    }
+
+    #[test]
+    fn restore_targets_follow_the_dump() {
+        let one = MariadbRestoreOptions {
+            database: Some("new".into()),
+            dumped_databases: vec!["old".into()],
+            overwrite: false,
+        };
+        assert_eq!(restore_targets(&one).unwrap(), ["new"]);
+        let many = MariadbRestoreOptions {
+            database: Some("new".into()),
+            dumped_databases: vec!["a".into(), "b".into()],
+            overwrite: false,
+        };
+        assert!(restore_targets(&many).is_err());
+    }
+
+    #[test]
+    fn rekey_changes_only_the_database() {
+        let counts = BTreeMap::from([("new.t".to_owned(), 3), ("other.t".to_owned(), 1)]);
+        let rekeyed = rekey_database(counts, "new", "old");
+        assert_eq!(rekeyed.get("old.t"), Some(&3));
+        assert_eq!(rekeyed.get("other.t"), Some(&1));
+    }
+}

@@ -1,0 +1,373 @@
+//! Spawning the database client tools: stderr captured (bounded) for error messages, secrets
+//! scrubbed from it, a non-zero exit turned into an error, and the child killed when the
+//! stream is abandoned.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use super::credentials::{Secret, scrub};
+use super::{Completion, DumpStream, Engine, RestoreStream, SourceError};
+
+/// How much of a tool's stderr is kept for the error message: the end is what explains.
+const STDERR_TAIL_BYTES: usize = 8 * 1024;
+
+/// A tool invocation: the program, its arguments and environment, the secret to scrub from its
+/// output, and temp files (option files, password files) that must outlive the process.
+pub struct Tool {
+    /// Short name for messages (`pg_dump`).
+    pub name: String,
+    /// Engine, for classifying connection failures.
+    pub engine: Engine,
+    command: Command,
+    secret: Option<Secret>,
+    keep_alive: Vec<tempfile::NamedTempFile>,
+}
+
+impl Tool {
+    /// A tool at `program`.
+    pub fn new(engine: Engine, name: &str, program: &Path) -> Self {
+        let mut command = Command::new(program);
+        command.kill_on_drop(true);
+        Self {
+            name: name.to_owned(),
+            engine,
+            command,
+            secret: None,
+            keep_alive: Vec::new(),
+        }
+    }
+
+    /// Adds an argument.
+    pub fn arg(&mut self, arg: impl Into<OsString>) -> &mut Self {
+        self.command.arg(arg.into());
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        for arg in args {
+            self.command.arg(arg.into());
+        }
+        self
+    }
+
+    /// Sets an environment variable of the child.
+    pub fn env(&mut self, key: &str, value: impl Into<OsString>) -> &mut Self {
+        self.command.env(key, value.into());
+        self
+    }
+
+    /// Removes an inherited environment variable from the child.
+    pub fn env_remove(&mut self, key: &str) -> &mut Self {
+        self.command.env_remove(key);
+        self
+    }
+
+    /// The secret to scrub from the tool's messages.
+    pub fn secret(&mut self, secret: Option<Secret>) -> &mut Self {
+        self.secret = secret;
+        self
+    }
+
+    /// Keeps a temp file until the process exits.
+    pub fn keep_alive(&mut self, file: tempfile::NamedTempFile) -> &mut Self {
+        self.keep_alive.push(file);
+        self
+    }
+
+    fn spawn(mut self, stdin: Stdio, stdout: Stdio) -> Result<Running, SourceError> {
+        self.command
+            .stdin(stdin)
+            .stdout(stdout)
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().map_err(|error| {
+            let program = PathBuf::from(self.command.as_std().get_program());
+            SourceError::Tool {
+                tool: self.name.clone(),
+                message: if error.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "{} not found; {}",
+                        program.display(),
+                        install_hint(self.engine)
+                    )
+                } else {
+                    format!("cannot start {}: {error}", program.display())
+                },
+            }
+        })?;
+        let stderr = child
+            .stderr
+            .take()
+            .map(|stderr| tokio::spawn(read_tail(stderr)));
+        Ok(Running {
+            name: self.name,
+            engine: self.engine,
+            child,
+            stderr,
+            secret: self.secret,
+            keep_alive: self.keep_alive,
+        })
+    }
+
+    /// Starts the tool with its stdout as the dump stream.
+    pub fn spawn_dump(self) -> Result<DumpStream, SourceError> {
+        let mut running = self.spawn(Stdio::null(), Stdio::piped())?;
+        let stdout =
+            running.child.stdout.take().ok_or_else(|| {
+                SourceError::Other(format!("{} has no stdout pipe", running.name))
+            })?;
+        Ok(DumpStream {
+            reader: Box::pin(stdout),
+            completion: Box::pin(running.wait()),
+        })
+    }
+
+    /// Starts the tool with its stdin as the restore stream; its stdout is discarded.
+    pub fn spawn_restore(self) -> Result<RestoreStream, SourceError> {
+        let mut running = self.spawn(Stdio::piped(), Stdio::null())?;
+        let stdin = running
+            .child
+            .stdin
+            .take()
+            .ok_or_else(|| SourceError::Other(format!("{} has no stdin pipe", running.name)))?;
+        Ok(RestoreStream {
+            writer: Box::pin(stdin),
+            completion: Box::pin(running.wait()),
+        })
+    }
+
+    /// Runs the tool to completion with `input` on stdin and returns its stdout.
+    pub async fn output(self, input: Option<&[u8]>) -> Result<Vec<u8>, SourceError> {
+        let stdin = if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let mut running = self.spawn(stdin, Stdio::piped())?;
+        let stdout = running.child.stdout.take();
+        let reader = tokio::spawn(async move {
+            let mut buffer = Vec::new();
+            if let Some(mut stdout) = stdout {
+                stdout.read_to_end(&mut buffer).await?;
+            }
+            Ok::<_, std::io::Error>(buffer)
+        });
+        if let (Some(input), Some(mut stdin)) = (input, running.child.stdin.take()) {
+            // A tool that exits early (bad login) closes its stdin: the exit status explains
+            // that better than the broken pipe, so a write error is left to `wait`.
+            let _ = stdin.write_all(input).await;
+            let _ = stdin.shutdown().await;
+        }
+        let waited = running.wait().await;
+        let stdout = reader
+            .await
+            .map_err(|error| SourceError::Other(format!("stdout reader failed: {error}")))??;
+        waited.map(|()| stdout)
+    }
+}
+
+/// A spawned tool.
+struct Running {
+    name: String,
+    engine: Engine,
+    child: Child,
+    stderr: Option<JoinHandle<Vec<u8>>>,
+    secret: Option<Secret>,
+    keep_alive: Vec<tempfile::NamedTempFile>,
+}
+
+impl Running {
+    /// Waits for the exit and turns a failure into an error carrying the end of stderr.
+    async fn wait(mut self) -> Result<(), SourceError> {
+        let status = self.child.wait().await;
+        // The option/password files may go now that the tool has read them and exited.
+        drop(std::mem::take(&mut self.keep_alive));
+        let stderr = match self.stderr.take() {
+            Some(handle) => handle.await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let status = status?;
+        if status.success() {
+            return Ok(());
+        }
+        let stderr = scrub(
+            String::from_utf8_lossy(&stderr).trim(),
+            self.secret.as_ref(),
+        );
+        Err(tool_error(self.engine, &self.name, status, &stderr))
+    }
+}
+
+/// The error for a failed tool: a connection failure when its stderr says so, else a tool error.
+fn tool_error(engine: Engine, name: &str, status: ExitStatus, stderr: &str) -> SourceError {
+    let message = if stderr.is_empty() {
+        format!("exited with {status}")
+    } else {
+        format!("exited with {status}: {stderr}")
+    };
+    if looks_like_connect_failure(engine, stderr) {
+        SourceError::Connect {
+            engine,
+            message: format!("{name} {message}"),
+        }
+    } else {
+        SourceError::Tool {
+            tool: name.to_owned(),
+            message,
+        }
+    }
+}
+
+/// Whether a tool's stderr says it could not reach the server or log in.
+pub fn looks_like_connect_failure(engine: Engine, stderr: &str) -> bool {
+    let patterns: &[&str] = match engine {
+        Engine::Postgres => &[
+            "connection to server",
+            "could not connect",
+            "password authentication failed",
+            "no password supplied",
+            "Connection refused",
+            "could not translate host name",
+        ],
+        Engine::Mariadb => &[
+            "ERROR 2002",
+            "ERROR 2003",
+            "ERROR 2005",
+            "ERROR 2013",
+            "ERROR 1045",
+            "Got error: 2002",
+            "Got error: 2003",
+            "Got error: 2005",
+            "Got error: 2013",
+            "Got error: 1045",
+            "Can't connect",
+            "Access denied",
+        ],
+        Engine::Redis => &[
+            "Could not connect",
+            "Connection refused",
+            "NOAUTH",
+            "WRONGPASS",
+            "AUTH failed",
+            "Unknown host",
+        ],
+    };
+    patterns.iter().any(|pattern| stderr.contains(pattern))
+}
+
+/// What to install when a tool is missing.
+fn install_hint(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => {
+            "install the PostgreSQL client tools (Debian: postgresql-client) or set binDir"
+        }
+        Engine::Mariadb => {
+            "install the MariaDB client tools (Debian: mariadb-client) or set binDir"
+        }
+        Engine::Redis => "install redis-cli (Debian: redis-tools) or set binDir",
+    }
+}
+
+/// Reads a stream to its end, keeping only its last `STDERR_TAIL_BYTES` bytes.
+async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                tail.extend(&buffer[..n]);
+                let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+                tail.drain(..excess);
+            }
+        }
+    }
+    tail.into()
+}
+
+/// Finds a tool: in `bin_dir` when given, then in `extra_dirs`, then on PATH.
+pub fn find_tool(name: &str, bin_dir: Option<&Path>, extra_dirs: &[PathBuf]) -> PathBuf {
+    let path_dirs = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    bin_dir
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(extra_dirs.iter().cloned())
+        .chain(path_dirs)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        // Not found: spawning the bare name fails with NotFound and an install hint.
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// A completion that first waits for `inner` and then runs `after` with its result, e.g. to
+/// rename a staged restore into place or to drop a half-restored database.
+pub fn then<F, Fut>(inner: Completion, after: F) -> Completion
+where
+    F: FnOnce(Result<(), SourceError>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), SourceError>> + Send + 'static,
+{
+    Box::pin(async move {
+        let result = inner.await;
+        after(result).await
+    })
+}
+
+/// The first line of a tool's `--version` output, e.g. `pg_dump (PostgreSQL) 15.8`.
+pub async fn tool_version(
+    engine: Engine,
+    name: &str,
+    program: &Path,
+) -> Result<String, SourceError> {
+    let mut tool = Tool::new(engine, name, program);
+    tool.arg("--version");
+    let output = tool.output(None).await?;
+    Ok(String::from_utf8_lossy(&output)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stderr_tail_is_bounded_and_exit_is_an_error() {
+        let mut tool = Tool::new(Engine::Postgres, "sh", Path::new("/bin/sh"));
+        tool.args([
+            "-c",
+            "head -c 100000 /dev/zero | tr '\\0' x >&2; echo secretpw >&2; exit 3",
+        ])
+        .secret(Some(Secret::new("secretpw")));
+        let error = tool.output(None).await.unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("exit status: 3"), "{text}");
+        assert!(!text.contains("secretpw"), "{text}");
+        assert!(text.len() < STDERR_TAIL_BYTES + 200, "{}", text.len());
+    }
+
+    #[tokio::test]
+    async fn missing_tool_names_the_package() {
+        let tool = Tool::new(
+            Engine::Mariadb,
+            "mariadb",
+            Path::new("/nonexistent/mariadb"),
+        );
+        let error = tool.output(None).await.unwrap_err();
+        assert!(error.to_string().contains("mariadb-client"), "{error}");
+    }
+}

@@ -1,0 +1,470 @@
+//! Redis: an RDB snapshot streamed by `redis-cli --rdb -` (Redis 7's redis-cli writes the
+//! replication payload to stdout when the file name is `-`), restored by writing the RDB into
+//! a data directory that a fresh server loads at start.
+//!
+//! Why `redis-cli` rather than speaking SYNC ourselves: it already handles the replication
+//! handshake (`REPLCONF capa eof`, `rdb-only`), both payload framings (length-prefixed and
+//! diskless EOF-marker) and ACL logins, and it is in the same package as the server. The
+//! password reaches it through `REDISCLI_AUTH`, never argv.
+//!
+//! Restore: a running server cannot be made to load a file over the network, so the RDB is
+//! written to `<dataDir>/<dbFilename>` (through a temporary name, renamed when complete) and a
+//! server started there loads it. [`RedisScratchServer`] does that for drills and tests:
+//! a private server on a Unix socket, no TCP port, no persistence of its own.
+//!
+//! Key count: the sum of `keys=` over all databases in `INFO keyspace`, taken just before the
+//! snapshot. A Redis under writes (or with expiring keys) can differ by what changed in that
+//! instant; a quiet one is exact.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::process::{Child, Command};
+
+use super::credentials::PasswordSource;
+use super::process::{Tool, find_tool, tool_version};
+use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump};
+
+/// How to reach a Redis server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).
+    pub host: String,
+    /// TCP port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// ACL user name; `None` for the default user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Where the password comes from.
+    #[serde(default)]
+    pub password: PasswordSource,
+    /// Where `redis-cli` and `redis-server` live; default PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+fn default_port() -> u16 {
+    6379
+}
+
+/// Where a Redis restore writes the RDB.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisRestoreOptions {
+    /// The data directory of the server that will load the snapshot (created if missing).
+    pub data_dir: PathBuf,
+    /// The RDB file name the server loads (its `dbfilename`).
+    #[serde(default = "default_dbfilename")]
+    pub dbfilename: String,
+    /// Replace an existing RDB file.
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Where `redis-server` lives for counting keys of the restored snapshot; default PATH.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+fn default_dbfilename() -> String {
+    "dump.rdb".to_owned()
+}
+
+/// A Redis server as a backup source.
+#[derive(Clone, Debug)]
+pub struct RedisSource {
+    config: RedisConfig,
+}
+
+impl RedisSource {
+    /// A source for `config`. Nothing is contacted until a method is called.
+    pub fn new(config: RedisConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// The server version and the client tool's version.
+    pub async fn info(&self) -> Result<SourceInfo, SourceError> {
+        let text = self.cli(&["INFO", "server"]).await?;
+        let server_version = info_field(&text, "redis_version").unwrap_or_default();
+        let cli = self.cli_path();
+        let mut tool_versions = std::collections::BTreeMap::new();
+        tool_versions.insert(
+            "redis-cli".to_owned(),
+            tool_version(Engine::Redis, "redis-cli", &cli).await?,
+        );
+        Ok(SourceInfo {
+            engine: Engine::Redis,
+            server_version,
+            tool_versions,
+        })
+    }
+
+    /// The number of keys in all logical databases.
+    pub async fn count_keys(&self) -> Result<u64, SourceError> {
+        Ok(keyspace_keys(&self.cli(&["INFO", "keyspace"]).await?))
+    }
+
+    /// Starts `redis-cli --rdb -`: the server forks and streams an RDB snapshot.
+    pub async fn dump(&self) -> Result<StartedDump, SourceError> {
+        let info = self.info().await?;
+        let keys = self.count_keys().await?;
+        let mut tool = self.tool()?;
+        tool.args(["--rdb", "-"]);
+        let stream = tool.spawn_dump()?;
+        Ok(StartedDump {
+            info,
+            databases: Vec::new(),
+            stream,
+            counts: Box::pin(async move { Ok(ObjectCounts::Keys(keys)) }),
+        })
+    }
+
+    /// Writes an RDB into `options.data_dir` (see the module doc); refuses an existing file
+    /// without `overwrite`.
+    pub async fn restore(
+        &self,
+        options: &RedisRestoreOptions,
+    ) -> Result<RestoreStream, SourceError> {
+        restore_to_data_dir(options).await
+    }
+
+    fn cli_path(&self) -> PathBuf {
+        find_tool("redis-cli", self.config.bin_dir.as_deref(), &[])
+    }
+
+    /// `redis-cli` connected to the server, the password in `REDISCLI_AUTH`.
+    fn tool(&self) -> Result<Tool, SourceError> {
+        let password = self.config.password.resolve()?;
+        let mut tool = Tool::new(Engine::Redis, "redis-cli", &self.cli_path());
+        if self.config.host.starts_with('/') {
+            tool.arg("-s").arg(&self.config.host);
+        } else {
+            tool.arg("-h")
+                .arg(&self.config.host)
+                .arg("-p")
+                .arg(self.config.port.to_string());
+        }
+        if let Some(user) = &self.config.username {
+            tool.arg("--user").arg(user);
+        }
+        tool.arg("--no-auth-warning").env_remove("REDISCLI_AUTH");
+        if let Some(password) = &password {
+            tool.env("REDISCLI_AUTH", password.expose());
+        }
+        tool.secret(password);
+        Ok(tool)
+    }
+
+    /// Runs one command; redis-cli exits 0 even on a server error reply, so those are checked
+    /// here.
+    async fn cli(&self, args: &[&str]) -> Result<String, SourceError> {
+        let mut tool = self.tool()?;
+        tool.args(args.iter().copied());
+        let text = String::from_utf8_lossy(&tool.output(None).await?).into_owned();
+        reply_error(&text)?;
+        Ok(text)
+    }
+}
+
+/// Writes the RDB to a temporary name in the data dir and renames it into place when the
+/// stream completed and looks like an RDB.
+pub async fn restore_to_data_dir(
+    options: &RedisRestoreOptions,
+) -> Result<RestoreStream, SourceError> {
+    let target = options.data_dir.join(&options.dbfilename);
+    if !options.overwrite && tokio::fs::try_exists(&target).await? {
+        return Err(SourceError::TargetExists {
+            target: target.display().to_string(),
+        });
+    }
+    tokio::fs::create_dir_all(&options.data_dir).await?;
+    let partial = options.data_dir.join(format!(
+        ".{}.partial-{}",
+        options.dbfilename,
+        unique_suffix()
+    ));
+    let file = tokio::fs::File::create(&partial).await?;
+    let overwrite = options.overwrite;
+    let data_dir = options.data_dir.clone();
+    let completion = Box::pin(async move {
+        let result = finish_rdb(&partial, &target, overwrite).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&partial).await;
+        }
+        if result.is_ok() {
+            // Make the rename durable; a failure here is not worth failing the restore.
+            if let Ok(dir) = tokio::fs::File::open(&data_dir).await {
+                let _ = dir.sync_all().await;
+            }
+        }
+        result
+    });
+    Ok(RestoreStream {
+        writer: Box::pin(file),
+        completion,
+    })
+}
+
+async fn finish_rdb(partial: &Path, target: &Path, overwrite: bool) -> Result<(), SourceError> {
+    let file = tokio::fs::File::open(partial).await?;
+    let length = file.metadata().await?.len();
+    let mut header = [0u8; 5];
+    {
+        use tokio::io::AsyncReadExt;
+        let mut reader = tokio::fs::File::open(partial).await?;
+        if length < 9 || reader.read_exact(&mut header).await.is_err() || &header != b"REDIS" {
+            return Err(SourceError::Other(
+                "the restored data is not an RDB snapshot (no REDIS header)".to_owned(),
+            ));
+        }
+    }
+    file.sync_all().await?;
+    if !overwrite && tokio::fs::try_exists(target).await? {
+        return Err(SourceError::TargetExists {
+            target: target.display().to_string(),
+        });
+    }
+    tokio::fs::rename(partial, target).await?;
+    Ok(())
+}
+
+/// Loads the restored RDB into a scratch server and counts its keys (what a drill compares).
+pub async fn count_keys_in_data_dir(
+    options: &RedisRestoreOptions,
+) -> Result<ObjectCounts, SourceError> {
+    let mut server = RedisScratchServer::start(
+        &options.data_dir,
+        &options.dbfilename,
+        options.bin_dir.as_deref(),
+    )
+    .await?;
+    let keys = server.count_keys().await;
+    server.stop().await;
+    Ok(ObjectCounts::Keys(keys?))
+}
+
+/// A private `redis-server` that loads an RDB from a data directory: Unix socket only (in a
+/// temporary directory, since socket paths are limited to ~100 bytes), no saving, debug
+/// commands allowed locally (for `DEBUG DIGEST` comparisons). Killed when dropped.
+pub struct RedisScratchServer {
+    child: Child,
+    socket: PathBuf,
+    cli: PathBuf,
+    _socket_dir: tempfile::TempDir,
+}
+
+impl RedisScratchServer {
+    /// Starts the server and waits until the snapshot is loaded.
+    pub async fn start(
+        data_dir: &Path,
+        dbfilename: &str,
+        bin_dir: Option<&Path>,
+    ) -> Result<Self, SourceError> {
+        let socket_dir = tempfile::Builder::new()
+            .prefix("vertice-redis-")
+            .tempdir()?;
+        let socket = socket_dir.path().join("redis.sock");
+        let server = find_tool("redis-server", bin_dir, &[]);
+        let cli = find_tool("redis-cli", bin_dir, &[]);
+        let mut command = Command::new(&server);
+        command
+            .arg("--port")
+            .arg("0")
+            .arg("--unixsocket")
+            .arg(&socket)
+            .arg("--unixsocketperm")
+            .arg("700")
+            .arg("--dir")
+            .arg(data_dir)
+            .arg("--dbfilename")
+            .arg(dbfilename)
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--enable-debug-command",
+                "local",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|error| SourceError::Tool {
+            tool: "redis-server".to_owned(),
+            message: format!(
+                "cannot start {}: {error}; install redis-server (Debian: redis-server) or set binDir",
+                server.display()
+            ),
+        })?;
+        let mut scratch = Self {
+            child,
+            socket,
+            cli,
+            _socket_dir: socket_dir,
+        };
+        scratch.wait_loaded().await?;
+        Ok(scratch)
+    }
+
+    /// The Unix socket it listens on.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Runs a command through `redis-cli` and returns the reply text.
+    pub async fn cli(&self, args: &[&str]) -> Result<String, SourceError> {
+        let mut tool = Tool::new(Engine::Redis, "redis-cli", &self.cli);
+        tool.arg("-s").arg(&self.socket).args(args.iter().copied());
+        let text = String::from_utf8_lossy(&tool.output(None).await?).into_owned();
+        reply_error(&text)?;
+        Ok(text)
+    }
+
+    /// Keys in all databases.
+    pub async fn count_keys(&self) -> Result<u64, SourceError> {
+        Ok(keyspace_keys(&self.cli(&["INFO", "keyspace"]).await?))
+    }
+
+    /// `DEBUG DIGEST`: one hash of the whole dataset, equal on two servers with equal data.
+    pub async fn digest(&self) -> Result<String, SourceError> {
+        Ok(self.cli(&["DEBUG", "DIGEST"]).await?.trim().to_owned())
+    }
+
+    /// Stops the server without saving.
+    pub async fn stop(&mut self) {
+        let _ = self.cli(&["SHUTDOWN", "NOSAVE"]).await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+
+    async fn wait_loaded(&mut self) -> Result<(), SourceError> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut log = String::new();
+                if let Some(mut stdout) = self.child.stdout.take() {
+                    use tokio::io::AsyncReadExt;
+                    let mut bytes = Vec::new();
+                    let _ = stdout.read_to_end(&mut bytes).await;
+                    log = String::from_utf8_lossy(&bytes).into_owned();
+                }
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                return Err(SourceError::Tool {
+                    tool: "redis-server".to_owned(),
+                    message: format!(
+                        "exited with {status} while loading the snapshot: {}",
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    ),
+                });
+            }
+            if self.socket.exists()
+                && let Ok(text) = self.cli(&["INFO", "persistence"]).await
+                && info_field(&text, "loading").as_deref() == Some("0")
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill().await;
+                return Err(SourceError::Tool {
+                    tool: "redis-server".to_owned(),
+                    message: "did not finish loading the snapshot within 120 s".to_owned(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A server error reply printed by redis-cli (it still exits 0 for those).
+fn reply_error(text: &str) -> Result<(), SourceError> {
+    let first = text.lines().next().unwrap_or_default();
+    for prefix in ["NOAUTH", "WRONGPASS", "ERR", "LOADING", "NOPERM", "MISCONF"] {
+        if first.starts_with(prefix) || first.starts_with(&format!("(error) {prefix}")) {
+            let connect = ["NOAUTH", "WRONGPASS"].contains(&prefix);
+            return Err(if connect {
+                SourceError::Connect {
+                    engine: Engine::Redis,
+                    message: first.to_owned(),
+                }
+            } else {
+                SourceError::Tool {
+                    tool: "redis-cli".to_owned(),
+                    message: first.to_owned(),
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A `name:value` field of an INFO reply.
+fn info_field(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.trim_end_matches('\r').split_once(':')?;
+        (key == name).then(|| value.to_owned())
+    })
+}
+
+/// Sum of `keys=` over the `dbN:keys=…,expires=…` lines of `INFO keyspace`.
+fn keyspace_keys(text: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with("db"))
+        .filter_map(|line| {
+            let (_, fields) = line.trim_end_matches('\r').split_once(':')?;
+            fields
+                .split(',')
+                .find_map(|field| field.strip_prefix("keys="))
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_sums_all_databases() {
+        let text =
+            "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=0\r\ndb5:keys=10,expires=0,avg_ttl=0\r\n";
+        assert_eq!(keyspace_keys(text), 13);
+        assert_eq!(keyspace_keys("# Keyspace\r\n"), 0);
+    }
+
+    #[test]
+    fn info_fields() {
+        assert_eq!(
+            info_field("# Server\r\nredis_version:7.0.15\r\n", "redis_version").as_deref(),
+            Some("7.0.15")
+        );
+    }
+
+    #[test]
+    fn error_replies_are_errors() {
+        assert!(matches!(
+            reply_error("NOAUTH Authentication required."),
+            Err(SourceError::Connect { .. })
+        ));
+        assert!(reply_error("# Server\nredis_version:7").is_ok());
+    }
+}

@@ -1,0 +1,129 @@
+//! `verify`: re-reads a backup and checks everything a restore would — every chunk hash, every
+//! object hash, and (with a key) every tag, the decompressed sizes and the raw dump hash —
+//! without writing anywhere.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::BackupError;
+use crate::keys::KeyRing;
+use crate::manifest::Manifest;
+use crate::pipeline::ChunkCodec;
+use crate::pipeline::encrypt::DataKey;
+use crate::pipeline::reader::{ScanReport, scan};
+use crate::progress::Progress;
+use crate::store::BackupStore;
+
+/// A backup whose manifest is read and whose data key is unwrapped, ready to read.
+#[derive(Debug)]
+pub struct OpenedBackup {
+    store: BackupStore,
+    manifest: Arc<Manifest>,
+    codec: Arc<ChunkCodec>,
+    parallelism: usize,
+}
+
+/// What a verify pass found (everything, or it would have failed).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// Backup name.
+    pub name: String,
+    /// Raw bytes checked.
+    pub raw_size: u64,
+    /// Stored bytes read.
+    pub stored_size: u64,
+    /// Chunks checked.
+    pub chunks: u64,
+    /// Data objects checked.
+    pub objects: u64,
+    /// How long the pass took.
+    #[serde(with = "seconds")]
+    pub duration: Duration,
+}
+
+mod seconds {
+    pub fn serialize<S: serde::Serializer>(
+        duration: &std::time::Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(duration.as_secs_f64())
+    }
+}
+
+impl OpenedBackup {
+    /// Reads backup `name`'s manifest and unwraps its data key. Fails with `NotFound`,
+    /// `UnsupportedFormat`, `Integrity` (a malformed manifest) or `WrongKey`.
+    pub async fn open(
+        store: &BackupStore,
+        name: &str,
+        keys: &KeyRing,
+        parallelism: usize,
+    ) -> Result<Self, BackupError> {
+        let manifest = store.read_manifest(name).await?;
+        let backup_id = manifest.backup_id_bytes()?;
+        let key = match &manifest.encryption {
+            Some(wrapped) => Some(DataKey::from_bytes(&keys.unwrap_key(&backup_id, wrapped)?)?),
+            None => None,
+        };
+        let codec = ChunkCodec::new(backup_id, manifest.compression, key);
+        Ok(OpenedBackup {
+            store: store.clone(),
+            manifest: Arc::new(manifest),
+            codec: Arc::new(codec),
+            parallelism: parallelism.max(1),
+        })
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Reads the whole backup and checks everything; writes nothing.
+    pub async fn verify(&self, progress: &Progress) -> Result<VerifyReport, BackupError> {
+        let started = Instant::now();
+        progress.start_phase(self.manifest.raw_size);
+        let report = self.scan(None, progress).await?;
+        Ok(VerifyReport {
+            name: self.manifest.name.clone(),
+            raw_size: report.raw_size,
+            stored_size: self.manifest.stored_size,
+            chunks: report.chunks,
+            objects: report.objects,
+            duration: started.elapsed(),
+        })
+    }
+
+    pub(crate) async fn scan(
+        &self,
+        sink: Option<&mut (dyn tokio::io::AsyncWrite + Send + Unpin)>,
+        progress: &Progress,
+    ) -> Result<ScanReport, BackupError> {
+        scan(
+            &self.store,
+            self.manifest.clone(),
+            self.codec.clone(),
+            self.parallelism,
+            sink,
+            progress,
+        )
+        .await
+    }
+}
+
+/// Verifies backup `name`.
+pub async fn verify_backup(
+    store: &BackupStore,
+    name: &str,
+    keys: &KeyRing,
+    parallelism: usize,
+    progress: &Progress,
+) -> Result<VerifyReport, BackupError> {
+    OpenedBackup::open(store, name, keys, parallelism)
+        .await?
+        .verify(progress)
+        .await
+}

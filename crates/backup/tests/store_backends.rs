@@ -1,0 +1,263 @@
+//! Round trips and failures through the real object-store servers from testkit: an S3 server
+//! (s3s-fs), Azurite (Azure Blob) and fake-gcs-server (GCS). Each test fails, with install
+//! instructions, when its server is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+#[path = "common/pipeline.rs"]
+mod pipeline;
+
+use std::time::Duration;
+
+use pipeline::*;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use vertice_backup::backup::{DumpInput, run_backup};
+use vertice_backup::error::BackupError;
+use vertice_backup::keys::KeyRing;
+use vertice_backup::progress::Progress;
+use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
+use vertice_testkit::services::{Azurite, FakeGcs, S3Server};
+
+fn s3_store(server: &S3Server, bucket: &str, dir: &std::path::Path) -> BackupStore {
+    let credentials = dir.join("s3-credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            server.access_key(),
+            server.secret_key()
+        ),
+    )
+    .unwrap();
+    BackupStore::open(&StoreConfig {
+        store: StoreKind::S3,
+        bucket: Some(bucket.into()),
+        endpoint: Some(server.endpoint()),
+        region: Some(server.region().into()),
+        credentials_file: Some(credentials),
+        prefix: "team/app".into(),
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn s3_round_trip_and_corruption() {
+    let server = S3Server::start().await.unwrap();
+    server.create_bucket("backups").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = s3_store(&server, "backups", dir.path());
+    let data = dump_bytes(12 * 1024 * 1024 + 77, 11);
+    let mut options = small_options("nightly", Some(key(1)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 64 * 1024 * 1024;
+    let manifest = backup_bytes(&store, &options, data.clone()).await.unwrap();
+    assert_eq!(manifest.objects.len(), 1);
+    assert!(
+        manifest.objects[0].size > 5 * 1024 * 1024,
+        "the object should need several multipart parts"
+    );
+    assert_eq!(store.list_backup_names().await.unwrap(), ["nightly"]);
+    let keys = KeyRing::new(vec![key(1)]);
+    let mut restored = Vec::new();
+    restore_bytes(&store, "nightly", &keys, &mut restored)
+        .await
+        .unwrap();
+    assert!(restored == data, "restored bytes differ");
+    assert!(server.pending_multipart_uploads().unwrap().is_empty());
+
+    // A flipped byte in the stored object.
+    let path = server.object_path("backups", "team/app/nightly/data-000000.vbk");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let mut sink = Vec::new();
+    let error = restore_bytes(&store, "nightly", &keys, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, BackupError::Integrity(_)), "{error}");
+    assert!(sink.is_empty());
+}
+
+#[tokio::test]
+async fn s3_failed_source_aborts_the_multipart_upload() {
+    let server = S3Server::start().await.unwrap();
+    server.create_bucket("backups").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = s3_store(&server, "backups", dir.path());
+    let (mut writer, reader) = tokio::io::duplex(1024 * 1024);
+    tokio::spawn(async move {
+        for seed in 0..12 {
+            if writer
+                .write_all(&dump_bytes(1024 * 1024, seed))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        // The dump tool dies: the stream just ends, and its completion reports the failure.
+    });
+    let input = DumpInput {
+        stream: vertice_backup::source::DumpStream {
+            reader: Box::pin(reader),
+            completion: Box::pin(async {
+                Err(vertice_backup::source::SourceError::Tool {
+                    tool: "pg_dump".into(),
+                    message: "server closed the connection unexpectedly".into(),
+                })
+            }),
+        },
+        source: None,
+        databases: Vec::new(),
+        counts: None,
+    };
+    let mut options = small_options("failed", Some(key(1)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 1 << 40;
+    let error = run_backup(
+        &store,
+        &options,
+        input,
+        Progress::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, BackupError::Source(_)), "{error}");
+    assert!(store.list_backup_names().await.unwrap().is_empty());
+    assert!(
+        server.pending_multipart_uploads().unwrap().is_empty(),
+        "the multipart upload was not aborted"
+    );
+}
+
+#[tokio::test]
+async fn s3_server_killed_mid_upload_leaves_no_backup() {
+    let mut server = S3Server::start().await.unwrap();
+    server.create_bucket("backups").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = s3_store(&server, "backups", dir.path());
+    let (mut writer, reader) = tokio::io::duplex(1024 * 1024);
+    let feeder = tokio::spawn(async move {
+        for seed in 0..200 {
+            if writer
+                .write_all(&dump_bytes(1024 * 1024, seed))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut options = small_options("killed", Some(key(1)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 1 << 40;
+    let backup = tokio::spawn({
+        let store = store.clone();
+        async move {
+            run_backup(
+                &store,
+                &options,
+                DumpInput::plain(reader),
+                Progress::new(),
+                CancellationToken::new(),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+    let outcome = tokio::time::timeout(Duration::from_secs(300), backup)
+        .await
+        .expect("the backup hangs after the store died")
+        .unwrap();
+    feeder.abort();
+    let error = outcome.unwrap_err();
+    assert!(matches!(error, BackupError::Store(_)), "{error}");
+    assert_eq!(error.exit_code(), 5);
+    server.restart().await.unwrap();
+    assert!(!store.exists("killed").await.unwrap());
+    assert!(store.list_backup_names().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn azurite_round_trip() {
+    let server = Azurite::start().await.unwrap();
+    server.create_container("backups").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("azure-key");
+    std::fs::write(&credentials, server.account_key()).unwrap();
+    let store = BackupStore::open(&StoreConfig {
+        store: StoreKind::Azure,
+        bucket: Some("backups".into()),
+        endpoint: Some(server.endpoint()),
+        account: Some(server.account().into()),
+        credentials_file: Some(credentials),
+        prefix: "team".into(),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let data = dump_bytes(7 * 1024 * 1024, 12);
+    let mut options = small_options("azure-1", Some(key(3)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 2 * 1024 * 1024;
+    let manifest = backup_bytes(&store, &options, data.clone()).await.unwrap();
+    assert!(manifest.objects.len() >= 2);
+    assert_eq!(store.list_backup_names().await.unwrap(), ["azure-1"]);
+    let mut restored = Vec::new();
+    restore_bytes(
+        &store,
+        "azure-1",
+        &KeyRing::new(vec![key(3)]),
+        &mut restored,
+    )
+    .await
+    .unwrap();
+    assert!(restored == data, "restored bytes differ");
+    let error = restore_bytes(
+        &store,
+        "azure-1",
+        &KeyRing::new(vec![key(4)]),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, BackupError::WrongKey(_)));
+}
+
+/// object_store's GCS client writes through the XML API (`PUT /bucket/object`, XML multipart),
+/// which fake-gcs-server does not implement (fake-gcs-server#331): every write is refused with
+/// "invalid uploadType". Kept so the gap stays visible; run with `--ignored` once the emulator
+/// (or another GCS emulator in testkit) speaks the XML API.
+#[tokio::test]
+#[ignore = "fake-gcs-server lacks the GCS XML API that object_store writes with (fake-gcs-server#331)"]
+async fn fake_gcs_round_trip() {
+    let server = FakeGcs::start().await.unwrap();
+    server.create_bucket("backups").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("gcs.json");
+    std::fs::write(&credentials, server.service_account_key()).unwrap();
+    let store = BackupStore::open(&StoreConfig {
+        store: StoreKind::Gcs,
+        bucket: Some("backups".into()),
+        endpoint: Some(server.endpoint()),
+        credentials_file: Some(credentials),
+        prefix: "team".into(),
+        ..StoreConfig::default()
+    })
+    .unwrap();
+    let data = dump_bytes(6 * 1024 * 1024 + 3, 13);
+    let mut options = small_options("gcs-1", Some(key(5)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 64 * 1024 * 1024;
+    backup_bytes(&store, &options, data.clone()).await.unwrap();
+    assert_eq!(store.list_backup_names().await.unwrap(), ["gcs-1"]);
+    let mut restored = Vec::new();
+    restore_bytes(&store, "gcs-1", &KeyRing::new(vec![key(5)]), &mut restored)
+        .await
+        .unwrap();
+    assert!(restored == data, "restored bytes differ");
+}
