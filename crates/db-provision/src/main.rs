@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use vertice_core::cli::RunArgs;
 
 #[derive(Parser)]
-#[command(name = "vertice-db-provision", version, about = "The Vértice db-provision operator")]
+#[command(
+    name = "vertice-db-provision",
+    version,
+    about = "The Vértice db-provision operator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use vertice_core::cli::RunArgs;
 
 #[derive(Parser)]
-#[command(name = "vertice-failover", version, about = "The Vértice failover operator")]
+#[command(
+    name = "vertice-failover",
+    version,
+    about = "The Vértice failover operator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

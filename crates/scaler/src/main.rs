@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use vertice_core::cli::RunArgs;
 
 #[derive(Parser)]
-#[command(name = "vertice-scaler", version, about = "The Vértice scaler operator")]
+#[command(
+    name = "vertice-scaler",
+    version,
+    about = "The Vértice scaler operator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -161,7 +161,9 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     match last_error {
-        Some(error) => Err(error.context(format!("timed out after {timeout:?} waiting for {what}"))),
+        Some(error) => {
+            Err(error.context(format!("timed out after {timeout:?} waiting for {what}")))
+        }
         None => bail!("timed out after {timeout:?} waiting for {what}"),
     }
 }
