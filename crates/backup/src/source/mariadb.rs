@@ -9,6 +9,10 @@
 //! A dump of exactly one database is made without `--databases`, so it holds no
 //! `CREATE DATABASE`/`USE` and can be restored under any name (a new database by default). A
 //! dump of several (or all non-system) databases restores into the original names.
+//! One limit of renaming: MariaDB keeps a trigger's (and event's) text as it was written, so a
+//! trigger created as `CREATE TRIGGER db.trg … ON db.t` (rather than inside the database)
+//! still names the original database; restoring such a dump under another name on the same
+//! server fails with "trigger already exists" instead of silently touching the original.
 //!
 //! Row counts: exact `COUNT(*)` per `database.table`, all in one
 //! `START TRANSACTION WITH CONSISTENT SNAPSHOT` session started together with the dump. MariaDB
@@ -437,13 +441,15 @@ impl MariadbSource {
             ));
         }
         options.push_str(&format!("user={}\n", quote_option(&self.config.user)));
-        options.push_str(&format!(
-            "connect-timeout={}\n",
-            self.config.connect_timeout_seconds
-        ));
         if let Some(password) = &password {
             options.push_str(&format!("password={}\n", quote_option(password.expose())));
         }
+        // Only the `mariadb` client knows connect-timeout (mariadb-dump rejects it as an
+        // unknown variable), so it goes into the client's own group.
+        options.push_str(&format!(
+            "[mysql]\nconnect-timeout={}\n",
+            self.config.connect_timeout_seconds
+        ));
         let file = private_temp_file("vertice-my-", &options)?;
         let mut tool = Tool::new(Engine::Mariadb, name, program);
         // Must be the first argument, or the tools ignore it.

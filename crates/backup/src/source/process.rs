@@ -7,8 +7,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, Command};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, Command};
 use tokio::task::JoinHandle;
 
 use super::credentials::{Secret, scrub};
@@ -141,7 +144,7 @@ impl Tool {
             .take()
             .ok_or_else(|| SourceError::Other(format!("{} has no stdin pipe", running.name)))?;
         Ok(RestoreStream {
-            writer: Box::pin(stdin),
+            writer: Box::pin(ClosingStdin(Some(stdin))),
             completion: Box::pin(running.wait()),
         })
     }
@@ -173,6 +176,40 @@ impl Tool {
             .await
             .map_err(|error| SourceError::Other(format!("stdout reader failed: {error}")))??;
         waited.map(|()| stdout)
+    }
+}
+
+/// A child's stdin whose shutdown closes the pipe. Tokio's `ChildStdin::poll_shutdown` does
+/// nothing, so a tool reading to EOF (psql, mariadb, pg_restore on a truncated archive) would
+/// wait forever for a writer that the pipeline has shut down but not yet dropped.
+struct ClosingStdin(Option<ChildStdin>);
+
+impl AsyncWrite for ClosingStdin {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.0.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_write(cx, buf),
+            None => Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.0.as_mut() {
+            Some(stdin) => Pin::new(stdin).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(stdin) = self.0.as_mut() {
+            std::task::ready!(Pin::new(stdin).poll_flush(cx))?;
+        }
+        // Dropping the pipe's write end is what the tool sees as EOF.
+        self.0 = None;
+        Poll::Ready(Ok(()))
     }
 }
 
