@@ -1,8 +1,8 @@
 //! `cargo xtask bench …`: benchmarks that print ratios against a baseline measured in the same run.
 //!
-//! `cargo xtask bench backup [--size-mb 1024]` needs a running PostgreSQL server (flags
-//! `--pg-host/--pg-port/--pg-user`, password in `PGPASSWORD`) and the PostgreSQL client tools on
-//! PATH or in `--pg-bin-dir`. It generates a database of high-entropy rows, then measures in one
+//! `cargo xtask bench backup [--size-mb 1024]` starts its own PostgreSQL and S3 servers with
+//! testkit (or uses a running PostgreSQL given by `--pg-port/--pg-host/--pg-user`, password in
+//! `PGPASSWORD`, client tools on PATH or in `--pg-bin-dir`). It generates a database of high-entropy rows, then measures in one
 //! run: (a) `pg_dump -Fc -Z0 > /dev/null`, (b) `vertice-backup backup` (release build, zstd 3,
 //! AES-256-GCM) to the local store — and to S3 when `--s3-endpoint/--s3-bucket` are given, with
 //! credentials in `AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY` — and (c) `pg_dump -Fc | gzip > file`;
@@ -10,7 +10,7 @@
 //! process), and restore throughput.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,9 +28,10 @@ pub struct BenchArgs {
     /// PostgreSQL host.
     #[arg(long, default_value = "127.0.0.1")]
     pub pg_host: String,
-    /// PostgreSQL port.
-    #[arg(long, default_value_t = 5432)]
-    pub pg_port: u16,
+    /// Port of a running PostgreSQL to use; without it the benchmark starts its own PostgreSQL
+    /// and S3 server (testkit), which is what the published figures use.
+    #[arg(long)]
+    pub pg_port: Option<u16>,
     /// PostgreSQL user (password in PGPASSWORD).
     #[arg(long, default_value = "postgres")]
     pub pg_user: String,
@@ -48,22 +49,87 @@ pub struct BenchArgs {
 /// Runs the chosen benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which.as_str() {
-        "backup" => backup(&args),
+        "backup" => with_servers(args),
         other => bail!("unknown benchmark {other:?} (known: backup)"),
     }
 }
 
+/// Starts PostgreSQL and an S3 server unless a PostgreSQL port was given, then runs the backup
+/// benchmark against them. The servers are stopped when this returns.
+fn with_servers(mut args: BenchArgs) -> anyhow::Result<()> {
+    if args.pg_port.is_some() {
+        return backup(&args);
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (postgres, s3) = runtime.block_on(async {
+        let postgres = vertice_testkit::services::Postgres::start().await?;
+        let s3 = vertice_testkit::services::S3Server::start().await?;
+        anyhow::Ok((postgres, s3))
+    })?;
+    s3.create_bucket("bench")?;
+    args.pg_host = postgres.host().to_owned();
+    args.pg_port = Some(postgres.port());
+    args.pg_user = postgres.superuser().to_owned();
+    args.pg_bin_dir = Some(postgres.bin_dir().to_path_buf());
+    args.s3_endpoint = Some(s3.endpoint());
+    args.s3_bucket = Some("bench".to_owned());
+    // Credentials of the throwaway servers reach the children through their environment,
+    // never their argv.
+    let env = [
+        ("PGPASSWORD", postgres.password().to_owned()),
+        ("AWS_ACCESS_KEY_ID", s3.access_key().to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", s3.secret_key().to_owned()),
+        ("AWS_REGION", s3.region().to_owned()),
+    ];
+    let result = backup_with_env(&args, &env);
+    drop(postgres);
+    drop(s3);
+    result
+}
+
+/// Runs the benchmark with `env` added to every child process.
+fn backup_with_env(args: &BenchArgs, env: &[(&str, String)]) -> anyhow::Result<()> {
+    CHILD_ENV.with(|cell| {
+        *cell.borrow_mut() = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    });
+    backup(args)
+}
+
+thread_local! {
+    /// Environment added to every child the benchmark starts (credentials of testkit servers).
+    static CHILD_ENV: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A command with the benchmark's child environment.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    CHILD_ENV.with(|cell| {
+        for (key, value) in cell.borrow().iter() {
+            command.env(key, value);
+        }
+    });
+    command
+}
+
 const DATABASE: &str = "vertice_bench";
 
+/// A PostgreSQL client tool (from `--pg-bin-dir` when given) aimed at the benchmark's server.
 fn tool(args: &BenchArgs, name: &str) -> Command {
     let program = args
         .pg_bin_dir
         .as_ref()
         .map_or_else(|| PathBuf::from(name), |dir| dir.join(name));
-    let mut command = Command::new(program);
+    with_pg_env(args, command(program))
+}
+
+/// Adds the server's address to a command's environment (libpq reads PGHOST, PGPORT, PGUSER).
+fn with_pg_env(args: &BenchArgs, mut command: Command) -> Command {
     command
         .env("PGHOST", &args.pg_host)
-        .env("PGPORT", args.pg_port.to_string())
+        .env("PGPORT", args.pg_port.unwrap_or(5432).to_string())
         .env("PGUSER", &args.pg_user);
     command
 }
@@ -174,7 +240,7 @@ fn timed(mut command: Command) -> anyhow::Result<(Duration, u64, Vec<u8>)> {
 }
 
 fn release_binary() -> anyhow::Result<PathBuf> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let status = command(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",
             "--release",
@@ -187,8 +253,10 @@ fn release_binary() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("building the release binary failed");
     }
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
-    Ok(Path::new(&target).join("release/vertice-backup"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    Ok(target.join("release/vertice-backup"))
 }
 
 fn mbps(bytes: u64, duration: Duration) -> f64 {
@@ -197,6 +265,7 @@ fn mbps(bytes: u64, duration: Duration) -> f64 {
 
 fn backup(args: &BenchArgs) -> anyhow::Result<()> {
     let binary = release_binary()?;
+    let pg_port = args.pg_port.unwrap_or(5432).to_string();
     generate(args)?;
     let work = std::env::temp_dir().join(format!("vertice-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -212,7 +281,7 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
 
     // (b) our backup, to the local store and optionally to S3.
     let run_backup = |store_args: &[&str], name: &str| -> anyhow::Result<(Duration, u64)> {
-        let mut command = Command::new(&binary);
+        let mut command = command(&binary);
         command
             .args([
                 "backup",
@@ -223,7 +292,7 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
                 "--host",
                 &args.pg_host,
             ])
-            .args(["--port", &args.pg_port.to_string(), "--user", &args.pg_user])
+            .args(["--port", &pg_port, "--user", &args.pg_user])
             .args(["--database", DATABASE, "--password-env", "PGPASSWORD"])
             .arg("--encryption-key-file")
             .arg(&key)
@@ -260,7 +329,7 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
         .pg_bin_dir
         .as_ref()
         .map_or_else(String::new, |dir| format!("{}/", dir.display()));
-    let mut naive = tool(args, "sh");
+    let mut naive = with_pg_env(args, command("sh"));
     naive.args([
         "-c",
         &format!("{bin}pg_dump -Fc -d {DATABASE} | gzip > '{}'", gz.display()),
@@ -273,7 +342,7 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
         "postgres",
         &format!("DROP DATABASE IF EXISTS {DATABASE}_restored"),
     )?;
-    let mut restore = Command::new(&binary);
+    let mut restore = command(&binary);
     restore
         .args([
             "restore",
@@ -290,7 +359,7 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
             "--host",
             &args.pg_host,
             "--port",
-            &args.pg_port.to_string(),
+            &pg_port,
         ])
         .args([
             "--user",
