@@ -57,6 +57,13 @@ async fn seed(server: &Postgres, database: &str) {
     server.sql_in(database, &sql).await.unwrap();
 }
 
+/// A new database holding what `sql` creates, and a source that dumps it.
+async fn seeded(server: &Postgres, database: &str, sql: &str) -> PostgresSource {
+    server.create_database(database).await.unwrap();
+    server.sql_in(database, sql).await.unwrap();
+    PostgresSource::new(postgres_config(server, database))
+}
+
 fn expected_counts() -> BTreeMap<String, u64> {
     BTreeMap::from([
         (format!("{HOSTILE_SCHEMA}.{HOSTILE_TABLE}"), 501),
@@ -118,15 +125,12 @@ async fn round_trip_with_hostile_names_is_identical() {
 #[tokio::test]
 async fn counts_come_from_the_dump_snapshot_under_concurrent_writes() {
     let server = server().await;
-    server.create_database("busy").await.unwrap();
-    server
-        .sql_in(
-            "busy",
-            "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
-        )
-        .await
-        .unwrap();
-    let source = PostgresSource::new(postgres_config(&server, "busy"));
+    let source = seeded(
+        &server,
+        "busy",
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100);",
+    )
+    .await;
     let started = source.dump().await.unwrap();
     // Committed while the dump runs (its pipe is not read yet): neither the dump nor the
     // counts may see these rows.
@@ -155,23 +159,18 @@ async fn counts_come_from_the_dump_snapshot_under_concurrent_writes() {
 #[tokio::test]
 async fn restore_refuses_an_existing_target_unless_overwrite() {
     let server = server().await;
-    server.create_database("src").await.unwrap();
-    server
-        .sql_in(
-            "src",
-            "CREATE TABLE t (v text); INSERT INTO t VALUES ('new');",
-        )
-        .await
-        .unwrap();
-    server.create_database("existing").await.unwrap();
-    server
-        .sql_in(
-            "existing",
-            "CREATE TABLE old (v text); INSERT INTO old VALUES ('old');",
-        )
-        .await
-        .unwrap();
-    let source = PostgresSource::new(postgres_config(&server, "src"));
+    let source = seeded(
+        &server,
+        "src",
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('new');",
+    )
+    .await;
+    seeded(
+        &server,
+        "existing",
+        "CREATE TABLE old (v text); INSERT INTO old VALUES ('old');",
+    )
+    .await;
     let dump = read_dump(source.dump().await.unwrap().stream)
         .await
         .unwrap();
@@ -223,15 +222,12 @@ async fn restore_refuses_an_existing_target_unless_overwrite() {
 #[tokio::test]
 async fn failed_restore_leaves_the_target_untouched() {
     let server = server().await;
-    server.create_database("keep").await.unwrap();
-    server
-        .sql_in(
-            "keep",
-            "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept');",
-        )
-        .await
-        .unwrap();
-    let source = PostgresSource::new(postgres_config(&server, "keep"));
+    let source = seeded(
+        &server,
+        "keep",
+        "CREATE TABLE t (v text); INSERT INTO t VALUES ('kept');",
+    )
+    .await;
 
     // Garbage into a new target: an error, and no database (nor staging database) remains.
     let options = PostgresRestoreOptions {

@@ -115,4 +115,4 @@ pub mod tls;
 
 pub use context::Context;
 pub use operator::{Operator, OperatorError};
-pub use runner::{Applied, ControllerBuilder, Reconciler};
+pub use runner::{Applied, ControllerBuilder, Reconciler, WatchedKind};

@@ -195,13 +195,7 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
     #[must_use]
     pub fn owns<Child>(mut self) -> Self
     where
-        Child: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        Child: WatchedKind,
     {
         self.relations
             .push(Box::new(|controller, client, namespace| {
@@ -218,13 +212,7 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
     #[must_use]
     pub fn watches<Other, I>(mut self, mapper: impl Fn(Other) -> I + Send + Sync + 'static) -> Self
     where
-        Other: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        Other: WatchedKind,
         I: IntoIterator<Item = ObjectRef<K>> + 'static,
         I::IntoIter: Send,
     {
@@ -247,13 +235,7 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
         mapper: impl Fn(PartialObjectMeta<Other>) -> I + Send + Sync + 'static,
     ) -> Self
     where
-        Other: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        Other: WatchedKind,
         I: IntoIterator<Item = ObjectRef<K>> + 'static,
         I::IntoIter: Send,
     {
@@ -272,6 +254,30 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
             }));
         self
     }
+}
+
+/// A namespaced Kubernetes kind the controller can watch besides its own (owned children,
+/// related objects).
+pub trait WatchedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> WatchedKind for T where
+    T: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 fn scoped_api<T>(client: &Client, namespace: Option<&str>) -> Api<T>
