@@ -37,7 +37,7 @@ pub enum StoreKind {
 
 /// Where to store backups: the fields the custom resource's `storage` section will have.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Kind of store.
     #[arg(long = "store", value_enum, default_value_t = StoreKind::Local)]
@@ -90,10 +90,7 @@ impl BackupStore {
             StoreKind::Gcs => gcs::open(config)?,
             StoreKind::Azure => azure::open(config)?,
         };
-        let mut store = Self::from_object_store(inner, &config.prefix, description);
-        // GCS emulators (fake-gcs-server) lack the XML multipart API that real GCS has.
-        store.multipart = !(config.store == StoreKind::Gcs && config.endpoint.is_some());
-        Ok(store)
+        Ok(Self::from_object_store(inner, &config.prefix, description))
     }
 
     /// Wraps an already built object store.
