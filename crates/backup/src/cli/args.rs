@@ -185,7 +185,11 @@ impl SourceArgs {
                 BackupError::Config(format!("cannot read {}: {error}", path.display()))
             })?;
             return serde_yaml::from_str(&text).map(Some).map_err(|error| {
-                BackupError::Config(format!("invalid source spec {}: {error}", path.display()))
+                BackupError::Config(format!(
+                    "invalid source spec {}: {}",
+                    path.display(),
+                    super::spec_error::describe(&text, &error)
+                ))
             });
         }
         let Some(engine) = &self.engine else {

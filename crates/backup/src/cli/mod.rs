@@ -16,6 +16,7 @@ pub mod args;
 pub mod commands;
 pub mod output;
 pub mod runner;
+pub mod spec_error;
 
 use std::process::ExitCode;
 
@@ -79,11 +80,19 @@ pub fn run(command: DataCommand) -> ExitCode {
             DataCommand::Runner(args) => runner::run(args).await,
         }
     });
-    match result {
+    let code = match result {
         Ok(report) => out.success(&report),
         Err(error) => out.error(&error),
-    }
+    };
+    // Dropping the runtime would wait for every blocking task, and a `--from-file -` backup
+    // leaves one blocked reading stdin after a cancel: the process would hang after printing
+    // "cancelled" until the writer closed the pipe. The command is done, so do not wait.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
+
+/// How long finished commands wait for leftover blocking tasks before the process exits.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Default for `--output`.
 pub fn default_output() -> OutputFormat {

@@ -66,14 +66,19 @@ impl Output {
 
     /// Prints an error; returns its exit code.
     pub fn error(&self, error: &BackupError) -> ExitCode {
-        let code = error.exit_code();
         match self.format {
-            OutputFormat::Json => println!(
-                "{}",
-                serde_json::json!({"error": {"kind": error.kind(), "message": error.to_string(), "exitCode": code}})
-            ),
+            OutputFormat::Json => println!("{}", error_json(error)),
             OutputFormat::Text => eprintln!("error: {error}"),
         }
-        ExitCode::from(code)
+        ExitCode::from(error.exit_code())
     }
+}
+
+/// The JSON document of a failure, the same on stdout and in the runner's result file.
+pub fn error_json(error: &BackupError) -> serde_json::Value {
+    serde_json::json!({"error": {
+        "kind": error.kind(),
+        "message": error.to_string(),
+        "exitCode": error.exit_code(),
+    }})
 }

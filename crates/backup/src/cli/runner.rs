@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs};
 use super::commands::{self, BackupArgs, DrillArgs, RestoreArgs, VerifyArgs};
-use super::output::{OutputFormat, Report};
+use super::output::{OutputFormat, Report, error_json};
 use crate::error::BackupError;
 use crate::format::DEFAULT_CHUNK_SIZE;
 use crate::source::SourceConfig;
@@ -128,10 +128,14 @@ fn default_compression() -> String {
     "zstd".into()
 }
 
-/// Parses a spec (JSON is YAML).
+/// Parses a spec (JSON is YAML). The error names the field and never quotes a secret.
 pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
-    serde_yaml::from_str(text)
-        .map_err(|error| BackupError::Config(format!("invalid spec: {error}")))
+    serde_yaml::from_str(text).map_err(|error| {
+        BackupError::Config(format!(
+            "invalid spec: {}",
+            super::spec_error::describe(text, &error)
+        ))
+    })
 }
 
 fn keys(spec: &EncryptionSpec) -> KeyArgs {
@@ -223,8 +227,8 @@ pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, Bac
     }
 }
 
-/// `runner`: reads the spec, runs it, writes the result file.
-pub async fn run(args: RunnerArgs) -> Result<Report, BackupError> {
+/// Reads and parses the spec, then runs it.
+async fn read_and_run(args: &RunnerArgs) -> Result<Report, BackupError> {
     let text = match &args.spec {
         Some(path) => std::fs::read_to_string(path).map_err(|error| {
             BackupError::Config(format!("cannot read the spec {}: {error}", path.display()))
@@ -233,16 +237,24 @@ pub async fn run(args: RunnerArgs) -> Result<Report, BackupError> {
             .map_err(|_| BackupError::Config("give --spec or set VERTICE_BACKUP_SPEC".into()))?,
     };
     let spec = parse_spec(&text)?;
-    let outcome = run_spec(spec, args.output).await;
+    run_spec(spec, args.output).await
+}
+
+/// `runner`: reads the spec, runs it, writes the result file — for a spec that does not parse
+/// too, since that is the failure the operator most needs to show its user.
+pub async fn run(args: RunnerArgs) -> Result<Report, BackupError> {
+    let outcome = read_and_run(&args).await;
     if let Some(path) = &args.result_file {
         let json = match &outcome {
             Ok(report) => report.json.clone(),
-            Err(error) => {
-                serde_json::json!({"error": {"kind": error.kind(), "message": error.to_string()}})
-            }
+            Err(error) => error_json(error),
         };
+        // No tracing subscriber runs in the CLI, so say it on stderr where the Job's log is.
         if let Err(error) = std::fs::write(path, json.to_string()) {
-            tracing::warn!(%error, path = %path.display(), "could not write the result file");
+            eprintln!(
+                "warning: could not write the result file {}: {error}",
+                path.display()
+            );
         }
     }
     outcome
