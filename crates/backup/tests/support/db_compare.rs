@@ -172,3 +172,70 @@ pub async fn mariadb_table_fingerprints(
 pub async fn redis_digest(server: &Redis) -> anyhow::Result<String> {
     Ok(server.cli(&["DEBUG", "DIGEST"]).await?.trim().to_owned())
 }
+
+/// Creates keys of every type in logical database `db` of a testkit Redis, in one Lua script:
+/// for each of `n` rounds a string (binary bytes, every tenth with a TTL of an hour), a hash, a
+/// list, a set, a sorted set and a stream; once: a stream with a consumer group and a pending
+/// entry, keys with hostile names (spaces, quotes, newlines, NUL, unicode), large collections
+/// (so the server uses its big encodings, not only listpacks) and one string of `random_bytes`
+/// incompressible bytes (so a snapshot spans many chunks).
+pub async fn seed_redis(server: &Redis, db: u32, n: u32, random_bytes: u32) -> anyhow::Result<()> {
+    // Park–Miller (x·16807 mod 2³¹−1) stays exact in Lua's doubles; its bytes do not compress.
+    const SCRIPT: &str = r#"
+        local n, tag, size = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+        for i = 1, n do
+            local k = tag .. ':' .. i
+            redis.call('SET', 'str:' .. k, string.rep(string.char(i % 256, 0, 255, 10), 1 + i % 50))
+            if i % 10 == 0 then redis.call('EXPIRE', 'str:' .. k, 3600) end
+            redis.call('HSET', 'hash:' .. k, 'a', i, 'b', 'ü' .. i, 'bin', string.char(0, 1, i % 256))
+            redis.call('RPUSH', 'list:' .. k, i, 'x', string.char(0), 'ünï')
+            redis.call('SADD', 'set:' .. k, i, i * 2, 'm')
+            redis.call('ZADD', 'zset:' .. k, i, 'a', -i / 3, 'b', 0, 'c')
+            redis.call('XADD', 'stream:' .. k, '*', 'f', i, 'g', 'v')
+        end
+        redis.call('XADD', 'events', '1-1', 'type', 'created')
+        redis.call('XADD', 'events', '2-1', 'type', 'paid')
+        redis.call('XGROUP', 'CREATE', 'events', 'workers', '0')
+        redis.call('XREADGROUP', 'GROUP', 'workers', 'alice', 'COUNT', 1, 'STREAMS', 'events', '>')
+        redis.call('SET', 'key with spaces "quotes" \'single\'\nnewline ü 😀', 'v')
+        redis.call('SET', string.char(0, 255, 0), string.char(255, 0))
+        redis.call('PEXPIRE', 'key with spaces "quotes" \'single\'\nnewline ü 😀', 7200000)
+        for i = 1, 2000 do
+            redis.call('HSET', 'big:hash', 'field' .. i, string.rep('h', i % 100))
+            redis.call('RPUSH', 'big:list', i)
+            redis.call('SADD', 'big:set', 'member' .. i)
+            redis.call('SADD', 'big:intset', i)
+            redis.call('ZADD', 'big:zset', i * 1.5, 'member' .. i)
+        end
+        local parts, x = {}, 12345
+        for i = 1, size do
+            x = (x * 16807) % 2147483647
+            parts[i] = string.char(x % 256)
+        end
+        redis.call('SET', 'big:random', table.concat(parts))
+        return redis.call('DBSIZE')
+    "#;
+    server
+        .cli(&[
+            "-n",
+            &db.to_string(),
+            "EVAL",
+            SCRIPT,
+            "0",
+            &n.to_string(),
+            &format!("db{db}"),
+            &random_bytes.to_string(),
+        ])
+        .await?;
+    Ok(())
+}
+
+/// The number of keys in all 16 logical databases, by `DBSIZE` (independent of `INFO`).
+pub async fn redis_key_count(server: &Redis) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for db in 0..16 {
+        let size = server.cli(&["-n", &db.to_string(), "DBSIZE"]).await?;
+        total += size.trim().parse::<u64>()?;
+    }
+    Ok(total)
+}
