@@ -37,8 +37,14 @@ pub enum Scratch {
     Postgres(String),
     /// A new MariaDB database.
     Mariadb(String),
-    /// A temporary directory for a Redis RDB.
-    Redis(tempfile::TempDir),
+    /// A temporary directory for a Redis RDB, loaded by the `redis-server` of the source's
+    /// `binDir` (PATH when unset).
+    Redis {
+        /// The scratch data directory.
+        dir: tempfile::TempDir,
+        /// Where the source's Redis tools are.
+        bin_dir: Option<std::path::PathBuf>,
+    },
 }
 
 impl Scratch {
@@ -57,12 +63,13 @@ impl Scratch {
                 }
                 Scratch::Mariadb(format!("vertice_drill_{suffix}"))
             }
-            DatabaseSource::Redis(_) => Scratch::Redis(
-                tempfile::Builder::new()
+            DatabaseSource::Redis(server) => Scratch::Redis {
+                dir: tempfile::Builder::new()
                     .prefix("vertice-drill-")
                     .tempdir()
                     .map_err(BackupError::Io)?,
-            ),
+                bin_dir: server.config().bin_dir.clone(),
+            },
         })
     }
 
@@ -80,11 +87,11 @@ impl Scratch {
                 dumped_databases: databases.to_vec(),
                 overwrite: false,
             }),
-            Scratch::Redis(dir) => RestoreTarget::Redis(RedisRestoreOptions {
+            Scratch::Redis { dir, bin_dir } => RestoreTarget::Redis(RedisRestoreOptions {
                 data_dir: dir.path().to_path_buf(),
                 dbfilename: "dump.rdb".into(),
                 overwrite: false,
-                bin_dir: None,
+                bin_dir: bin_dir.clone(),
             }),
         }
     }
@@ -93,7 +100,7 @@ impl Scratch {
     pub fn describe(&self) -> String {
         match self {
             Scratch::Postgres(database) | Scratch::Mariadb(database) => database.clone(),
-            Scratch::Redis(dir) => dir.path().display().to_string(),
+            Scratch::Redis { dir, .. } => dir.path().display().to_string(),
         }
     }
 
@@ -106,7 +113,7 @@ impl Scratch {
             (Scratch::Mariadb(database), DatabaseSource::Mariadb(server)) => {
                 server.drop_database(&database).await?;
             }
-            (Scratch::Redis(dir), _) => dir.close()?,
+            (Scratch::Redis { dir, .. }, _) => dir.close()?,
             _ => {}
         }
         Ok(())

@@ -284,4 +284,27 @@ labels: {schedule: nightly}
         assert!(parse_spec("storage: {}\nbogus: 1").is_err());
         assert!(parse_spec("action: explode\nstorage: {}").is_err());
     }
+
+    #[test]
+    fn a_misspelt_source_field_is_an_error_for_every_engine() {
+        // A typo such as `pasword` must not silently run the backup without a password.
+        for (engine, required) in [
+            ("postgres", "user: u, database: d"),
+            ("mariadb", "user: u"),
+            ("redis", "port: 6379"),
+        ] {
+            let good = format!(
+                "storage: {{}}\nsource: {{engine: {engine}, host: db, {required}, password: {{env: PW}}}}"
+            );
+            if let Err(error) = parse_spec(&good) {
+                panic!("{engine}: {good}: {error}");
+            }
+            let typo = good.replace("password", "pasword");
+            let error = match parse_spec(&typo) {
+                Ok(_) => panic!("{engine}: a misspelt field was accepted"),
+                Err(error) => error.to_string(),
+            };
+            assert!(error.contains("pasword"), "{engine}: {error}");
+        }
+    }
 }

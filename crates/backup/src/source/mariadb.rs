@@ -37,7 +37,7 @@ const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance
 
 /// How to reach a MySQL/MariaDB server and what to dump.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MariadbConfig {
     /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).
     pub host: String,

@@ -26,7 +26,7 @@ use super::{
 
 /// How to reach a PostgreSQL server and what to dump.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Host name or IP address (TCP), or a Unix socket directory (starts with `/`).
     pub host: String,

@@ -29,7 +29,7 @@ use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Starte
 
 /// How to reach a Redis server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisConfig {
     /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).
     pub host: String,
