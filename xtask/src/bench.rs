@@ -9,7 +9,6 @@
 //! prints MB/s of raw dump bytes for each, b/a and b/c, the backup's peak RSS (VmHWM of the child
 //! process), and restore throughput.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -203,17 +202,14 @@ fn generate(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Runs a command, returning its duration and the peak RSS of the process (VmHWM, KiB).
-fn timed(mut command: Command) -> anyhow::Result<(Duration, u64, Vec<u8>)> {
+/// Runs a command, returning its duration, the peak RSS of the process (VmHWM, KiB) and how
+/// many bytes it wrote to stdout (counted, not kept: a dump is a gigabyte).
+fn timed(mut command: Command) -> anyhow::Result<(Duration, u64, u64)> {
     let started = Instant::now();
     let mut child = command.stdout(Stdio::piped()).spawn().context("spawning")?;
     let pid = child.id();
     let mut stdout = child.stdout.take().context("stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
+    let reader = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let mut peak = 0;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -232,11 +228,15 @@ fn timed(mut command: Command) -> anyhow::Result<(Duration, u64, Vec<u8>)> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let elapsed = started.elapsed();
-    let out = reader.join().unwrap_or_default();
+    let written = match reader.join() {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => bail!("reading the output of {command:?}: {error}"),
+        Err(_) => bail!("the output reader of {command:?} panicked"),
+    };
     if !status.success() {
         bail!("{command:?} failed: {status}");
     }
-    Ok((elapsed, peak, out))
+    Ok((elapsed, peak, written))
 }
 
 fn release_binary() -> anyhow::Result<PathBuf> {
@@ -275,9 +275,7 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
     // (a) pg_dump -Fc -Z0 > /dev/null (bytes counted through a pipe).
     let mut dump = tool(args, "pg_dump");
     dump.args(["-Fc", "-Z0", "-d", DATABASE]);
-    let (a_time, _, raw) = timed(dump)?;
-    let raw_bytes = raw.len() as u64;
-    drop(raw);
+    let (a_time, _, raw_bytes) = timed(dump)?;
 
     // (b) our backup, to the local store and optionally to S3.
     let run_backup = |store_args: &[&str], name: &str| -> anyhow::Result<(Duration, u64)> {
