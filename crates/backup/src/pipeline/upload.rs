@@ -3,7 +3,7 @@
 //! A failed or cancelled backup aborts the open upload and deletes the finished objects.
 
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayloadMut, WriteMultipart};
+use object_store::{ObjectStoreExt, WriteMultipart};
 
 use super::EncodedChunk;
 use crate::error::BackupError;
@@ -22,16 +22,6 @@ pub struct UploadLimits {
     pub max_object_size: u64,
 }
 
-/// Data objects of at most this size are uploaded whole when the store cannot do multipart
-/// uploads (fake-gcs-server lacks GCS's XML multipart API); memory then holds one object.
-pub const SINGLE_PUT_OBJECT_SIZE: u64 = 16 * 1024 * 1024;
-
-enum Upload {
-    Multipart(WriteMultipart),
-    /// One PUT when the object is complete (stores without multipart uploads).
-    Whole(PutPayloadMut),
-}
-
 impl Default for UploadLimits {
     fn default() -> Self {
         UploadLimits {
@@ -44,7 +34,7 @@ impl Default for UploadLimits {
 
 struct OpenObject {
     index: u32,
-    upload: Upload,
+    upload: WriteMultipart,
     hasher: blake3::Hasher,
     size: u64,
 }
@@ -65,11 +55,8 @@ impl DataObjectWriter {
         store: BackupStore,
         name: &str,
         backup_id: BackupId,
-        mut limits: UploadLimits,
+        limits: UploadLimits,
     ) -> Self {
-        if !store.supports_multipart() {
-            limits.max_object_size = limits.max_object_size.min(SINGLE_PUT_OBJECT_SIZE);
-        }
         DataObjectWriter {
             store,
             name: name.to_string(),
@@ -86,20 +73,13 @@ impl DataObjectWriter {
 
     async fn open(&mut self, index: u32) -> Result<(), BackupError> {
         let header = encode_header(index, &self.backup_id);
-        let upload = if self.store.supports_multipart() {
-            let upload = self
-                .store
-                .object_store()
-                .put_multipart(&self.path(index)?)
-                .await?;
-            let mut upload = WriteMultipart::new_with_chunk_size(upload, self.limits.part_size);
-            upload.write(&header);
-            Upload::Multipart(upload)
-        } else {
-            let mut payload = PutPayloadMut::new();
-            payload.extend_from_slice(&header);
-            Upload::Whole(payload)
-        };
+        let upload = self
+            .store
+            .object_store()
+            .put_multipart(&self.path(index)?)
+            .await?;
+        let mut upload = WriteMultipart::new_with_chunk_size(upload, self.limits.part_size);
+        upload.write(&header);
         let mut hasher = blake3::Hasher::new();
         hasher.update(&header);
         self.current = Some(OpenObject {
@@ -113,20 +93,9 @@ impl DataObjectWriter {
 
     async fn close_current(&mut self) -> Result<(), BackupError> {
         if let Some(object) = self.current.take() {
-            let index = object.index;
-            match object.upload {
-                Upload::Multipart(upload) => {
-                    upload.finish().await?;
-                }
-                Upload::Whole(payload) => {
-                    self.store
-                        .object_store()
-                        .put(&self.path(index)?, payload.freeze())
-                        .await?;
-                }
-            }
+            object.upload.finish().await?;
             self.finished.push(DataObject {
-                name: data_object_name(index),
+                name: data_object_name(object.index),
                 size: object.size,
                 blake3: object.hasher.finalize().to_hex().to_string(),
             });
@@ -153,9 +122,7 @@ impl DataObjectWriter {
             .current
             .as_mut()
             .ok_or_else(|| BackupError::Internal("no open data object".into()))?;
-        if let Upload::Multipart(upload) = &mut object.upload {
-            upload.wait_for_capacity(concurrency).await?;
-        }
+        object.upload.wait_for_capacity(concurrency).await?;
         object.hasher.update(&chunk.stored);
         let entry = ChunkEntry {
             object: object.index,
@@ -165,10 +132,7 @@ impl DataObjectWriter {
             blake3: chunk.blake3,
         };
         object.size += stored_len;
-        match &mut object.upload {
-            Upload::Multipart(upload) => upload.put(chunk.stored),
-            Upload::Whole(payload) => payload.push(chunk.stored),
-        }
+        object.upload.put(chunk.stored);
         Ok(entry)
     }
 
@@ -182,11 +146,8 @@ impl DataObjectWriter {
     /// effort: the store may be the thing that failed. Without a manifest none of it is a
     /// backup anyway.
     pub async fn abort(mut self) {
-        if let Some(OpenObject {
-            upload: Upload::Multipart(upload),
-            ..
-        }) = self.current.take()
-            && let Err(error) = upload.abort().await
+        if let Some(object) = self.current.take()
+            && let Err(error) = object.upload.abort().await
         {
             tracing::warn!(backup = %self.name, %error, "could not abort the multipart upload");
         }

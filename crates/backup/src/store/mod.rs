@@ -77,7 +77,6 @@ pub struct BackupStore {
     inner: Arc<dyn ObjectStore>,
     prefix: Path,
     description: String,
-    multipart: bool,
 }
 
 impl BackupStore {
@@ -104,13 +103,7 @@ impl BackupStore {
             inner,
             prefix,
             description,
-            multipart: true,
         }
-    }
-
-    /// Whether data objects are written with multipart uploads (else whole, in small objects).
-    pub fn supports_multipart(&self) -> bool {
-        self.multipart
     }
 
     /// The object store.
