@@ -65,9 +65,7 @@ impl ServiceProcess {
 
     /// The last `lines` lines of its log, for error messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        read_log_tail(&self.log_path, lines)
     }
 
     /// Whether the process is still running.
@@ -120,6 +118,14 @@ impl Drop for ServiceProcess {
             let _ = watchdog.wait();
         }
     }
+}
+
+/// The last `lines` lines of the log at `path`; empty when it cannot be read (a log tail only
+/// decorates an error or a test's output, so it must never fail itself).
+pub(crate) fn read_log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A small shell loop, in its own session so a Ctrl-C to the test does not kill it first,

@@ -90,14 +90,42 @@ async fn postgres_answers_sql_over_tcp_with_a_password() {
         "odd \"name\"\n"
     );
 
-    // Down, then back with its data.
+    // Down, then back with its data on the same port.
+    let port = pg.port();
     pg.kill();
     assert!(!process_alive(pid));
     assert!(pg.sql("SELECT 1").await.is_err());
     pg.restart().await.unwrap();
+    assert_eq!(pg.port(), port);
     assert_eq!(pg.sql("SELECT count(*) FROM t").await.unwrap(), "2\n");
-    let pid = pg.pid().unwrap();
 
+    // A stop is a fast shutdown: it does not wait for a connected client, as SIGTERM's smart
+    // shutdown would until the grace period ends.
+    let mut client = pg
+        .psql_command()
+        .args(["-c", "SELECT pg_sleep(60)"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'";
+    while pg.sql(sleeping).await.unwrap() != "1\n" {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopping = std::time::Instant::now();
+    pg.stop();
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
+    assert!(!pg.is_running());
+    let log = pg.log_tail(30);
+    assert!(log.contains("received fast shutdown request"), "{log}");
+    client.wait().unwrap();
+
+    pg.restart().await.unwrap();
+    let pid = pg.pid().unwrap();
     drop(pg);
     assert_cleaned_up(pid, &dir);
 }

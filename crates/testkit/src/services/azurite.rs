@@ -13,11 +13,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use tempfile::TempDir;
 
-use super::{HOST, PORT_ATTEMPTS, STOP_GRACE, http_answers, port_was_taken, temp_dir, wait_ready};
-use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use super::lifecycle::{ManagedProcess, lifecycle_methods, start_on_free_port};
+use super::{HOST, http_answers};
 use crate::tools::tool_binary;
 
 /// The emulator's well-known account name.
@@ -30,63 +28,49 @@ const API_VERSION: &str = "2021-08-06";
 
 /// A running Azurite blob service; stopped and its directory removed on drop.
 pub struct Azurite {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     binary: PathBuf,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(Azurite);
 
 impl Azurite {
     /// Starts the blob service on a free port.
     pub async fn start() -> anyhow::Result<Self> {
         let binary = tool_binary("azurite-blob")?;
-        let dir = temp_dir("azurite")?;
         let mut azurite = Self {
-            process: None,
+            process: ManagedProcess::new("azurite", "azurite")?,
             port: 0,
             binary,
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            azurite.port = free_port()?;
-            match azurite.spawn_and_wait().await {
-                Ok(()) => return Ok(azurite),
-                Err(error) if port_was_taken(&error) || is_eaddrinuse(&error) => {
-                    last_error = Some(error)
-                }
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("azurite did not start")))
+        start_on_free_port(async |port| {
+            azurite.port = port;
+            azurite.spawn_and_wait().await
+        })
+        .await?;
+        Ok(azurite)
     }
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
+        let dir = self.process.dir();
         let mut command = Command::new(&self.binary);
         command
-            .current_dir(self.dir.path())
+            .current_dir(dir)
             .args(["--blobHost", HOST, "--blobPort", &self.port.to_string()])
             .arg("--location")
-            .arg(self.dir.path().join("data"))
+            .arg(dir.join("data"))
             // Clients newer than this Azurite send API versions it does not know yet.
             .arg("--skipApiVersionCheck")
             // Tolerate headers it does not implement instead of failing the request.
             .arg("--loose");
-        let mut process =
-            ServiceProcess::spawn("azurite", command, self.dir.path(), Some(self.dir.path()))?;
         let url = self.endpoint();
-        let result = wait_ready(&mut process, "an HTTP answer", || http_answers(&url)).await;
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        let process = self
+            .process
+            .spawn_ready(command, "an HTTP answer", || http_answers(&url))
+            .await?;
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// The account's blob endpoint, `http://127.0.0.1:<port>/devstoreaccount1` (plain HTTP;
@@ -157,44 +141,9 @@ impl Azurite {
         Ok(())
     }
 
-    /// Its temporary directory (data, log); removed on drop.
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Kills it with SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops it (SIGTERM).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop(STOP_GRACE);
-        }
-    }
-
     /// Starts it again on the same port and data (after `stop` or `kill`).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
+        self.process.stop();
         self.spawn_and_wait().await.context("restarting azurite")
     }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Node reports a taken port as `EADDRINUSE`.
-fn is_eaddrinuse(error: &anyhow::Error) -> bool {
-    format!("{error:#}").contains("EADDRINUSE")
 }

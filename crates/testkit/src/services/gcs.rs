@@ -13,53 +13,46 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tempfile::TempDir;
 
-use super::{HOST, PORT_ATTEMPTS, STOP_GRACE, http_answers, port_was_taken, temp_dir, wait_ready};
-use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use super::lifecycle::{ManagedProcess, lifecycle_methods, start_on_free_port};
+use super::{HOST, http_answers};
 use crate::tools::tool_binary;
 
 /// A running fake-gcs-server; stopped and its directory removed on drop.
 pub struct FakeGcs {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     binary: PathBuf,
     root: PathBuf,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(FakeGcs);
 
 impl FakeGcs {
     /// Starts the emulator on a free port with no buckets.
     pub async fn start() -> anyhow::Result<Self> {
         let binary = tool_binary("fake-gcs-server")?;
-        let dir = temp_dir("gcs")?;
-        let root = dir.path().join("root");
+        let process = ManagedProcess::new("gcs", "fake-gcs-server")?;
+        let root = process.dir().join("root");
         std::fs::create_dir(&root).context("creating the fake-gcs-server root")?;
         let mut gcs = Self {
-            process: None,
+            process,
             port: 0,
             binary,
             root,
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            gcs.port = free_port()?;
-            match gcs.spawn_and_wait().await {
-                Ok(()) => return Ok(gcs),
-                Err(error) if port_was_taken(&error) => last_error = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("fake-gcs-server did not start")))
+        start_on_free_port(async |port| {
+            gcs.port = port;
+            gcs.spawn_and_wait().await
+        })
+        .await?;
+        Ok(gcs)
     }
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let mut command = Command::new(&self.binary);
         command
-            .current_dir(self.dir.path())
+            .current_dir(self.process.dir())
             .args(["-scheme", "http", "-host", HOST])
             .args(["-port", &self.port.to_string()])
             .args(["-backend", "filesystem"])
@@ -69,24 +62,13 @@ impl FakeGcs {
             .args(["-public-host", &format!("{HOST}:{}", self.port)])
             .args(["-external-url", &self.endpoint()])
             .args(["-log-level", "info"]);
-        let mut process = ServiceProcess::spawn(
-            "fake-gcs-server",
-            command,
-            self.dir.path(),
-            Some(self.dir.path()),
-        )?;
         let url = format!("{}/storage/v1/b", self.endpoint());
-        let result = wait_ready(&mut process, "the bucket list", || http_answers(&url)).await;
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        let process = self
+            .process
+            .spawn_ready(command, "the bucket list", || http_answers(&url))
+            .await?;
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// The base URL, `http://127.0.0.1:<port>` (what object_store calls `gcs_base_url`).
@@ -181,42 +163,12 @@ impl FakeGcs {
         Ok(response.bytes().await?.to_vec())
     }
 
-    /// Its temporary directory (data, log); removed on drop.
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Kills it with SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops it (SIGTERM).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop(STOP_GRACE);
-        }
-    }
-
     /// Starts it again on the same port and data (after `stop` or `kill`).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
+        self.process.stop();
         self.spawn_and_wait()
             .await
             .context("restarting fake-gcs-server")
-    }
-}
-
-impl Drop for FakeGcs {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -7,21 +7,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tempfile::TempDir;
 
-use super::{
-    HOST, PORT_ATTEMPTS, STOP_GRACE, chown, os_user_ids, port_was_taken, random_secret, run_output,
-    running_as_root, temp_dir, wait_ready,
-};
-use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use super::lifecycle::{ManagedProcess, lifecycle_methods, retry_restart, start_on_free_port};
+use super::{HOST, chown, os_user_ids, random_secret, run_output, running_as_root};
 use crate::tools::system_binary;
 
 /// The OS user the server runs as when the tests run as root.
 const OS_USER: &str = "mysql";
+/// How many times a restart tries: a server killed a moment ago may not come back at the
+/// first attempt.
+const RESTART_ATTEMPTS: usize = 3;
 
 /// How to start a [`MariaDb`].
 #[derive(Clone, Debug, Default)]
@@ -34,7 +31,7 @@ pub struct MariaDbOptions {
 
 /// A running MariaDB server; stopped and its directory removed on drop.
 pub struct MariaDb {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     password: String,
     extra_args: Vec<String>,
@@ -43,9 +40,9 @@ pub struct MariaDb {
     socket: PathBuf,
     defaults_file: PathBuf,
     os_user: bool,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(MariaDb);
 
 impl MariaDb {
     /// Starts a server whose `root` has a random password.
@@ -64,16 +61,17 @@ impl MariaDb {
             None
         };
 
-        let dir = temp_dir("mariadb")?;
-        chown(dir.path(), os_user)?;
-        let data_dir = dir.path().join("data");
-        let tmp_dir = dir.path().join("tmp");
+        let process = ManagedProcess::new("mariadb", "mariadb")?;
+        let dir = process.dir().to_path_buf();
+        chown(&dir, os_user)?;
+        let data_dir = dir.join("data");
+        let tmp_dir = dir.join("tmp");
         std::fs::create_dir(&tmp_dir).context("creating the tmp dir")?;
         chown(&tmp_dir, os_user)?;
 
         let mut command = Command::new(install_db);
         command
-            .current_dir(dir.path())
+            .current_dir(&dir)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data_dir.display()))
             .args([
@@ -88,52 +86,40 @@ impl MariaDb {
 
         let password = options.password.unwrap_or_else(|| random_secret(24));
         let mut server = Self {
-            process: None,
+            process,
             port: 0,
             password,
             extra_args: options.extra_args,
             mariadbd,
-            socket: dir.path().join("mysqld.sock"),
-            defaults_file: dir.path().join("client.cnf"),
+            socket: dir.join("mysqld.sock"),
+            defaults_file: dir.join("client.cnf"),
             data_dir,
             os_user: os_user.is_some(),
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port()?;
-            match server.spawn_and_wait(true).await {
-                Ok(()) => {
-                    server.set_up_root().await?;
-                    return Ok(server);
-                }
-                Err(error) if port_was_taken(&error) => last_error = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("mariadbd did not start")))
+        start_on_free_port(async |port| {
+            server.port = port;
+            server.spawn_and_wait(true).await
+        })
+        .await?;
+        server.set_up_root().await?;
+        Ok(server)
     }
 
     /// Starts mariadbd and waits until it answers: over the socket without a password the
     /// first time (root has none yet), over TCP with the password after that.
     async fn spawn_and_wait(&mut self, first_start: bool) -> anyhow::Result<()> {
         self.write_defaults_file()?;
+        let dir = self.process.dir();
         let mut command = Command::new(&self.mariadbd);
         command
-            .current_dir(self.dir.path())
+            .current_dir(dir)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.data_dir.display()))
             .arg(format!("--socket={}", self.socket.display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--bind-address={HOST}"))
-            .arg(format!(
-                "--pid-file={}",
-                self.dir.path().join("mysqld.pid").display()
-            ))
-            .arg(format!(
-                "--tmpdir={}",
-                self.dir.path().join("tmp").display()
-            ))
+            .arg(format!("--pid-file={}", dir.join("mysqld.pid").display()))
+            .arg(format!("--tmpdir={}", dir.join("tmp").display()))
             .args([
                 "--skip-name-resolve",
                 "--character-set-server=utf8mb4",
@@ -148,35 +134,26 @@ impl MariaDb {
         if self.os_user {
             command.arg(format!("--user={OS_USER}"));
         }
-        let mut process =
-            ServiceProcess::spawn("mariadb", command, self.dir.path(), Some(self.dir.path()))?;
-        let result = if first_start {
-            let socket = self.socket.clone();
-            wait_ready(&mut process, "SELECT 1 over the socket", || {
-                let mut probe = Command::new("mariadb");
-                probe
-                    .arg("--no-defaults")
-                    .arg(format!("--socket={}", socket.display()))
-                    .args(["--user=root", "-e", "SELECT 1"]);
-                async move { Ok(run_output(probe, "mariadb").await.is_ok()) }
-            })
-            .await
+        let process = if first_start {
+            self.process
+                .spawn_ready(command, "SELECT 1 over the socket", || async {
+                    let mut probe = Command::new("mariadb");
+                    probe
+                        .arg("--no-defaults")
+                        .arg(format!("--socket={}", self.socket.display()))
+                        .args(["--user=root", "-e", "SELECT 1"]);
+                    Ok(run_output(probe, "mariadb").await.is_ok())
+                })
+                .await?
         } else {
-            wait_ready(&mut process, "SELECT 1 over TCP", || async {
-                Ok(self.sql("SELECT 1").await.is_ok())
-            })
-            .await
+            self.process
+                .spawn_ready(command, "SELECT 1 over TCP", || async {
+                    Ok(self.sql("SELECT 1").await.is_ok())
+                })
+                .await?
         };
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// Gives `root` its password and lets it in over TCP (`root@'%'`); drops the
@@ -309,68 +286,12 @@ impl MariaDb {
         Ok(())
     }
 
-    /// Its temporary directory (data, log); removed on drop.
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(ServiceProcess::is_running)
-    }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join("mariadb.log"))
-            .map(|text| {
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            })
-            .unwrap_or_default()
-    }
-
-    /// Kills the server with SIGKILL, as a crash would ("database down" tests).
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops the server cleanly (SIGTERM).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop(STOP_GRACE);
-        }
-    }
-
     /// Starts the server again on the same port and data directory (after `stop` or `kill`).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        let mut last_error = None;
-        for _ in 0..3 {
-            match self.spawn_and_wait(false).await {
-                Ok(()) => return Ok(()),
-                Err(error) => last_error = Some(error),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        match last_error {
-            Some(error) => Err(error.context("restarting mariadb")),
-            None => bail!("restarting mariadb failed"),
-        }
-    }
-}
-
-impl Drop for MariaDb {
-    fn drop(&mut self) {
-        self.stop();
+        self.process.stop();
+        retry_restart(RESTART_ATTEMPTS, async || self.spawn_and_wait(false).await)
+            .await
+            .context("restarting mariadb")
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod azurite;
 pub mod gcs;
+mod lifecycle;
 pub mod mariadb;
 pub mod postgres;
 pub mod prometheus;
@@ -26,30 +27,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rand::Rng;
-use tempfile::TempDir;
-
-use crate::process::ServiceProcess;
 
 /// The address every service listens on.
 pub const HOST: &str = "127.0.0.1";
-
-/// How long a service may take to answer after it was started.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long a stop waits for a clean shutdown before it kills.
-const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// How many fresh ports a start tries: `free_port` releases the port before the service binds
-/// it, so another process can take it in between.
-const PORT_ATTEMPTS: usize = 3;
-
-/// A temporary directory for one service, named after it so leftovers are easy to attribute.
-fn temp_dir(service: &str) -> anyhow::Result<TempDir> {
-    tempfile::Builder::new()
-        .prefix(&format!("vertice-{service}-"))
-        .tempdir()
-        .with_context(|| format!("creating a temporary directory for {service}"))
-}
 
 /// A random alphanumeric secret: safe in URLs, option files and shell-free argv alike.
 fn random_secret(len: usize) -> String {
@@ -90,17 +70,6 @@ fn chown(path: &Path, ids: Option<(u32, u32)>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends `signal` (e.g. "INT") to `pid` through kill(1); a clean way to pick the shutdown mode
-/// a server offers without a libc dependency.
-fn send_signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
 /// Runs a client command to completion and returns its stdout; a non-zero exit is an error
 /// with its stderr.
 async fn run_output(command: Command, what: &str) -> anyhow::Result<String> {
@@ -119,42 +88,6 @@ async fn run_output(command: Command, what: &str) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// Waits until `check` says the service answers. Fails early, with the log tail, when the
-/// process exits; on timeout the error also carries the log tail.
-async fn wait_ready<F, Fut>(
-    process: &mut ServiceProcess,
-    what: &str,
-    mut check: F,
-) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<bool>>,
-{
-    let name = process.name().to_owned();
-    let deadline = std::time::Instant::now() + READY_TIMEOUT;
-    let mut last_error = None;
-    while std::time::Instant::now() < deadline {
-        process.ensure_running()?;
-        match check().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(error) => last_error = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let reason = last_error.map(|e| format!(": {e:#}")).unwrap_or_default();
-    bail!(
-        "timed out after {READY_TIMEOUT:?} waiting for {name} ({what}){reason}; last log lines:\n{}",
-        process.log_tail(30)
-    )
-}
-
-/// Whether a failed start looks like a lost race for the port, worth another port.
-fn port_was_taken(error: &anyhow::Error) -> bool {
-    let text = format!("{error:#}");
-    text.contains("Address already in use") || text.contains("address already in use")
 }
 
 /// An HTTP GET that counts any response as "up" (auth errors included: the server answered).

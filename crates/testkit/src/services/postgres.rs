@@ -7,23 +7,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use anyhow::{Context, bail};
-use tempfile::TempDir;
+use anyhow::Context;
 
-use super::{
-    HOST, PORT_ATTEMPTS, STOP_GRACE, chown, os_user_ids, port_was_taken, random_secret, run_output,
-    running_as_root, send_signal, temp_dir, wait_ready,
-};
-use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use super::lifecycle::{ManagedProcess, lifecycle_methods, retry_restart, start_on_free_port};
+use super::{HOST, chown, os_user_ids, random_secret, run_output, running_as_root};
 use crate::tools::system_binary;
 
 /// Where Debian puts the PostgreSQL 15 binaries (not on PATH).
 const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
 /// The OS user the server runs as when the tests run as root.
 const OS_USER: &str = "postgres";
+/// How many times a restart tries: after a SIGKILL, the old backends notice the postmaster is
+/// gone only after a moment, and until then a new postmaster refuses their shared memory.
+const RESTART_ATTEMPTS: usize = 5;
 
 /// How to start a [`Postgres`].
 #[derive(Clone, Debug)]
@@ -48,7 +45,7 @@ impl Default for PostgresOptions {
 
 /// A running PostgreSQL server; stopped and its directory removed on drop.
 pub struct Postgres {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     superuser: String,
     password: String,
@@ -57,9 +54,9 @@ pub struct Postgres {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     os_user: Option<(u32, u32)>,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(Postgres);
 
 impl Postgres {
     /// Starts a server with a superuser `postgres` and a random password.
@@ -82,18 +79,21 @@ impl Postgres {
             None
         };
 
-        let dir = temp_dir("postgres")?;
-        chown(dir.path(), os_user)?;
-        let data_dir = dir.path().join("data");
+        // SIGTERM is a "smart" shutdown that waits for every client to disconnect; SIGINT is
+        // the fast one, which disconnects them.
+        let process = ManagedProcess::new("postgres", "postgres")?.with_stop_signal("INT");
+        let dir = process.dir().to_path_buf();
+        chown(&dir, os_user)?;
+        let data_dir = dir.join("data");
         let password = options.password.unwrap_or_else(|| random_secret(24));
 
         // initdb reads the password from a file so it never shows on a command line.
-        let pwfile = dir.path().join("pwfile");
+        let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, format!("{password}\n")).context("writing the password file")?;
         chown(&pwfile, os_user)?;
         let mut command = as_os_user(&initdb, os_user.is_some());
         command
-            .current_dir(dir.path())
+            .current_dir(&dir)
             .env("LC_ALL", "C")
             .arg("-D")
             .arg(&data_dir)
@@ -110,33 +110,28 @@ impl Postgres {
         let _ = std::fs::remove_file(&pwfile);
 
         let mut server = Self {
-            process: None,
+            process,
             port: 0,
             superuser: options.superuser,
             password,
             settings: options.settings,
             bin_dir,
-            socket_dir: dir.path().to_path_buf(),
+            socket_dir: dir,
             data_dir,
             os_user,
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port()?;
-            match server.spawn_and_wait().await {
-                Ok(()) => return Ok(server),
-                Err(error) if port_was_taken(&error) => last_error = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("postgres did not start")))
+        start_on_free_port(async |port| {
+            server.port = port;
+            server.spawn_and_wait().await
+        })
+        .await?;
+        Ok(server)
     }
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let mut command = as_os_user(&self.bin_dir.join("postgres"), self.os_user.is_some());
         command
-            .current_dir(self.dir.path())
+            .current_dir(self.process.dir())
             .arg("-D")
             .arg(&self.data_dir)
             .arg("-p")
@@ -156,27 +151,15 @@ impl Postgres {
         for (name, value) in settings {
             command.arg("-c").arg(format!("{name}={value}"));
         }
-        // Appends to the same log across restarts, so a test can read the whole story.
-        let mut process =
-            ServiceProcess::spawn("postgres", command, self.dir.path(), Some(self.dir.path()))?;
-        let result = wait_ready(&mut process, "SELECT 1 over TCP", || async {
-            Ok(
-                run_output(self.psql_command_raw(&["-c", "SELECT 1"]), "psql")
-                    .await
-                    .is_ok(),
-            )
-        })
-        .await;
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        let process = self
+            .process
+            .spawn_ready(command, "SELECT 1 over TCP", || async {
+                let probe = self.psql_command_raw(&["-c", "SELECT 1"]);
+                Ok(run_output(probe, "psql").await.is_ok())
+            })
+            .await?;
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// The address it listens on (`127.0.0.1`).
@@ -281,74 +264,12 @@ impl Postgres {
         Ok(())
     }
 
-    /// Its temporary directory (data, log); removed on drop.
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(ServiceProcess::is_running)
-    }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join("postgres.log"))
-            .map(|text| {
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            })
-            .unwrap_or_default()
-    }
-
-    /// Kills the server with SIGKILL, as a crash would ("database down" tests).
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops the server with a fast shutdown (SIGINT: disconnects clients instead of waiting
-    /// for them, which SIGTERM would).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            if process.is_running() {
-                send_signal(process.pid(), "INT");
-            }
-            process.stop(STOP_GRACE);
-        }
-    }
-
     /// Starts the server again on the same port and data directory (after `stop` or `kill`).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
-        // After a SIGKILL, backends notice the postmaster is gone within a moment; until then
-        // the new postmaster refuses the old shared memory, so retry briefly.
-        let mut last_error = None;
-        for _ in 0..5 {
-            match self.spawn_and_wait().await {
-                Ok(()) => return Ok(()),
-                Err(error) => last_error = Some(error),
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        match last_error {
-            Some(error) => Err(error.context("restarting postgres")),
-            None => bail!("restarting postgres failed"),
-        }
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        self.stop();
+        self.process.stop();
+        retry_restart(RESTART_ATTEMPTS, async || self.spawn_and_wait().await)
+            .await
+            .context("restarting postgres")
     }
 }
 

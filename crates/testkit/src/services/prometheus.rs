@@ -1,16 +1,14 @@
 //! A real Prometheus 2.x server (Debian `prometheus`) in a temporary directory, scraping
 //! itself and the given targets every second (fast enough for scaler tests).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tempfile::TempDir;
 
-use super::{HOST, PORT_ATTEMPTS, STOP_GRACE, port_was_taken, temp_dir, wait_ready};
-use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use super::HOST;
+use super::lifecycle::{ManagedProcess, lifecycle_methods, start_on_free_port};
 use crate::tools::system_binary;
 
 /// How to start a [`Prometheus`].
@@ -39,13 +37,13 @@ impl Default for PrometheusOptions {
 
 /// A running Prometheus; stopped and its directory removed on drop.
 pub struct Prometheus {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     binary: PathBuf,
     options: PrometheusOptions,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(Prometheus);
 
 impl Prometheus {
     /// Starts Prometheus scraping `targets` (`host:port`) under job `targets`, and itself under
@@ -61,24 +59,18 @@ impl Prometheus {
     /// Starts Prometheus as `options` say.
     pub async fn start_with(options: PrometheusOptions) -> anyhow::Result<Self> {
         let binary = system_binary("prometheus", &[], "prometheus")?;
-        let dir = temp_dir("prometheus")?;
         let mut prometheus = Self {
-            process: None,
+            process: ManagedProcess::new("prometheus", "prometheus")?,
             port: 0,
             binary,
             options,
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            prometheus.port = free_port()?;
-            match prometheus.spawn_and_wait().await {
-                Ok(()) => return Ok(prometheus),
-                Err(error) if port_was_taken(&error) => last_error = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("prometheus did not start")))
+        start_on_free_port(async |port| {
+            prometheus.port = port;
+            prometheus.spawn_and_wait().await
+        })
+        .await?;
+        Ok(prometheus)
     }
 
     fn write_config(&self) -> anyhow::Result<PathBuf> {
@@ -102,52 +94,39 @@ impl Prometheus {
             "rule_files": self.options.rule_files,
             "scrape_configs": scrape_configs,
         });
-        let path = self.dir.path().join("prometheus.yml");
+        let path = self.process.dir().join("prometheus.yml");
         std::fs::write(&path, serde_yaml::to_string(&config)?).context("writing prometheus.yml")?;
         Ok(path)
     }
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let config = self.write_config()?;
+        let dir = self.process.dir();
         let mut command = Command::new(&self.binary);
         command
-            .current_dir(self.dir.path())
+            .current_dir(dir)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",
-                self.dir.path().join("data").display()
+                dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={HOST}:{}", self.port))
             // Lets tests reload a changed rule file without a restart.
             .arg("--web.enable-lifecycle");
-        let mut process = ServiceProcess::spawn(
-            "prometheus",
-            command,
-            self.dir.path(),
-            Some(self.dir.path()),
-        )?;
         let ready = format!("{}/-/ready", self.url());
-        let result = wait_ready(&mut process, "/-/ready", || async {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()?;
-            Ok(client
-                .get(&ready)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success()))
-        })
-        .await;
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        let process = self
+            .process
+            .spawn_ready(command, "/-/ready", || async {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(2))
+                    .build()?;
+                let response = client.get(&ready).send().await;
+                // Up only once it says ready: it answers earlier, while it replays its WAL.
+                Ok(response.is_ok_and(|r| r.status().is_success()))
+            })
+            .await?;
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// The base URL, `http://127.0.0.1:<port>`.
@@ -158,11 +137,6 @@ impl Prometheus {
     /// Its port.
     pub fn port(&self) -> u16 {
         self.port
-    }
-
-    /// Its working directory (config, TSDB).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// Runs an instant query and returns `data.result` (a JSON array of series).
@@ -221,30 +195,5 @@ impl Prometheus {
             bail!("prometheus reload failed: {}", response.status());
         }
         Ok(())
-    }
-
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Kills it with SIGKILL.
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops it (SIGTERM).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop(STOP_GRACE);
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

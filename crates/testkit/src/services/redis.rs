@@ -1,16 +1,15 @@
 //! A real Redis 7 server (Debian `redis-server`) in a temporary directory: standalone, or a
 //! replica of another one. No persistence unless a test loads an RDB at start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Context;
-use tempfile::TempDir;
 
-use super::{HOST, PORT_ATTEMPTS, STOP_GRACE, port_was_taken, run_output, temp_dir, wait_ready};
-use crate::ports::free_port;
-use crate::process::{ServiceProcess, wait_until};
+use super::lifecycle::{ManagedProcess, lifecycle_methods, start_on_free_port};
+use super::{HOST, run_output};
+use crate::process::wait_until;
 use crate::tools::system_binary;
 
 /// The primary a replica follows.
@@ -40,14 +39,14 @@ pub struct RedisOptions {
 
 /// A running Redis server; stopped and its directory removed on drop.
 pub struct Redis {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     options: RedisOptions,
     server: PathBuf,
     cli: PathBuf,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(Redis);
 
 impl Redis {
     /// Starts a standalone server without a password.
@@ -59,29 +58,24 @@ impl Redis {
     pub async fn start_with(options: RedisOptions) -> anyhow::Result<Self> {
         let server = system_binary("redis-server", &[], "redis-server")?;
         let cli = system_binary("redis-cli", &[], "redis-tools")?;
-        let dir = temp_dir("redis")?;
+        let process = ManagedProcess::new("redis", "redis")?;
         if let Some(rdb) = &options.load_rdb {
-            std::fs::copy(rdb, dir.path().join("dump.rdb"))
+            std::fs::copy(rdb, process.dir().join("dump.rdb"))
                 .with_context(|| format!("copying {} in", rdb.display()))?;
         }
         let mut redis = Self {
-            process: None,
+            process,
             port: 0,
             options,
             server,
             cli,
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            redis.port = free_port()?;
-            match redis.spawn_and_wait().await {
-                Ok(()) => return Ok(redis),
-                Err(error) if port_was_taken(&error) => last_error = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
+        start_on_free_port(async |port| {
+            redis.port = port;
+            redis.spawn_and_wait().await
+        })
+        .await?;
+        Ok(redis)
     }
 
     /// Starts a replica of `primary`, with the primary's password as both its own
@@ -101,12 +95,15 @@ impl Redis {
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let mut command = Command::new(&self.server);
+        let dir = self.process.dir();
         command
-            .current_dir(self.dir.path())
+            .current_dir(dir)
             .args(["--port", &self.port.to_string(), "--bind", HOST])
+            // No persistence: a stop writes nothing, and a restart loads only a `dump.rdb`
+            // a test put in the directory.
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(dir)
             .args(["--dbfilename", "dump.rdb", "--logfile", ""]);
         if let Some(password) = &self.options.password {
             // redis-server has no password file option; its argv is only visible locally and
@@ -120,25 +117,15 @@ impl Redis {
             }
         }
         command.args(&self.options.extra_args);
-        let mut process =
-            ServiceProcess::spawn("redis", command, self.dir.path(), Some(self.dir.path()))?;
-        let result = wait_ready(&mut process, "PING", || async {
-            Ok(self
-                .cli(&["PING"])
-                .await
-                .is_ok_and(|out| out.trim() == "PONG"))
-        })
-        .await;
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        let process = self
+            .process
+            .spawn_ready(command, "PING", || async {
+                let reply = self.cli(&["PING"]).await;
+                Ok(reply.is_ok_and(|out| out.trim() == "PONG"))
+            })
+            .await?;
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// The address it listens on (`127.0.0.1`).
@@ -162,11 +149,6 @@ impl Redis {
             Some(password) => format!("redis://:{password}@{HOST}:{}", self.port),
             None => format!("redis://{HOST}:{}", self.port),
         }
-    }
-
-    /// Its working directory (where `dump.rdb` lives).
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// `redis-cli -h 127.0.0.1 -p <port>`, the password in `REDISCLI_AUTH` (never on argv).
@@ -203,52 +185,10 @@ impl Redis {
         .await
     }
 
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(ServiceProcess::is_running)
-    }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join("redis.log"))
-            .map(|text| {
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            })
-            .unwrap_or_default()
-    }
-
-    /// Kills the server with SIGKILL, as a crash would.
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops the server (SIGTERM; with `--save ""` it writes nothing on the way out).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop(STOP_GRACE);
-        }
-    }
-
     /// Starts it again on the same port and directory (data is not kept: no persistence,
     /// unless a `dump.rdb` was put in [`Self::dir`], which it then loads).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
+        self.process.stop();
         self.spawn_and_wait().await.context("restarting redis")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -11,14 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use tempfile::TempDir;
 
-use super::{
-    HOST, PORT_ATTEMPTS, STOP_GRACE, http_answers, port_was_taken, random_secret, temp_dir,
-    wait_ready,
-};
-use crate::ports::free_port;
-use crate::process::ServiceProcess;
+use super::lifecycle::{ManagedProcess, lifecycle_methods, start_on_free_port};
+use super::{HOST, http_answers, random_secret};
 use crate::tools::tool_binary;
 
 /// The region clients should sign for (s3s-fs accepts any).
@@ -26,42 +21,37 @@ pub const REGION: &str = "us-east-1";
 
 /// A running s3s-fs server; stopped and its directory removed on drop.
 pub struct S3Server {
-    process: Option<ServiceProcess>,
+    process: ManagedProcess,
     port: u16,
     access_key: String,
     secret_key: String,
     binary: PathBuf,
     root: PathBuf,
-    // Last: removed after the process is gone.
-    dir: TempDir,
 }
+
+lifecycle_methods!(S3Server);
 
 impl S3Server {
     /// Starts a server with a random access key and secret key and no buckets.
     pub async fn start() -> anyhow::Result<Self> {
         let binary = tool_binary("s3s-fs")?;
-        let dir = temp_dir("s3")?;
-        let root = dir.path().join("root");
+        let process = ManagedProcess::new("s3", "s3s-fs")?;
+        let root = process.dir().join("root");
         std::fs::create_dir(&root).context("creating the s3s-fs root")?;
         let mut server = Self {
-            process: None,
+            process,
             port: 0,
             access_key: format!("AK{}", random_secret(18).to_uppercase()),
             secret_key: random_secret(40),
             binary,
             root,
-            dir,
         };
-        let mut last_error = None;
-        for _ in 0..PORT_ATTEMPTS {
-            server.port = free_port()?;
-            match server.spawn_and_wait().await {
-                Ok(()) => return Ok(server),
-                Err(error) if port_was_taken(&error) => last_error = Some(error),
-                Err(error) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("s3s-fs did not start")))
+        start_on_free_port(async |port| {
+            server.port = port;
+            server.spawn_and_wait().await
+        })
+        .await?;
+        Ok(server)
     }
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
@@ -73,20 +63,13 @@ impl S3Server {
             .args(["--secret-key", &self.secret_key])
             .arg(&self.root)
             .env("RUST_LOG", "s3s_fs=info,s3s=info");
-        let mut process =
-            ServiceProcess::spawn("s3s-fs", command, self.dir.path(), Some(self.dir.path()))?;
         let url = self.endpoint();
-        let result = wait_ready(&mut process, "an HTTP answer", || http_answers(&url)).await;
-        match result {
-            Ok(()) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) => {
-                process.kill();
-                Err(error)
-            }
-        }
+        let process = self
+            .process
+            .spawn_ready(command, "an HTTP answer", || http_answers(&url))
+            .await?;
+        self.process.adopt(process);
+        Ok(())
     }
 
     /// The endpoint URL, `http://127.0.0.1:<port>` (path-style, plain HTTP).
@@ -155,56 +138,9 @@ impl S3Server {
         Ok(ids)
     }
 
-    /// Its temporary directory (data, log); removed on drop.
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// The server's PID while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServiceProcess::pid)
-    }
-
-    /// Whether the server process is running.
-    pub fn is_running(&mut self) -> bool {
-        self.process
-            .as_mut()
-            .is_some_and(ServiceProcess::is_running)
-    }
-
-    /// The last lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join("s3s-fs.log"))
-            .map(|text| {
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            })
-            .unwrap_or_default()
-    }
-
-    /// Kills the server with SIGKILL (an S3 outage in the middle of an upload).
-    pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
-    }
-
-    /// Stops the server (SIGTERM).
-    pub fn stop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.stop(STOP_GRACE);
-        }
-    }
-
     /// Starts it again on the same port, keys and data (after `stop` or `kill`).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.stop();
+        self.process.stop();
         self.spawn_and_wait().await.context("restarting s3s-fs")
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
