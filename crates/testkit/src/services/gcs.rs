@@ -3,10 +3,10 @@
 //! filesystem backend in a temporary directory. It needs no credentials; its JSON API creates
 //! buckets with an unauthenticated `POST /storage/v1/b`.
 //!
-//! Known limit (fake-gcs-server 1.54, the version in the pinned wheel): it implements the
-//! JSON upload API only. object_store's GCS client reads (GET, HEAD, list) fine against it, but
-//! writes through the XML API (`PUT /<bucket>/<object>`, XML multipart uploads), which it
-//! answers `400 invalid uploadType`. [`FakeGcs::upload_object`] writes through the JSON API.
+//! fake-gcs-server 1.54 (the version in the pinned wheel) implements Google's JSON API only, not
+//! the XML API that object_store's GCS client writes with; the backup engine therefore writes
+//! GCS objects through the JSON API (which real GCS has too), and so does
+//! [`FakeGcs::upload_object`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
