@@ -94,7 +94,7 @@ pub struct PipelineArgs {
     /// zstd (default), gzip or none.
     #[arg(long, default_value = "zstd")]
     pub compression: String,
-    /// zstd 1–19 (default 3) or gzip 1–9 (default 6).
+    /// zstd 1–19 (default 1: keeps up with pg_dump on few cores) or gzip 1–9 (default 6).
     #[arg(long)]
     pub compression_level: Option<i32>,
     /// Raw chunk size in bytes.

@@ -51,12 +51,7 @@ pub struct DataObjectWriter {
 
 impl DataObjectWriter {
     /// A writer for backup `name`; nothing is uploaded until the first chunk.
-    pub fn new(
-        store: BackupStore,
-        name: &str,
-        backup_id: BackupId,
-        limits: UploadLimits,
-    ) -> Self {
+    pub fn new(store: BackupStore, name: &str, backup_id: BackupId, limits: UploadLimits) -> Self {
         DataObjectWriter {
             store,
             name: name.to_string(),
