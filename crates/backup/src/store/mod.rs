@@ -255,32 +255,18 @@ impl BackupStore {
     }
 }
 
-/// `KEY=VALUE` pairs and bare lines of a credentials file.
-pub(crate) type CredentialLines = (Vec<(String, String)>, Vec<String>);
-
-/// Reads a credentials file: `KEY=VALUE` lines (comments with `#`), or bare lines in order.
-pub(crate) fn read_credentials_file(
-    path: &std::path::Path,
-) -> Result<CredentialLines, BackupError> {
+/// The meaningful lines of a credentials file: trimmed, without blank lines and `#` comments.
+pub(crate) fn read_credentials_file(path: &std::path::Path) -> Result<Vec<String>, BackupError> {
     let text = std::fs::read_to_string(path).map_err(|error| {
         BackupError::Config(format!(
             "cannot read the credentials file {}: {error}",
             path.display()
         ))
     })?;
-    let mut pairs = Vec::new();
-    let mut bare = Vec::new();
-    for line in text
+    Ok(text
         .lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
-    {
-        match line.split_once('=') {
-            Some((key, value)) if !key.contains(char::is_whitespace) && !key.is_empty() => {
-                pairs.push((key.trim().to_string(), value.trim().to_string()));
-            }
-            _ => bare.push(line.to_string()),
-        }
-    }
-    Ok((pairs, bare))
+        .map(String::from)
+        .collect())
 }
