@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::lifecycle::{ManagedProcess, lifecycle_methods, start_on_free_port};
-use super::{HOST, http_answers};
+use super::{HOST, http_answers, percent_encode};
 use crate::tools::tool_binary;
 
 /// A running fake-gcs-server; stopped and its directory removed on drop.
@@ -148,7 +148,7 @@ impl FakeGcs {
             .get(format!(
                 "{}/storage/v1/b/{bucket}/o/{}",
                 self.endpoint(),
-                encode_path_segment(object)
+                percent_encode(object)
             ))
             .query(&[("alt", "media")])
             .send()
@@ -176,17 +176,4 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?)
-}
-
-/// Percent-encodes an object name for one URL path segment (`/` included, as GCS wants).
-fn encode_path_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

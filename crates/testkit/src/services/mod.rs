@@ -40,6 +40,19 @@ fn random_secret(len: usize) -> String {
         .collect()
 }
 
+/// Everything but RFC 3986's unreserved characters, `/` included: the result is one URL path
+/// segment or one userinfo part.
+const UNRESERVED_ONLY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes `text` for one URL path segment (or a user name or password in a URL).
+fn percent_encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, UNRESERVED_ONLY).to_string()
+}
+
 /// Whether this process runs as root (database servers refuse to run as root, so they need
 /// another OS user then).
 fn running_as_root() -> bool {
@@ -96,4 +109,15 @@ async fn http_answers(url: &str) -> anyhow::Result<bool> {
         .timeout(Duration::from_secs(2))
         .build()?;
     Ok(client.get(url).send().await.is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_encode;
+
+    #[test]
+    fn only_unreserved_characters_stay_as_they_are() {
+        assert_eq!(percent_encode("Az09-._~"), "Az09-._~");
+        assert_eq!(percent_encode("p@ss:w/rd é"), "p%40ss%3Aw%2Frd%20%C3%A9");
+    }
 }

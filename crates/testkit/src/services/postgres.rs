@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::Context;
 
 use super::lifecycle::{ManagedProcess, lifecycle_methods, retry_restart, start_on_free_port};
-use super::{HOST, chown, os_user_ids, random_secret, run_output, running_as_root};
+use super::{HOST, chown, os_user_ids, percent_encode, random_secret, run_output, running_as_root};
 use crate::tools::system_binary;
 
 /// Where Debian puts the PostgreSQL 15 binaries (not on PATH).
@@ -294,17 +294,4 @@ fn as_os_user(program: &Path, switch: bool) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-/// Percent-encodes everything but unreserved URL characters.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

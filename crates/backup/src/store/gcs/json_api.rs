@@ -14,6 +14,7 @@ use bytes::Bytes;
 use object_store::gcp::GcpCredentialProvider;
 use object_store::path::Path;
 use object_store::{PutPayload, PutResult};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use reqwest::{Body, Client, RequestBuilder, Response, StatusCode};
 
@@ -306,17 +307,17 @@ async fn chunk_reply(what: &str, request: RequestBuilder) -> Result<ChunkReply, 
     Err(ApiError::from_response(what, response).await)
 }
 
+/// Everything but RFC 3986's unreserved characters is escaped, `/` included: a bucket or an
+/// object name is one path segment of a JSON API URL.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes `text` for one URL path segment.
 fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, PATH_SEGMENT).to_string()
 }
 
 /// A multipart boundary that cannot plausibly occur in the object's bytes.
