@@ -62,7 +62,7 @@ pub struct MariadbConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_dir: Option<PathBuf>,
     /// Connection timeout in seconds.
-    #[serde(default = "default_connect_timeout")]
+    #[serde(default = "super::default_connect_timeout_seconds")]
     pub connect_timeout_seconds: u64,
 }
 
@@ -72,10 +72,6 @@ fn default_port() -> u16 {
 
 fn yes() -> bool {
     true
-}
-
-fn default_connect_timeout() -> u64 {
-    10
 }
 
 /// How to restore a MariaDB dump.

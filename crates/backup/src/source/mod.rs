@@ -24,6 +24,11 @@ pub mod redis;
 
 pub use credentials::{PasswordSource, Secret};
 
+/// How long the database tools wait for a connection unless the spec says otherwise.
+pub(crate) fn default_connect_timeout_seconds() -> u64 {
+    10
+}
+
 /// Which database engine a backup holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

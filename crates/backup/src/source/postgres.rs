@@ -48,7 +48,7 @@ pub struct PostgresConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_dir: Option<PathBuf>,
     /// Connection timeout in seconds.
-    #[serde(default = "default_connect_timeout")]
+    #[serde(default = "super::default_connect_timeout_seconds")]
     pub connect_timeout_seconds: u64,
 }
 
@@ -58,10 +58,6 @@ fn default_port() -> u16 {
 
 fn default_maintenance_database() -> String {
     "postgres".to_owned()
-}
-
-fn default_connect_timeout() -> u64 {
-    10
 }
 
 /// How to restore a PostgreSQL dump.
