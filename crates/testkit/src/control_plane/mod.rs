@@ -7,6 +7,7 @@
 mod kubeconfig;
 mod pki;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,7 +173,10 @@ impl ControlPlane {
                         "test control plane ready in {:.1?}",
                         started.elapsed()
                     );
-                    eprintln!(
+                    // Straight to the process's stderr, not `eprintln!`: the test harness
+                    // captures the macros, and the test log should show which server ran.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "testkit: control plane ready in {:.1?}: kube-apiserver {} at {} (kubeconfig {})",
                         started.elapsed(),
                         control_plane.server_version,
