@@ -14,7 +14,7 @@ mod cli_process;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cli_process::{Outcome, command, files_under, finish, run, write_key};
+use cli_process::{Outcome, command, files_under, finish, run, seed_shop, write_key};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 use vertice_testkit::ports::free_port;
@@ -31,18 +31,7 @@ async fn postgres() -> &'static Postgres {
     POSTGRES
         .get_or_init(|| async {
             let server = Postgres::start().await.unwrap();
-            server.create_database("shop").await.unwrap();
-            server
-                .sql_in(
-                    "shop",
-                    &format!(
-                        "CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
-                         INSERT INTO items SELECT i, 'item ' || md5(i::text)
-                           FROM generate_series(1, {ITEM_ROWS}) i;"
-                    ),
-                )
-                .await
-                .unwrap();
+            seed_shop(&server, ITEM_ROWS).await;
             server
         })
         .await
@@ -149,26 +138,30 @@ async fn a_postgres_backup_through_every_command() {
     let key = path_arg(&key);
     let wrong_key = path_arg(&wrong_key);
     let source = postgres_flags(server, "shop", &dir.path().join("pw"));
-    let with = |head: &[&str], tail: &[String]| -> Vec<String> {
-        head.iter()
-            .map(|arg| arg.to_string())
-            .chain(tail.iter().cloned())
-            .collect()
-    };
-
-    // backup → 0, and the JSON a script reads: name, sizes, chunks, key, counts.
-    let backup_args = with(
-        &[
-            "backup",
+    // `<command> --path <store> --name <name> --encryption-key-file <key> <more…> <tail…>`
+    let on_store = |command: &str, name: &str, key: &str, more: &[&str], tail: &[String]| {
+        [
+            command,
             "--path",
             &store,
             "--name",
-            "nightly",
+            name,
             "--encryption-key-file",
-            &key,
-            "--chunk-size",
-            "65536",
-        ],
+            key,
+        ]
+        .iter()
+        .chain(more)
+        .map(|arg| arg.to_string())
+        .chain(tail.iter().cloned())
+        .collect::<Vec<String>>()
+    };
+
+    // backup → 0, and the JSON a script reads: name, sizes, chunks, key, counts.
+    let backup_args = on_store(
+        "backup",
+        "nightly",
+        &key,
+        &["--chunk-size", "65536"],
         &source,
     );
     let backup = run(json_args(&backup_args)).await;
@@ -207,19 +200,7 @@ async fn a_postgres_backup_through_every_command() {
     );
 
     // verify → 0, every chunk checked.
-    let verify = run(json_args(&with(
-        &[
-            "verify",
-            "--path",
-            &store,
-            "--name",
-            "nightly",
-            "--encryption-key-file",
-            &key,
-        ],
-        &[],
-    )))
-    .await;
+    let verify = run(json_args(&on_store("verify", "nightly", &key, &[], &[]))).await;
     verify.expect_code(0, "verify");
     let verified = verify.json();
     assert_eq!(verified["name"], "nightly");
@@ -228,18 +209,11 @@ async fn a_postgres_backup_through_every_command() {
 
     // restore into a new database → 0, and the rows are there.
     let restore_into = |target: &str| {
-        with(
-            &[
-                "restore",
-                "--path",
-                &store,
-                "--name",
-                "nightly",
-                "--encryption-key-file",
-                &key,
-                "--target-database",
-                target,
-            ],
+        on_store(
+            "restore",
+            "nightly",
+            &key,
+            &["--target-database", target],
             &source,
         )
     };
@@ -276,36 +250,14 @@ async fn a_postgres_backup_through_every_command() {
         },
         Scenario {
             what: "restore of a backup that is not in the store",
-            args: with(
-                &[
-                    "restore",
-                    "--path",
-                    &store,
-                    "--name",
-                    "weekly",
-                    "--encryption-key-file",
-                    &key,
-                ],
-                &source,
-            ),
+            args: on_store("restore", "weekly", &key, &[], &source),
             code: 7,
             kind: "NotFound",
             message: "backup \"weekly\" not found",
         },
         Scenario {
             what: "verify with a key that did not make the backup",
-            args: with(
-                &[
-                    "verify",
-                    "--path",
-                    &store,
-                    "--name",
-                    "nightly",
-                    "--encryption-key-file",
-                    &wrong_key,
-                ],
-                &[],
-            ),
+            args: on_store("verify", "nightly", &wrong_key, &[], &[]),
             code: 6,
             kind: "WrongKey",
             message: "wrong encryption key",
@@ -342,19 +294,7 @@ async fn a_postgres_backup_through_every_command() {
     );
 
     // drill → 0, with the dump-time and restored counts side by side.
-    let drill = run(json_args(&with(
-        &[
-            "drill",
-            "--path",
-            &store,
-            "--name",
-            "nightly",
-            "--encryption-key-file",
-            &key,
-        ],
-        &source,
-    )))
-    .await;
+    let drill = run(json_args(&on_store("drill", "nightly", &key, &[], &source))).await;
     drill.expect_code(0, "drill");
     let drilled = drill.json();
     assert_eq!(drilled["expected"]["tables"]["public.items"], ITEM_ROWS);
@@ -376,18 +316,7 @@ async fn a_postgres_backup_through_every_command() {
     let corrupted = [
         Scenario {
             what: "verify of a corrupted backup",
-            args: with(
-                &[
-                    "verify",
-                    "--path",
-                    &store,
-                    "--name",
-                    "nightly",
-                    "--encryption-key-file",
-                    &key,
-                ],
-                &[],
-            ),
+            args: on_store("verify", "nightly", &key, &[], &[]),
             code: 6,
             kind: "Integrity",
             message: "integrity check failed",

@@ -16,7 +16,6 @@ use vertice_backup::keys::KeyRing;
 use vertice_backup::manifest::Manifest;
 use vertice_backup::pipeline::compress::Compression;
 use vertice_backup::progress::Progress;
-use vertice_backup::source::{DumpStream, SourceError};
 
 fn data_path(root: &std::path::Path, name: &str, object: u32) -> PathBuf {
     root.join("team/app")
@@ -283,29 +282,10 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
 async fn a_failed_dump_leaves_nothing_that_looks_like_a_backup() {
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
-    let input = DumpInput {
-        stream: DumpStream {
-            reader: Box::pin(std::io::Cursor::new(dump_bytes(3_000_000, 7))),
-            completion: Box::pin(async {
-                Err(SourceError::Tool {
-                    tool: "pg_dump".into(),
-                    message: "exit status 1".into(),
-                })
-            }),
-        },
-        source: None,
-        databases: Vec::new(),
-        counts: None,
-    };
-    let error = run_backup(
-        &store,
-        &small_options("failed", Some(key(1))),
-        input,
-        Progress::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let input = failing_dump(std::io::Cursor::new(dump_bytes(3_000_000, 7)));
+    let error = backup_input(&store, &small_options("failed", Some(key(1))), input)
+        .await
+        .unwrap_err();
     assert!(matches!(error, BackupError::Source(_)), "{error}");
     assert_eq!(error.exit_code(), 4);
     assert!(store.list_backup_names().await.unwrap().is_empty());

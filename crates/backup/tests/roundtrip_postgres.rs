@@ -22,7 +22,7 @@ use vertice_backup::progress::Progress;
 use vertice_backup::restore::VerifiedBackup;
 use vertice_backup::source::postgres::PostgresRestoreOptions;
 use vertice_backup::source::{DatabaseSource, ObjectCounts, RestoreTarget, SourceConfig};
-use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
+use vertice_backup::store::BackupStore;
 use vertice_backup::verify::OpenedBackup;
 use vertice_testkit::services::{Postgres, S3Server};
 
@@ -123,22 +123,8 @@ async fn postgres_through_s3_and_local_store() {
     let s3 = S3Server::start().await.unwrap();
     s3.create_bucket("pg-backups").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let credentials = dir.path().join("s3");
-    std::fs::write(
-        &credentials,
-        format!("{}\n{}\n", s3.access_key(), s3.secret_key()),
-    )
-    .unwrap();
-    let s3_store = BackupStore::open(&StoreConfig {
-        store: StoreKind::S3,
-        bucket: Some("pg-backups".into()),
-        endpoint: Some(s3.endpoint()),
-        region: Some(s3.region().into()),
-        credentials_file: Some(credentials),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    round_trip(&server, &s3_store, "pg-s3").await;
+    let in_s3 = s3_store(&s3, "pg-backups", dir.path());
+    round_trip(&server, &in_s3, "pg-s3").await;
     round_trip(&server, &local_store(dir.path()), "pg-local").await;
 }
 

@@ -28,7 +28,7 @@ use vertice_backup::progress::Progress;
 use vertice_backup::restore::VerifiedBackup;
 use vertice_backup::source::redis::RedisRestoreOptions;
 use vertice_backup::source::{DatabaseSource, Engine, ObjectCounts, RestoreTarget, SourceConfig};
-use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
+use vertice_backup::store::BackupStore;
 use vertice_backup::verify::OpenedBackup;
 use vertice_testkit::services::{Redis, RedisOptions, S3Server};
 
@@ -156,22 +156,8 @@ async fn redis_through_s3_and_local_store() {
     let s3 = S3Server::start().await.unwrap();
     s3.create_bucket("redis-backups").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let credentials = dir.path().join("s3");
-    std::fs::write(
-        &credentials,
-        format!("{}\n{}\n", s3.access_key(), s3.secret_key()),
-    )
-    .unwrap();
-    let s3_store = BackupStore::open(&StoreConfig {
-        store: StoreKind::S3,
-        bucket: Some("redis-backups".into()),
-        endpoint: Some(s3.endpoint()),
-        region: Some(s3.region().into()),
-        credentials_file: Some(credentials),
-        ..StoreConfig::default()
-    })
-    .unwrap();
-    round_trip(&original, &s3_store, "redis-s3").await;
+    let in_s3 = s3_store(&s3, "redis-backups", dir.path());
+    round_trip(&original, &in_s3, "redis-s3").await;
     round_trip(&original, &local_store(dir.path()), "redis-local").await;
 }
 

@@ -11,7 +11,7 @@ mod cli_process;
 
 use std::path::{Path, PathBuf};
 
-use cli_process::{Outcome, command, finish, write_key};
+use cli_process::{Outcome, command, finish, seed_shop, write_key};
 use serde_json::{Value, json};
 use vertice_testkit::services::{Postgres, S3Server};
 
@@ -109,18 +109,7 @@ async fn backup_restore_verify_and_drill_through_s3() {
     let (server, s3) = (server.unwrap(), s3.unwrap());
     eprintln!("postgres and s3s-fs started in {:?}", started.elapsed());
     s3.create_bucket("backups").unwrap();
-    server.create_database("shop").await.unwrap();
-    server
-        .sql_in(
-            "shop",
-            &format!(
-                "CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
-                 INSERT INTO items SELECT i, 'item ' || md5(i::text)
-                   FROM generate_series(1, {ITEM_ROWS}) i;"
-            ),
-        )
-        .await
-        .unwrap();
+    seed_shop(&server, ITEM_ROWS).await;
     let fixture = Fixture {
         server,
         s3,

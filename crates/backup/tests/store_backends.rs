@@ -22,27 +22,22 @@ use vertice_backup::progress::Progress;
 use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
 use vertice_testkit::services::{Azurite, FakeGcs, S3Server};
 
-fn s3_store(server: &S3Server, bucket: &str, dir: &std::path::Path) -> BackupStore {
-    let credentials = dir.join("s3-credentials");
-    std::fs::write(
-        &credentials,
-        format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-            server.access_key(),
-            server.secret_key()
-        ),
-    )
-    .unwrap();
-    BackupStore::open(&StoreConfig {
-        store: StoreKind::S3,
-        bucket: Some(bucket.into()),
-        endpoint: Some(server.endpoint()),
-        region: Some(server.region().into()),
-        credentials_file: Some(credentials),
-        prefix: "team/app".into(),
-        ..StoreConfig::default()
-    })
-    .unwrap()
+/// Twelve MiB of dump, streamed through a pipe, after which the dump tool dies: the stream
+/// just ends and its completion reports the failure.
+fn twelve_mib_then_the_dump_fails() -> DumpInput {
+    let (mut writer, reader) = tokio::io::duplex(1024 * 1024);
+    tokio::spawn(async move {
+        for seed in 0..12 {
+            if writer
+                .write_all(&dump_bytes(1024 * 1024, seed))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    failing_dump(reader)
 }
 
 #[tokio::test]
@@ -89,45 +84,11 @@ async fn s3_failed_source_aborts_the_multipart_upload() {
     server.create_bucket("backups").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = s3_store(&server, "backups", dir.path());
-    let (mut writer, reader) = tokio::io::duplex(1024 * 1024);
-    tokio::spawn(async move {
-        for seed in 0..12 {
-            if writer
-                .write_all(&dump_bytes(1024 * 1024, seed))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        // The dump tool dies: the stream just ends, and its completion reports the failure.
-    });
-    let input = DumpInput {
-        stream: vertice_backup::source::DumpStream {
-            reader: Box::pin(reader),
-            completion: Box::pin(async {
-                Err(vertice_backup::source::SourceError::Tool {
-                    tool: "pg_dump".into(),
-                    message: "server closed the connection unexpectedly".into(),
-                })
-            }),
-        },
-        source: None,
-        databases: Vec::new(),
-        counts: None,
-    };
+    let input = twelve_mib_then_the_dump_fails();
     let mut options = small_options("failed", Some(key(1)));
     options.chunk_size = 1024 * 1024;
     options.upload.max_object_size = 1 << 40;
-    let error = run_backup(
-        &store,
-        &options,
-        input,
-        Progress::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let error = backup_input(&store, &options, input).await.unwrap_err();
     assert!(matches!(error, BackupError::Source(_)), "{error}");
     assert!(store.list_backup_names().await.unwrap().is_empty());
     assert!(
@@ -326,44 +287,11 @@ async fn fake_gcs_failed_backup_leaves_no_objects() {
     server.create_bucket("backups").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = gcs_store(&server, dir.path());
-    let (mut writer, reader) = tokio::io::duplex(1024 * 1024);
-    tokio::spawn(async move {
-        for seed in 0..12 {
-            if writer
-                .write_all(&dump_bytes(1024 * 1024, seed))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-    let input = DumpInput {
-        stream: vertice_backup::source::DumpStream {
-            reader: Box::pin(reader),
-            completion: Box::pin(async {
-                Err(vertice_backup::source::SourceError::Tool {
-                    tool: "pg_dump".into(),
-                    message: "server closed the connection unexpectedly".into(),
-                })
-            }),
-        },
-        source: None,
-        databases: Vec::new(),
-        counts: None,
-    };
+    let input = twelve_mib_then_the_dump_fails();
     let mut options = small_options("failed", Some(key(1)));
     options.chunk_size = 1024 * 1024;
     options.upload.max_object_size = 4 * 1024 * 1024;
-    let error = run_backup(
-        &store,
-        &options,
-        input,
-        Progress::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap_err();
+    let error = backup_input(&store, &options, input).await.unwrap_err();
     assert!(matches!(error, BackupError::Source(_)), "{error}");
     assert!(store.list_backup_names().await.unwrap().is_empty());
     let left: Vec<_> = store

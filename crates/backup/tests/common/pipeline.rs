@@ -13,8 +13,10 @@ use vertice_backup::manifest::Manifest;
 use vertice_backup::pipeline::upload::UploadLimits;
 use vertice_backup::progress::Progress;
 use vertice_backup::restore::VerifiedBackup;
+use vertice_backup::source::{DumpStream, SourceError};
 use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
 use vertice_backup::verify::OpenedBackup;
+use vertice_testkit::services::S3Server;
 
 /// `len` bytes that compress a little (half random, half repetitive), reproducibly.
 pub fn dump_bytes(len: usize, seed: u64) -> Vec<u8> {
@@ -47,6 +49,30 @@ pub fn local_store(dir: &std::path::Path) -> BackupStore {
     .unwrap()
 }
 
+/// A bucket on testkit's S3 server, with the server's credentials in a file under `dir`.
+pub fn s3_store(server: &S3Server, bucket: &str, dir: &std::path::Path) -> BackupStore {
+    let credentials = dir.join("s3-credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            server.access_key(),
+            server.secret_key()
+        ),
+    )
+    .unwrap();
+    BackupStore::open(&StoreConfig {
+        store: StoreKind::S3,
+        bucket: Some(bucket.into()),
+        endpoint: Some(server.endpoint()),
+        region: Some(server.region().into()),
+        credentials_file: Some(credentials),
+        prefix: "team/app".into(),
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
 /// A key from a byte.
 pub fn key(byte: u8) -> KeyEncryptionKey {
     KeyEncryptionKey::from_material(&[byte; 32], None).unwrap()
@@ -70,10 +96,38 @@ pub async fn backup_bytes(
     options: &BackupOptions,
     data: Vec<u8>,
 ) -> Result<Manifest, BackupError> {
+    backup_input(store, options, DumpInput::plain(std::io::Cursor::new(data))).await
+}
+
+/// A dump that streams what `reader` yields and then reports that its tool failed, the way a
+/// `pg_dump` that loses its server mid-dump does.
+pub fn failing_dump(reader: impl tokio::io::AsyncRead + Send + 'static) -> DumpInput {
+    DumpInput {
+        stream: DumpStream {
+            reader: Box::pin(reader),
+            completion: Box::pin(async {
+                Err(SourceError::Tool {
+                    tool: "pg_dump".into(),
+                    message: "server closed the connection unexpectedly".into(),
+                })
+            }),
+        },
+        source: None,
+        databases: Vec::new(),
+        counts: None,
+    }
+}
+
+/// Backs up `input`, never cancelled.
+pub async fn backup_input(
+    store: &BackupStore,
+    options: &BackupOptions,
+    input: DumpInput,
+) -> Result<Manifest, BackupError> {
     run_backup(
         store,
         options,
-        DumpInput::plain(std::io::Cursor::new(data)),
+        input,
         Progress::new(),
         CancellationToken::new(),
     )

@@ -10,6 +10,23 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 
+/// Creates database `shop` on `server` with a table `items` of `rows` rows (ids 1..=rows), the
+/// data the CLI tests back up, restore and drill.
+pub async fn seed_shop(server: &vertice_testkit::services::Postgres, rows: u64) {
+    server.create_database("shop").await.unwrap();
+    server
+        .sql_in(
+            "shop",
+            &format!(
+                "CREATE TABLE items (id int PRIMARY KEY, label text NOT NULL);
+                 INSERT INTO items SELECT i, 'item ' || md5(i::text)
+                   FROM generate_series(1, {rows}) i;"
+            ),
+        )
+        .await
+        .unwrap();
+}
+
 /// The binary Cargo built for this test run.
 pub const BIN: &str = env!("CARGO_BIN_EXE_vertice-backup");
 
