@@ -54,9 +54,14 @@ impl Azurite {
 
     async fn spawn_and_wait(&mut self) -> anyhow::Result<()> {
         let dir = self.process.dir();
+        // Node's Azure Monitor telemetry in Azurite writes a folder under the temp dir; keep it
+        // in the server's own directory so nothing outlives the test.
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).context("creating Azurite's temp dir")?;
         let mut command = Command::new(&self.binary);
         command
             .current_dir(dir)
+            .env("TMPDIR", &tmp)
             .args(["--blobHost", HOST, "--blobPort", &self.port.to_string()])
             .arg("--location")
             .arg(dir.join("data"))
