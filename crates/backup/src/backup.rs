@@ -15,6 +15,7 @@ use crate::format::{
 };
 use crate::keys::KeyEncryptionKey;
 use crate::manifest::Manifest;
+use crate::manifest_seal::ManifestSealKey;
 use crate::pipeline::chunker::{ChunkerOutcome, chunk_stream};
 use crate::pipeline::compress::Compression;
 use crate::pipeline::encrypt::{DataKey, random_bytes};
@@ -124,12 +125,16 @@ pub async fn run_backup(
     }
     let started_at = Utc::now();
     let backup_id: BackupId = random_bytes()?;
-    let (data_key, encryption) = match &options.key {
+    let (data_key, encryption, seal_key) = match &options.key {
         Some(key) => {
             let (data_key, wrapped) = key.new_data_key(&backup_id)?;
-            (Some(DataKey::from_bytes(&data_key)?), Some(wrapped))
+            (
+                Some(DataKey::from_bytes(&data_key)?),
+                Some(wrapped),
+                Some(ManifestSealKey::derive(&data_key)),
+            )
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     let codec = Arc::new(ChunkCodec::new(backup_id, options.compression, data_key));
     let mut writer = DataObjectWriter::new(store.clone(), &options.name, backup_id, options.upload);
@@ -204,7 +209,7 @@ pub async fn run_backup(
             return Err(error);
         }
     };
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format_version: FORMAT_VERSION,
         name: options.name.clone(),
         backup_id: to_hex(&backup_id),
@@ -222,8 +227,12 @@ pub async fn run_backup(
         databases,
         counts,
         labels: options.labels.clone(),
+        seal: None,
     };
     manifest.validate()?;
+    if let Some(seal_key) = &seal_key {
+        seal_key.seal(&mut manifest)?;
+    }
     if cancel.is_cancelled() {
         let _ = store.delete_folder(&options.name).await;
         return Err(BackupError::Cancelled);

@@ -53,9 +53,19 @@
 //! (`k-` + 16 hex digits of a BLAKE3 key derivation), which tells keys apart without revealing
 //! them.
 //!
+//! # Manifest seal
+//!
+//! An encrypted backup's manifest carries `seal`: the BLAKE3 keyed hash of the manifest's JSON
+//! without `seal`, under the key `blake3::derive_key("vertice-backup manifest seal v1", data
+//! key)`. It covers what the chunk tags cannot — the dump-time row and key counts a drill
+//! compares against, labels, versions, sizes — so only a holder of the key-encryption key can
+//! change them; `rekey` checks the seal before it re-wraps and seals again. An unencrypted
+//! backup has no seal: its manifest is protected by the store's access control alone.
+//!
 //! # Reading
 //!
-//! A reader refuses a manifest whose `formatVersion` it does not know, checks that the chunk
+//! A reader refuses a manifest whose `formatVersion` it does not know, checks the seal of an
+//! encrypted backup before it uses anything else the manifest says, checks that the chunk
 //! list tiles every data object exactly, verifies every hash and every tag, and checks the raw
 //! sizes and the raw hash, before a restore writes a single byte to its target.
 

@@ -55,6 +55,10 @@ pub struct Manifest {
     /// Labels given by the user (for example the schedule that made the backup).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Encrypted backups: BLAKE3 keyed hash of this manifest without this field, under a key
+    /// derived from the data key (see `manifest_seal`), hex. Absent when not encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 /// One data object.
@@ -238,10 +242,10 @@ impl Manifest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Manifest {
+    pub(crate) fn sample() -> Manifest {
         let hash = "ab".repeat(32);
         Manifest {
             format_version: FORMAT_VERSION,
@@ -254,6 +258,7 @@ mod tests {
             stored_size: 32 + 60 + 32 + 20,
             compression: Compression::default(),
             encryption: None,
+            seal: None,
             chunk_size: 100,
             objects: vec![
                 DataObject {

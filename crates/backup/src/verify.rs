@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::BackupError;
 use crate::keys::KeyRing;
 use crate::manifest::Manifest;
+use crate::manifest_seal::ManifestSealKey;
 use crate::pipeline::ChunkCodec;
 use crate::pipeline::encrypt::DataKey;
 use crate::pipeline::reader::{ScanReport, scan};
@@ -65,7 +66,12 @@ impl OpenedBackup {
         let manifest = store.read_manifest(name).await?;
         let backup_id = manifest.backup_id_bytes()?;
         let key = match &manifest.encryption {
-            Some(wrapped) => Some(DataKey::from_bytes(&keys.unwrap_key(&backup_id, wrapped)?)?),
+            Some(wrapped) => {
+                let data_key = keys.unwrap_key(&backup_id, wrapped)?;
+                // Nothing the manifest says is used before its seal is checked.
+                ManifestSealKey::derive(&data_key).check(&manifest)?;
+                Some(DataKey::from_bytes(&data_key)?)
+            }
             None => None,
         };
         let codec = ChunkCodec::new(backup_id, manifest.compression, key);

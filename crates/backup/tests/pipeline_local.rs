@@ -12,10 +12,12 @@ use pipeline::*;
 use tokio_util::sync::CancellationToken;
 use vertice_backup::backup::{DumpInput, run_backup};
 use vertice_backup::error::BackupError;
-use vertice_backup::keys::KeyRing;
+use vertice_backup::keys::{KeyEncryptionKey, KeyRing};
 use vertice_backup::manifest::Manifest;
 use vertice_backup::pipeline::compress::Compression;
 use vertice_backup::progress::Progress;
+use vertice_backup::rekey::rekey_manifest;
+use vertice_backup::source::ObjectCounts;
 
 fn data_path(root: &std::path::Path, name: &str, object: u32) -> PathBuf {
     root.join("team/app")
@@ -207,6 +209,20 @@ fn edit_manifest(root: &std::path::Path, name: &str, edit: impl FnOnce(&mut Mani
     std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
 }
 
+/// Edits a manifest as only a holder of the key-encryption key `kek` could — sealing it again
+/// afterwards — so that what is tested is the chunk authentication behind the seal.
+fn edit_and_reseal(
+    root: &std::path::Path,
+    name: &str,
+    kek: &KeyEncryptionKey,
+    edit: impl FnOnce(&mut Manifest),
+) {
+    edit_manifest(root, name, |manifest| {
+        edit(manifest);
+        reseal(manifest, kek);
+    });
+}
+
 #[tokio::test]
 async fn tampered_manifests_are_caught_by_the_authenticated_format() {
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +241,7 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
     let original = std::fs::read(&path).unwrap();
     let last = manifest.chunks.last().unwrap().clone();
     std::fs::write(&path, &original[..last.offset as usize]).unwrap();
-    edit_manifest(dir.path(), "b", |m| {
+    edit_and_reseal(dir.path(), "b", &key(1), |m| {
         let dropped = m.chunks.pop().unwrap();
         m.objects[0].size -= dropped.stored_size;
         m.objects[0].blake3 = blake3::hash(&original[..last.offset as usize])
@@ -254,7 +270,7 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
     swapped[a_range].copy_from_slice(&original[b_range.clone()]);
     swapped[b_range].copy_from_slice(&a_bytes);
     std::fs::write(&path, &swapped).unwrap();
-    edit_manifest(dir.path(), "b", |m| {
+    edit_and_reseal(dir.path(), "b", &key(1), |m| {
         let (hash_a, hash_b) = (m.chunks[1].blake3.clone(), m.chunks[2].blake3.clone());
         m.chunks[1].blake3 = hash_b;
         m.chunks[2].blake3 = hash_a;
@@ -265,6 +281,24 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
         .unwrap_err();
     assert!(error.to_string().contains("authentication"), "{error}");
     std::fs::write(&path, &original).unwrap();
+    std::fs::write(manifest_path(dir.path(), "b"), manifest.to_json().unwrap()).unwrap();
+    restore_bytes(&store, "b", &keys, &mut sink).await.unwrap();
+    sink.clear();
+
+    // Without the key, any edit of the manifest — here the dump-time counts a drill compares
+    // against — breaks its seal.
+    edit_manifest(dir.path(), "b", |m| {
+        m.counts = Some(ObjectCounts::Keys(1));
+    });
+    let error = restore_bytes(&store, "b", &keys, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, BackupError::Integrity(message) if message.contains("altered")),
+        "{error}"
+    );
+    assert!(sink.is_empty());
+    std::fs::write(manifest_path(dir.path(), "b"), manifest.to_json().unwrap()).unwrap();
 
     // An unknown format version.
     edit_manifest(dir.path(), "b", |m| m.format_version = 2);
@@ -367,11 +401,7 @@ async fn rekeying_rewraps_without_touching_data() {
         .unwrap();
     let before = std::fs::read(data_path(dir.path(), "b", 0)).unwrap();
     let mut rekeyed = store.read_manifest("b").await.unwrap();
-    let backup_id = rekeyed.backup_id_bytes().unwrap();
-    let data_key = key(1)
-        .unwrap_key(&backup_id, rekeyed.encryption.as_ref().unwrap())
-        .unwrap();
-    rekeyed.encryption = Some(key(2).wrap(&backup_id, &data_key).unwrap());
+    rekey_manifest(&mut rekeyed, &KeyRing::new(vec![key(1)]), &key(2)).unwrap();
     store.write_manifest(&rekeyed).await.unwrap();
     let mut restored = Vec::new();
     restore_bytes(&store, "b", &KeyRing::new(vec![key(2)]), &mut restored)

@@ -161,8 +161,8 @@ async fn redis_through_s3_and_local_store() {
     round_trip(&original, &local_store(dir.path()), "redis-local").await;
 }
 
-/// A drill compares with the manifest's count (plain JSON, not covered by the chunk
-/// authentication): a manifest that records one key more makes the drill report it. The drill
+/// A drill compares with the manifest's count: a manifest that records one key more (sealed
+/// again with the key, as only its holder could) makes the drill report it. The drill
 /// needs no source server — it loads the snapshot into a scratch server of its own — so it
 /// runs here after the original server is gone.
 #[tokio::test]
@@ -175,6 +175,7 @@ async fn a_drill_reports_a_key_count_that_differs_without_the_source_server() {
     let mut manifest = back_up(&original, &store, "counted").await;
     assert_eq!(manifest.counts, Some(ObjectCounts::Keys(keys)));
     manifest.counts = Some(ObjectCounts::Keys(keys + 1));
+    reseal(&mut manifest, &key(5));
     store.write_manifest(&manifest).await.unwrap();
     let source = DatabaseSource::new(SourceConfig::Redis(redis_config(&original)));
     original.kill();

@@ -18,6 +18,7 @@ use crate::error::exit_code;
 use crate::manifest::Manifest;
 use crate::names::default_backup_name;
 use crate::progress::{Progress, human_bytes, spawn_reporter};
+use crate::rekey::rekey_manifest;
 use crate::restore::VerifiedBackup;
 use crate::retention::{BackupSummary, RetentionPolicy, plan};
 use crate::source::mariadb::MariadbRestoreOptions;
@@ -634,15 +635,9 @@ pub async fn prune(args: PruneArgs) -> Result<Report, BackupError> {
 pub async fn rekey(args: RekeyArgs) -> Result<Report, BackupError> {
     let store = BackupStore::open(&args.common.store)?;
     let mut manifest = store.read_manifest(&args.name).await?;
-    let backup_id = manifest.backup_id_bytes()?;
-    let wrapped = manifest
-        .encryption
-        .clone()
-        .ok_or_else(|| BackupError::Config(format!("backup {} is not encrypted", args.name)))?;
-    let data_key = args.keys.key_ring()?.unwrap_key(&backup_id, &wrapped)?;
     let new_key =
         crate::keys::KeyEncryptionKey::from_file(&args.new_key_file, args.new_key_id.clone())?;
-    manifest.encryption = Some(new_key.wrap(&backup_id, &data_key)?);
+    let wrapped = rekey_manifest(&mut manifest, &args.keys.key_ring()?, &new_key)?;
     store.write_manifest(&manifest).await?;
     let json = serde_json::json!({"name": args.name, "oldKeyId": wrapped.key_id, "newKeyId": new_key.id()});
     let text = format!(

@@ -10,6 +10,7 @@ use vertice_backup::backup::{BackupOptions, DumpInput, run_backup};
 use vertice_backup::error::BackupError;
 use vertice_backup::keys::{KeyEncryptionKey, KeyRing};
 use vertice_backup::manifest::Manifest;
+use vertice_backup::manifest_seal::ManifestSealKey;
 use vertice_backup::pipeline::upload::UploadLimits;
 use vertice_backup::progress::Progress;
 use vertice_backup::restore::VerifiedBackup;
@@ -76,6 +77,16 @@ pub fn s3_store(server: &S3Server, bucket: &str, dir: &std::path::Path) -> Backu
 /// A key from a byte.
 pub fn key(byte: u8) -> KeyEncryptionKey {
     KeyEncryptionKey::from_material(&[byte; 32], None).unwrap()
+}
+
+/// Seals an edited manifest again, as only a holder of the key-encryption key `kek` can: the
+/// tests use it to reach the checks that stand behind the seal.
+pub fn reseal(manifest: &mut Manifest, kek: &KeyEncryptionKey) {
+    let backup_id = manifest.backup_id_bytes().unwrap();
+    let data_key = kek
+        .unwrap_key(&backup_id, manifest.encryption.as_ref().unwrap())
+        .unwrap();
+    ManifestSealKey::derive(&data_key).seal(manifest).unwrap();
 }
 
 /// Small chunks and objects, so a few MB spread over many chunks and several objects.
