@@ -498,10 +498,10 @@ pub async fn verify(args: VerifyArgs) -> Result<Report, BackupError> {
         store.write_verification(&args.name, &record).await?;
     }
     let text = format!(
-        "backup {} is intact: {} chunks in {} objects, {} raw, checked in {:.1} s",
+        "backup {} is intact: {} in {}, {} raw, checked in {:.1} s",
         report.name,
-        report.chunks,
-        report.objects,
+        counted(report.chunks, "chunk"),
+        counted(report.objects, "data object"),
         human_bytes(report.raw_size),
         report.duration.as_secs_f64()
     );
@@ -651,4 +651,25 @@ pub async fn rekey(args: RekeyArgs) -> Result<Report, BackupError> {
         text,
         exit_code: 0,
     })
+}
+
+/// `1 chunk`, `2 chunks`.
+fn counted(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn one_is_singular_and_everything_else_plural() {
+        assert_eq!(counted(1, "chunk"), "1 chunk");
+        assert_eq!(counted(0, "chunk"), "0 chunks");
+        assert_eq!(counted(12, "data object"), "12 data objects");
+    }
 }
