@@ -8,7 +8,8 @@ use std::time::Duration;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use vertice_testkit::services::{
-    Azurite, FakeGcs, MariaDb, Postgres, Prometheus, Redis, RedisOptions, S3Server,
+    Azurite, FakeGcs, Fault, FaultProxy, MariaDb, Postgres, Prometheus, Redis, RedisOptions,
+    S3Server,
 };
 
 /// Whether a process with this PID exists (a zombie counts as gone).
@@ -422,4 +423,47 @@ async fn a_failed_start_reports_the_log_tail() {
     let text = format!("{error:#}");
     assert!(text.contains("redis exited"), "{text}");
     assert!(text.contains("no-such-directive"), "{text}");
+}
+
+/// The fault proxy forwards to the real server, fails exactly the requests it was told to,
+/// and points `Location` headers back at itself.
+#[tokio::test]
+async fn the_fault_proxy_forwards_and_fails_what_it_is_told_to() {
+    let gcs = FakeGcs::start().await.unwrap();
+    gcs.create_bucket("proxied").await.unwrap();
+    let proxy = FaultProxy::start(&gcs.endpoint()).await.unwrap();
+    let client = reqwest::Client::new();
+    let buckets = format!("{}/storage/v1/b", proxy.endpoint());
+    let status = |url: String| {
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(buckets.clone()).await, 200);
+
+    proxy.inject(Fault {
+        method: "GET".into(),
+        path_contains: "/storage/v1/b".into(),
+        status: 503,
+        times: 2,
+    });
+    assert_eq!(status(buckets.clone()).await, 503);
+    assert_eq!(status(buckets.clone()).await, 503);
+    assert_eq!(status(buckets).await, 200);
+    assert_eq!(proxy.injected().len(), 2);
+
+    let session = client
+        .post(format!(
+            "{}/upload/storage/v1/b/proxied/o?uploadType=resumable&name=x",
+            proxy.endpoint()
+        ))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let location = session.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with(&proxy.endpoint()),
+        "{location} should point at the proxy"
+    );
 }

@@ -2,8 +2,11 @@
 //! Prometheus, Azurite and fake-gcs-server. Each one starts on a free port in its own temporary
 //! directory, waits until it really answers, and is stopped and removed when dropped. A missing
 //! binary is an error that names the install command: tests never skip themselves.
+//! `FaultProxy` is the one made-up part: it sits in front of a real server and fails only the
+//! requests a test names, for the transient errors clouds give and emulators do not.
 
 pub mod azurite;
+pub mod fault_proxy;
 pub mod gcs;
 mod lifecycle;
 pub mod mariadb;
@@ -13,6 +16,7 @@ pub mod redis;
 pub mod s3;
 
 pub use azurite::Azurite;
+pub use fault_proxy::{Fault, FaultProxy};
 pub use gcs::FakeGcs;
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{Postgres, PostgresOptions};

@@ -1,0 +1,207 @@
+//! An HTTP proxy that stands between a client and a real server (an object-store emulator)
+//! and answers chosen requests with an error status instead of forwarding them — the
+//! transient failures (`503`, `429`) a cloud API gives now and then and an emulator never
+//! does. Everything else is forwarded unchanged, so the server behind it is still the real
+//! thing; only the faults are made up, and each test says exactly which.
+//!
+//! `Location` headers that point at the server are rewritten to point at the proxy, so
+//! resumable-upload sessions keep going through it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HOST, HeaderValue, LOCATION};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::HOST as LOOPBACK;
+
+/// Requests the proxy fails instead of forwarding.
+#[derive(Clone, Debug)]
+pub struct Fault {
+    /// HTTP method to match (`PUT`, `POST`, …).
+    pub method: String,
+    /// Text the request's path and query must contain.
+    pub path_contains: String,
+    /// The status to answer with.
+    pub status: u16,
+    /// How many matching requests to fail; later ones are forwarded.
+    pub times: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    faults: Vec<Fault>,
+    /// `METHOD path?query → status` of every fault served, in order.
+    injected: Vec<String>,
+}
+
+/// A running fault-injecting proxy; stops when dropped.
+#[derive(Debug)]
+pub struct FaultProxy {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts a proxy on a free port in front of `upstream` (`http://host:port`).
+    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((LOOPBACK, 0))
+            .await
+            .context("binding the fault proxy")?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let forwarder = Forwarder {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            own_origin: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            state: Arc::clone(&state),
+        };
+        let task = tokio::spawn(serve(listener, Arc::new(forwarder)));
+        Ok(FaultProxy { addr, state, task })
+    }
+
+    /// The proxy's base URL, used in place of the server's.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Fails the next `fault.times` requests that match `fault`.
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    /// The faults served so far, as `METHOD path?query → status`.
+    pub fn injected(&self) -> Vec<String> {
+        self.lock().injected.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere in a test must not hide what the proxy saw.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Forwarder {
+    upstream: String,
+    own_origin: String,
+    client: reqwest::Client,
+    state: Arc<Mutex<State>>,
+}
+
+async fn serve(listener: TcpListener, forwarder: Arc<Forwarder>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let forwarder = Arc::clone(&forwarder);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let forwarder = Arc::clone(&forwarder);
+                async move { Ok::<_, Infallible>(forwarder.handle(request).await) }
+            });
+            // A client that hangs up mid-request is not the proxy's concern.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+impl Forwarder {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        // Read the whole body first, as a server would before it fails a request.
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(error) => return plain(StatusCode::BAD_REQUEST, &error.to_string()),
+        };
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), ToString::to_string);
+        if let Some(status) = self.take_fault(parts.method.as_str(), &target) {
+            return plain(status, "injected by the test's fault proxy");
+        }
+        let mut forwarded = self
+            .client
+            .request(parts.method, format!("{}{target}", self.upstream))
+            .body(body);
+        for (name, value) in &parts.headers {
+            if name != HOST {
+                forwarded = forwarded.header(name, value);
+            }
+        }
+        match forwarded.send().await {
+            Ok(answer) => self.relay(answer).await,
+            Err(error) => plain(StatusCode::BAD_GATEWAY, &error.to_string()),
+        }
+    }
+
+    /// The status of the first fault that matches and still has uses left.
+    fn take_fault(&self, method: &str, target: &str) -> Option<StatusCode> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fault = state.faults.iter_mut().find(|fault| {
+            fault.times > 0 && fault.method == method && target.contains(&fault.path_contains)
+        })?;
+        fault.times -= 1;
+        let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        state
+            .injected
+            .push(format!("{method} {target} → {}", status.as_u16()));
+        Some(status)
+    }
+
+    async fn relay(&self, answer: reqwest::Response) -> Response<Full<Bytes>> {
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        let body = match answer.bytes().await {
+            Ok(body) => body,
+            Err(error) => return plain(StatusCode::BAD_GATEWAY, &error.to_string()),
+        };
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        for (name, value) in &headers {
+            if name == LOCATION {
+                let rewritten = value
+                    .to_str()
+                    .ok()
+                    .map(|location| location.replacen(&self.upstream, &self.own_origin, 1))
+                    .and_then(|location| HeaderValue::from_str(&location).ok());
+                if let Some(rewritten) = rewritten {
+                    response.headers_mut().append(name, rewritten);
+                    continue;
+                }
+            }
+            // hyper sets the framing of the body it sends.
+            if name != hyper::header::TRANSFER_ENCODING && name != hyper::header::CONTENT_LENGTH {
+                response.headers_mut().append(name, value.clone());
+            }
+        }
+        response
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(text.to_string())));
+    *response.status_mut() = status;
+    response
+}
