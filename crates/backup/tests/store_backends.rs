@@ -20,7 +20,7 @@ use vertice_backup::error::BackupError;
 use vertice_backup::keys::KeyRing;
 use vertice_backup::progress::Progress;
 use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
-use vertice_testkit::services::{Azurite, FakeGcs, S3Server};
+use vertice_testkit::services::{Azurite, FakeGcs, Fault, FaultProxy, S3Server};
 
 /// Twelve MiB of dump, streamed through a pipe, after which the dump tool dies: the stream
 /// just ends and its completion reports the failure.
@@ -305,15 +305,101 @@ async fn fake_gcs_failed_backup_leaves_no_objects() {
 }
 
 fn gcs_store(server: &FakeGcs, dir: &std::path::Path) -> BackupStore {
+    gcs_store_at(server, &server.endpoint(), dir)
+}
+
+/// A store on `server`'s bucket `backups`, reached at `endpoint` (the server's, or a proxy's).
+fn gcs_store_at(server: &FakeGcs, endpoint: &str, dir: &std::path::Path) -> BackupStore {
     let credentials = dir.join("gcs.json");
-    std::fs::write(&credentials, server.service_account_key()).unwrap();
+    let key = server
+        .service_account_key()
+        .replace(&server.endpoint(), endpoint);
+    std::fs::write(&credentials, key).unwrap();
     BackupStore::open(&StoreConfig {
         store: StoreKind::Gcs,
         bucket: Some("backups".into()),
-        endpoint: Some(server.endpoint()),
+        endpoint: Some(endpoint.to_string()),
         credentials_file: Some(credentials),
         prefix: "team".into(),
         ..StoreConfig::default()
     })
     .unwrap()
+}
+
+/// Options that spread a 10 MiB dump over several data objects, each a resumable upload.
+fn gcs_options(name: &str) -> vertice_backup::backup::BackupOptions {
+    let mut options = small_options(name, Some(key(6)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 4 * 1024 * 1024;
+    options
+}
+
+fn fault(method: &str, path_contains: &str, status: u16, times: usize) -> Fault {
+    Fault {
+        method: method.into(),
+        path_contains: path_contains.into(),
+        status,
+        times,
+    }
+}
+
+/// Real GCS answers 503 or 429 now and then; fake-gcs-server never does, so a proxy in front
+/// of it fails chosen requests: two requests of a resumable session (a part, then the status
+/// query that follows it) and the manifest's one-request upload. The backup completes, every
+/// injected fault was met, and the data comes back whole.
+#[tokio::test]
+async fn fake_gcs_transient_errors_are_retried() {
+    let server = FakeGcs::start().await.unwrap();
+    server.create_bucket("backups").await.unwrap();
+    let proxy = FaultProxy::start(&server.endpoint()).await.unwrap();
+    proxy.inject(fault("PUT", "upload_id=", 503, 2));
+    proxy.inject(fault("POST", "uploadType=multipart", 429, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let store = gcs_store_at(&server, &proxy.endpoint(), dir.path());
+    let data = dump_bytes(10 * 1024 * 1024, 14);
+
+    let manifest = backup_bytes(&store, &gcs_options("flaky"), data.clone())
+        .await
+        .unwrap();
+    let injected = proxy.injected();
+    assert_eq!(injected.len(), 3, "{injected:#?}");
+    assert!(manifest.objects.len() >= 2, "{:?}", manifest.objects);
+    let mut restored = Vec::new();
+    restore_bytes(&store, "flaky", &KeyRing::new(vec![key(6)]), &mut restored)
+        .await
+        .unwrap();
+    assert!(restored == data, "restored bytes differ");
+}
+
+/// A GCS that keeps failing a session's parts: the backup gives up after its retries with a
+/// store error (exit code 5), and nothing is left in the bucket — read directly from the
+/// server, past the proxy.
+#[tokio::test]
+async fn fake_gcs_failing_for_good_leaves_no_backup() {
+    let server = FakeGcs::start().await.unwrap();
+    server.create_bucket("backups").await.unwrap();
+    let proxy = FaultProxy::start(&server.endpoint()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = gcs_store_at(&server, &proxy.endpoint(), dir.path());
+    proxy.inject(fault("PUT", "upload_id=", 503, usize::MAX));
+
+    let error = backup_bytes(
+        &store,
+        &gcs_options("doomed"),
+        dump_bytes(10 * 1024 * 1024, 15),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, BackupError::Store(_)), "{error}");
+    assert_eq!(error.exit_code(), 5);
+    assert!(proxy.injected().len() >= 4, "{:#?}", proxy.injected());
+    let direct = gcs_store(&server, dir.path());
+    let left: Vec<_> = direct
+        .object_store()
+        .list(None)
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "objects left behind: {left:?}");
 }
