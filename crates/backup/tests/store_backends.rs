@@ -20,7 +20,7 @@ use vertice_backup::error::BackupError;
 use vertice_backup::keys::KeyRing;
 use vertice_backup::progress::Progress;
 use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
-use vertice_testkit::services::{Azurite, FakeGcs, Fault, FaultProxy, S3Server};
+use vertice_testkit::services::{Azurite, FakeGcs, Fault, FaultProxy, HostHeader, S3Server};
 
 /// Twelve MiB of dump, streamed through a pipe, after which the dump tool dies: the stream
 /// just ends and its completion reports the failure.
@@ -152,18 +152,7 @@ async fn azurite_round_trip() {
     let server = Azurite::start().await.unwrap();
     server.create_container("backups").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let credentials = dir.path().join("azure-key");
-    std::fs::write(&credentials, server.account_key()).unwrap();
-    let store = BackupStore::open(&StoreConfig {
-        store: StoreKind::Azure,
-        bucket: Some("backups".into()),
-        endpoint: Some(server.endpoint()),
-        account: Some(server.account().into()),
-        credentials_file: Some(credentials),
-        prefix: "team".into(),
-        ..StoreConfig::default()
-    })
-    .unwrap();
+    let store = azure_store_at(&server, &server.endpoint(), dir.path());
     let data = dump_bytes(7 * 1024 * 1024, 12);
     let mut options = small_options("azure-1", Some(key(3)));
     options.chunk_size = 1024 * 1024;
@@ -326,6 +315,88 @@ fn gcs_store_at(server: &FakeGcs, endpoint: &str, dir: &std::path::Path) -> Back
     .unwrap()
 }
 
+/// S3 answers `503 SlowDown` now and then; object_store retries such answers. Behind the
+/// fault proxy, two failed part uploads and a failed multipart completion do not stop the
+/// backup, and no multipart upload is left open.
+#[tokio::test]
+async fn s3_transient_errors_are_retried() {
+    let server = S3Server::start().await.unwrap();
+    server.create_bucket("backups").unwrap();
+    let proxy = FaultProxy::start(&server.endpoint(), HostHeader::AsSent)
+        .await
+        .unwrap();
+    proxy.inject(fault("PUT", "partNumber=", 503, 2));
+    proxy.inject(fault("POST", "uploadId=", 503, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let store = s3_store_at(&server, &proxy.endpoint(), "backups", dir.path());
+    let data = dump_bytes(12 * 1024 * 1024, 16);
+    let mut options = small_options("slowdown", Some(key(7)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 64 * 1024 * 1024;
+
+    backup_bytes(&store, &options, data.clone()).await.unwrap();
+    let injected = proxy.injected();
+    assert_eq!(injected.len(), 3, "{injected:#?}");
+    assert!(server.pending_multipart_uploads().unwrap().is_empty());
+    let mut restored = Vec::new();
+    restore_bytes(
+        &store,
+        "slowdown",
+        &KeyRing::new(vec![key(7)]),
+        &mut restored,
+    )
+    .await
+    .unwrap();
+    assert!(restored == data, "restored bytes differ");
+}
+
+/// A store on Azurite's container `backups`, reached at `endpoint` (Azurite's, or a proxy's).
+fn azure_store_at(server: &Azurite, endpoint: &str, dir: &std::path::Path) -> BackupStore {
+    let credentials = dir.join("azure-key");
+    std::fs::write(&credentials, server.account_key()).unwrap();
+    BackupStore::open(&StoreConfig {
+        store: StoreKind::Azure,
+        bucket: Some("backups".into()),
+        endpoint: Some(endpoint.to_string()),
+        account: Some(server.account().into()),
+        credentials_file: Some(credentials),
+        prefix: "team".into(),
+        ..StoreConfig::default()
+    })
+    .unwrap()
+}
+
+/// Azure Blob answers `503 ServerBusy` now and then: two failed block uploads and a failed
+/// block-list commit, behind the fault proxy, do not stop the backup.
+#[tokio::test]
+async fn azurite_transient_errors_are_retried() {
+    let server = Azurite::start().await.unwrap();
+    server.create_container("backups").await.unwrap();
+    // The proxy forwards paths as they are; the account is the endpoint's path.
+    let origin = format!("http://127.0.0.1:{}", server.port());
+    let proxy = FaultProxy::start(&origin, HostHeader::Upstream)
+        .await
+        .unwrap();
+    proxy.inject(fault("PUT", "comp=block&", 503, 2));
+    proxy.inject(fault("PUT", "comp=blocklist", 503, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("{}/{}", proxy.endpoint(), server.account());
+    let store = azure_store_at(&server, &endpoint, dir.path());
+    let data = dump_bytes(7 * 1024 * 1024, 17);
+    let mut options = small_options("busy", Some(key(8)));
+    options.chunk_size = 1024 * 1024;
+    options.upload.max_object_size = 64 * 1024 * 1024;
+
+    backup_bytes(&store, &options, data.clone()).await.unwrap();
+    let injected = proxy.injected();
+    assert_eq!(injected.len(), 3, "{injected:#?}");
+    let mut restored = Vec::new();
+    restore_bytes(&store, "busy", &KeyRing::new(vec![key(8)]), &mut restored)
+        .await
+        .unwrap();
+    assert!(restored == data, "restored bytes differ");
+}
+
 /// Options that spread a 10 MiB dump over several data objects, each a resumable upload.
 fn gcs_options(name: &str) -> vertice_backup::backup::BackupOptions {
     let mut options = small_options(name, Some(key(6)));
@@ -351,7 +422,9 @@ fn fault(method: &str, path_contains: &str, status: u16, times: usize) -> Fault 
 async fn fake_gcs_transient_errors_are_retried() {
     let server = FakeGcs::start().await.unwrap();
     server.create_bucket("backups").await.unwrap();
-    let proxy = FaultProxy::start(&server.endpoint()).await.unwrap();
+    let proxy = FaultProxy::start(&server.endpoint(), HostHeader::Upstream)
+        .await
+        .unwrap();
     proxy.inject(fault("PUT", "upload_id=", 503, 2));
     proxy.inject(fault("POST", "uploadType=multipart", 429, 1));
     let dir = tempfile::tempdir().unwrap();
@@ -378,7 +451,9 @@ async fn fake_gcs_transient_errors_are_retried() {
 async fn fake_gcs_failing_for_good_leaves_no_backup() {
     let server = FakeGcs::start().await.unwrap();
     server.create_bucket("backups").await.unwrap();
-    let proxy = FaultProxy::start(&server.endpoint()).await.unwrap();
+    let proxy = FaultProxy::start(&server.endpoint(), HostHeader::Upstream)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = gcs_store_at(&server, &proxy.endpoint(), dir.path());
     proxy.inject(fault("PUT", "upload_id=", 503, usize::MAX));

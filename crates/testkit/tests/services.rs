@@ -8,8 +8,8 @@ use std::time::Duration;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use vertice_testkit::services::{
-    Azurite, FakeGcs, Fault, FaultProxy, MariaDb, Postgres, Prometheus, Redis, RedisOptions,
-    S3Server,
+    Azurite, FakeGcs, Fault, FaultProxy, HostHeader, MariaDb, Postgres, Prometheus, Redis,
+    RedisOptions, S3Server,
 };
 
 /// Whether a process with this PID exists (a zombie counts as gone).
@@ -431,7 +431,9 @@ async fn a_failed_start_reports_the_log_tail() {
 async fn the_fault_proxy_forwards_and_fails_what_it_is_told_to() {
     let gcs = FakeGcs::start().await.unwrap();
     gcs.create_bucket("proxied").await.unwrap();
-    let proxy = FaultProxy::start(&gcs.endpoint()).await.unwrap();
+    let proxy = FaultProxy::start(&gcs.endpoint(), HostHeader::Upstream)
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let buckets = format!("{}/storage/v1/b", proxy.endpoint());
     let status = |url: String| {

@@ -52,6 +52,16 @@ pub fn local_store(dir: &std::path::Path) -> BackupStore {
 
 /// A bucket on testkit's S3 server, with the server's credentials in a file under `dir`.
 pub fn s3_store(server: &S3Server, bucket: &str, dir: &std::path::Path) -> BackupStore {
+    s3_store_at(server, &server.endpoint(), bucket, dir)
+}
+
+/// A bucket on testkit's S3 server reached at `endpoint` (the server's, or a proxy's).
+pub fn s3_store_at(
+    server: &S3Server,
+    endpoint: &str,
+    bucket: &str,
+    dir: &std::path::Path,
+) -> BackupStore {
     let credentials = dir.join("s3-credentials");
     std::fs::write(
         &credentials,
@@ -65,7 +75,7 @@ pub fn s3_store(server: &S3Server, bucket: &str, dir: &std::path::Path) -> Backu
     BackupStore::open(&StoreConfig {
         store: StoreKind::S3,
         bucket: Some(bucket.into()),
-        endpoint: Some(server.endpoint()),
+        endpoint: Some(endpoint.to_string()),
         region: Some(server.region().into()),
         credentials_file: Some(credentials),
         prefix: "team/app".into(),

@@ -14,14 +14,24 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HOST, HeaderValue, LOCATION};
+use hyper::header::{HOST as HOST_HEADER, HeaderValue, LOCATION};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::HOST as LOOPBACK;
+use super::HOST;
+
+/// Which `Host` header a forwarded request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostHeader {
+    /// The server's own, as a reverse proxy sends: for servers that route on `Host`
+    /// (fake-gcs-server reads any other host as a virtual-hosted bucket name).
+    Upstream,
+    /// The one the client sent: for clients that sign it (S3's SigV4).
+    AsSent,
+}
 
 /// Requests the proxy fails instead of forwarding.
 #[derive(Clone, Debug)]
@@ -53,8 +63,8 @@ pub struct FaultProxy {
 
 impl FaultProxy {
     /// Starts a proxy on a free port in front of `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind((LOOPBACK, 0))
+    pub async fn start(upstream: &str, host_header: HostHeader) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind((HOST, 0))
             .await
             .context("binding the fault proxy")?;
         let addr = listener.local_addr()?;
@@ -66,6 +76,7 @@ impl FaultProxy {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             state: Arc::clone(&state),
+            host_header,
         };
         let task = tokio::spawn(serve(listener, Arc::new(forwarder)));
         Ok(FaultProxy { addr, state, task })
@@ -105,6 +116,7 @@ struct Forwarder {
     own_origin: String,
     client: reqwest::Client,
     state: Arc<Mutex<State>>,
+    host_header: HostHeader,
 }
 
 async fn serve(listener: TcpListener, forwarder: Arc<Forwarder>) {
@@ -143,7 +155,8 @@ impl Forwarder {
             .request(parts.method, format!("{}{target}", self.upstream))
             .body(body);
         for (name, value) in &parts.headers {
-            if name != HOST {
+            // Without a `Host` of its own, the client sets the server's.
+            if name != HOST_HEADER || self.host_header == HostHeader::AsSent {
                 forwarded = forwarded.header(name, value);
             }
         }

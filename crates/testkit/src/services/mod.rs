@@ -16,7 +16,7 @@ pub mod redis;
 pub mod s3;
 
 pub use azurite::Azurite;
-pub use fault_proxy::{Fault, FaultProxy};
+pub use fault_proxy::{Fault, FaultProxy, HostHeader};
 pub use gcs::FakeGcs;
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{Postgres, PostgresOptions};
