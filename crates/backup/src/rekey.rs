@@ -37,16 +37,23 @@ mod tests {
         KeyEncryptionKey::from_material(&[byte; 32], None).unwrap()
     }
 
-    #[test]
-    fn rekeying_rewraps_the_same_data_key_and_seals_again() {
+    /// A sample manifest encrypted (wrapped and sealed) under `key`.
+    fn sealed_with(key: &KeyEncryptionKey) -> (Manifest, [u8; 32], WrappedKey) {
         let mut manifest = sample();
         let backup_id = manifest.backup_id_bytes().unwrap();
-        let (data_key, wrapped) = kek(1).new_data_key(&backup_id).unwrap();
+        let (data_key, wrapped) = key.new_data_key(&backup_id).unwrap();
         manifest.encryption = Some(wrapped.clone());
         ManifestSealKey::derive(&data_key)
             .seal(&mut manifest)
             .unwrap();
+        (manifest, data_key, wrapped)
+    }
 
+    #[test]
+    fn rekeying_rewraps_the_same_data_key_and_seals_again() {
+        let (mut manifest, data_key, wrapped) = sealed_with(&kek(1));
+
+        let backup_id = manifest.backup_id_bytes().unwrap();
         let replaced = rekey_manifest(&mut manifest, &KeyRing::new(vec![kek(1)]), &kek(2)).unwrap();
         assert_eq!(replaced, wrapped);
         let rewrapped = manifest.encryption.clone().unwrap();
@@ -57,13 +64,7 @@ mod tests {
 
     #[test]
     fn an_altered_manifest_is_not_sealed_again() {
-        let mut manifest = sample();
-        let backup_id = manifest.backup_id_bytes().unwrap();
-        let (data_key, wrapped) = kek(1).new_data_key(&backup_id).unwrap();
-        manifest.encryption = Some(wrapped.clone());
-        ManifestSealKey::derive(&data_key)
-            .seal(&mut manifest)
-            .unwrap();
+        let (mut manifest, _, wrapped) = sealed_with(&kek(1));
         manifest.raw_size += 1;
 
         let error =

@@ -15,9 +15,10 @@ use object_store::{ObjectStore, PutMode, PutPayload};
 use pipeline::*;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
-use vertice_backup::backup::{DumpInput, run_backup};
+use vertice_backup::backup::{BackupOptions, DumpInput, run_backup};
 use vertice_backup::error::BackupError;
 use vertice_backup::keys::KeyRing;
+use vertice_backup::manifest::Manifest;
 use vertice_backup::progress::Progress;
 use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
 use vertice_testkit::services::{Azurite, FakeGcs, Fault, FaultProxy, HostHeader, S3Server};
@@ -329,25 +330,9 @@ async fn s3_transient_errors_are_retried() {
     proxy.inject(fault("POST", "uploadId=", 503, 1));
     let dir = tempfile::tempdir().unwrap();
     let store = s3_store_at(&server, &proxy.endpoint(), "backups", dir.path());
-    let data = dump_bytes(12 * 1024 * 1024, 16);
-    let mut options = small_options("slowdown", Some(key(7)));
-    options.chunk_size = 1024 * 1024;
-    options.upload.max_object_size = 64 * 1024 * 1024;
-
-    backup_bytes(&store, &options, data.clone()).await.unwrap();
-    let injected = proxy.injected();
-    assert_eq!(injected.len(), 3, "{injected:#?}");
+    let options = options_for_faults("slowdown", 64 * 1024 * 1024);
+    round_trip_through_faults(&store, &proxy, &options, 12 * 1024 * 1024, 3).await;
     assert!(server.pending_multipart_uploads().unwrap().is_empty());
-    let mut restored = Vec::new();
-    restore_bytes(
-        &store,
-        "slowdown",
-        &KeyRing::new(vec![key(7)]),
-        &mut restored,
-    )
-    .await
-    .unwrap();
-    assert!(restored == data, "restored bytes differ");
 }
 
 /// A store on Azurite's container `backups`, reached at `endpoint` (Azurite's, or a proxy's).
@@ -382,27 +367,42 @@ async fn azurite_transient_errors_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("{}/{}", proxy.endpoint(), server.account());
     let store = azure_store_at(&server, &endpoint, dir.path());
-    let data = dump_bytes(7 * 1024 * 1024, 17);
-    let mut options = small_options("busy", Some(key(8)));
-    options.chunk_size = 1024 * 1024;
-    options.upload.max_object_size = 64 * 1024 * 1024;
-
-    backup_bytes(&store, &options, data.clone()).await.unwrap();
-    let injected = proxy.injected();
-    assert_eq!(injected.len(), 3, "{injected:#?}");
-    let mut restored = Vec::new();
-    restore_bytes(&store, "busy", &KeyRing::new(vec![key(8)]), &mut restored)
-        .await
-        .unwrap();
-    assert!(restored == data, "restored bytes differ");
+    let options = options_for_faults("busy", 64 * 1024 * 1024);
+    round_trip_through_faults(&store, &proxy, &options, 7 * 1024 * 1024, 3).await;
 }
 
-/// Options that spread a 10 MiB dump over several data objects, each a resumable upload.
-fn gcs_options(name: &str) -> vertice_backup::backup::BackupOptions {
+/// 1 MiB chunks in data objects of at most `max_object_size` bytes, encrypted with `key(6)`.
+fn options_for_faults(name: &str, max_object_size: u64) -> BackupOptions {
     let mut options = small_options(name, Some(key(6)));
     options.chunk_size = 1024 * 1024;
-    options.upload.max_object_size = 4 * 1024 * 1024;
+    options.upload.max_object_size = max_object_size;
     options
+}
+
+/// Backs up `size` bytes through a store behind `proxy`, checks that the backup met exactly
+/// `faults` injected failures and still completed, and restores the bytes whole.
+async fn round_trip_through_faults(
+    store: &BackupStore,
+    proxy: &FaultProxy,
+    options: &BackupOptions,
+    size: usize,
+    faults: usize,
+) -> Manifest {
+    let data = dump_bytes(size, size as u64);
+    let manifest = backup_bytes(store, options, data.clone()).await.unwrap();
+    let injected = proxy.injected();
+    assert_eq!(injected.len(), faults, "{injected:#?}");
+    let mut restored = Vec::new();
+    restore_bytes(
+        store,
+        &options.name,
+        &KeyRing::new(vec![key(6)]),
+        &mut restored,
+    )
+    .await
+    .unwrap();
+    assert!(restored == data, "restored bytes differ");
+    manifest
 }
 
 fn fault(method: &str, path_contains: &str, status: u16, times: usize) -> Fault {
@@ -429,19 +429,9 @@ async fn fake_gcs_transient_errors_are_retried() {
     proxy.inject(fault("POST", "uploadType=multipart", 429, 1));
     let dir = tempfile::tempdir().unwrap();
     let store = gcs_store_at(&server, &proxy.endpoint(), dir.path());
-    let data = dump_bytes(10 * 1024 * 1024, 14);
-
-    let manifest = backup_bytes(&store, &gcs_options("flaky"), data.clone())
-        .await
-        .unwrap();
-    let injected = proxy.injected();
-    assert_eq!(injected.len(), 3, "{injected:#?}");
+    let options = options_for_faults("flaky", 4 * 1024 * 1024);
+    let manifest = round_trip_through_faults(&store, &proxy, &options, 10 * 1024 * 1024, 3).await;
     assert!(manifest.objects.len() >= 2, "{:?}", manifest.objects);
-    let mut restored = Vec::new();
-    restore_bytes(&store, "flaky", &KeyRing::new(vec![key(6)]), &mut restored)
-        .await
-        .unwrap();
-    assert!(restored == data, "restored bytes differ");
 }
 
 /// A GCS that keeps failing a session's parts: the backup gives up after its retries with a
@@ -460,7 +450,7 @@ async fn fake_gcs_failing_for_good_leaves_no_backup() {
 
     let error = backup_bytes(
         &store,
-        &gcs_options("doomed"),
+        &options_for_faults("doomed", 4 * 1024 * 1024),
         dump_bytes(10 * 1024 * 1024, 15),
     )
     .await
