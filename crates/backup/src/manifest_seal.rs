@@ -12,12 +12,27 @@
 //! manifest and serialising it again gives the same bytes.
 
 use crate::error::BackupError;
-use crate::format::{from_hex, to_hex};
+use crate::keys::KeyRing;
 use crate::manifest::Manifest;
 use crate::pipeline::encrypt::KEY_LEN;
 
 /// BLAKE3 key-derivation context; changing it invalidates every seal.
 const SEAL_KEY_CONTEXT: &str = "vertice-backup manifest seal v1";
+
+/// The data key of an encrypted backup, unwrapped with one of `keys`, once the manifest's seal
+/// has been checked with it; `None` for an unencrypted backup. Every reader that opens a
+/// backup comes through here, so none can use an unchecked manifest.
+pub fn unseal_data_key(
+    manifest: &Manifest,
+    keys: &KeyRing,
+) -> Result<Option<[u8; KEY_LEN]>, BackupError> {
+    let Some(wrapped) = &manifest.encryption else {
+        return Ok(None);
+    };
+    let data_key = keys.unwrap_key(&manifest.backup_id_bytes()?, wrapped)?;
+    ManifestSealKey::derive(&data_key).check(manifest)?;
+    Ok(Some(data_key))
+}
 
 /// The key that seals one backup's manifest.
 pub struct ManifestSealKey {
@@ -42,7 +57,7 @@ impl ManifestSealKey {
     pub fn seal(&self, manifest: &mut Manifest) -> Result<(), BackupError> {
         manifest.seal = None;
         let mac = self.mac(manifest)?;
-        manifest.seal = Some(to_hex(mac.as_bytes()));
+        manifest.seal = Some(mac.to_hex().to_string());
         Ok(())
     }
 
@@ -61,13 +76,11 @@ impl ManifestSealKey {
                 manifest.name
             ))
         })?;
-        let stored: [u8; 32] = from_hex(stored)
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(altered)?;
+        let stored = blake3::Hash::from_hex(stored).map_err(|_| altered())?;
         let mut unsealed = manifest.clone();
         unsealed.seal = None;
         // blake3::Hash compares in constant time.
-        if self.mac(&unsealed)? == blake3::Hash::from_bytes(stored) {
+        if self.mac(&unsealed)? == stored {
             Ok(())
         } else {
             Err(altered())

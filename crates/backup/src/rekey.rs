@@ -5,7 +5,7 @@
 use crate::error::BackupError;
 use crate::keys::{KeyEncryptionKey, KeyRing, WrappedKey};
 use crate::manifest::Manifest;
-use crate::manifest_seal::ManifestSealKey;
+use crate::manifest_seal::{ManifestSealKey, unseal_data_key};
 
 /// Re-wraps `manifest`'s data key (opened with a key of `keys`) under `new_key` and seals the
 /// manifest again; returns the wrapping it replaced. The store is not touched.
@@ -14,17 +14,20 @@ pub fn rekey_manifest(
     keys: &KeyRing,
     new_key: &KeyEncryptionKey,
 ) -> Result<WrappedKey, BackupError> {
+    // The seal is checked first: sealing an altered manifest again would make the
+    // alteration look genuine.
+    let (Some(old), Some(data_key)) = (
+        manifest.encryption.clone(),
+        unseal_data_key(manifest, keys)?,
+    ) else {
+        return Err(BackupError::Config(format!(
+            "backup {} is not encrypted",
+            manifest.name
+        )));
+    };
     let backup_id = manifest.backup_id_bytes()?;
-    let old = manifest
-        .encryption
-        .clone()
-        .ok_or_else(|| BackupError::Config(format!("backup {} is not encrypted", manifest.name)))?;
-    let data_key = keys.unwrap_key(&backup_id, &old)?;
-    // Sealing an altered manifest again would make the alteration look genuine.
-    let seal_key = ManifestSealKey::derive(&data_key);
-    seal_key.check(manifest)?;
     manifest.encryption = Some(new_key.wrap(&backup_id, &data_key)?);
-    seal_key.seal(manifest)?;
+    ManifestSealKey::derive(&data_key).seal(manifest)?;
     Ok(old)
 }
 

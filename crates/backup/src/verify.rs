@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::error::BackupError;
 use crate::keys::KeyRing;
 use crate::manifest::Manifest;
-use crate::manifest_seal::ManifestSealKey;
+use crate::manifest_seal::unseal_data_key;
 use crate::pipeline::ChunkCodec;
 use crate::pipeline::encrypt::DataKey;
 use crate::pipeline::reader::{ScanReport, scan};
@@ -65,13 +65,9 @@ impl OpenedBackup {
     ) -> Result<Self, BackupError> {
         let manifest = store.read_manifest(name).await?;
         let backup_id = manifest.backup_id_bytes()?;
-        let key = match &manifest.encryption {
-            Some(wrapped) => {
-                let data_key = keys.unwrap_key(&backup_id, wrapped)?;
-                // Nothing the manifest says is used before its seal is checked.
-                ManifestSealKey::derive(&data_key).check(&manifest)?;
-                Some(DataKey::from_bytes(&data_key)?)
-            }
+        // Nothing the manifest says is used before its seal is checked.
+        let key = match unseal_data_key(&manifest, keys)? {
+            Some(data_key) => Some(DataKey::from_bytes(&data_key)?),
             None => None,
         };
         let codec = ChunkCodec::new(backup_id, manifest.compression, key);
