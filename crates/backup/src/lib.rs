@@ -3,6 +3,7 @@
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
+pub mod api;
 pub mod backup;
 pub mod cli;
 pub mod drill;
@@ -21,7 +22,7 @@ pub mod source;
 pub mod store;
 pub mod verify;
 
-/// The CustomResourceDefinitions this operator serves (none yet: a later issue adds them).
+/// The CustomResourceDefinitions this operator serves.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    Vec::new()
+    api::crds()
 }

@@ -108,6 +108,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod runner;
+pub mod schema;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
