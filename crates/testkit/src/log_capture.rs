@@ -73,8 +73,8 @@ impl LogCapture {
         if let Some(capture) = *installed {
             return Ok(capture);
         }
-        let filter = EnvFilter::try_new(filter)
-            .with_context(|| format!("invalid log filter {filter:?}"))?;
+        let filter =
+            EnvFilter::try_new(filter).with_context(|| format!("invalid log filter {filter:?}"))?;
         let buffer = Arc::new(Mutex::new(Vec::new()));
         let writer_buffer = Arc::clone(&buffer);
         tracing_subscriber::fmt()
@@ -159,7 +159,9 @@ impl LogCapture {
             readers.push(self.capture_reader(&format!("{name} stderr"), stderr));
         }
         if readers.is_empty() {
-            bail!("{name}: neither stdout nor stderr is piped (Stdio::piped()), or both were taken");
+            bail!(
+                "{name}: neither stdout nor stderr is piped (Stdio::piped()), or both were taken"
+            );
         }
         Ok(CapturedOutput { readers })
     }
@@ -383,7 +385,10 @@ mod tests {
             ),
             format!("config={:?}", format!("pw={secret}")),
             format!("authorization: Basic {basic}"),
-            format!("{{\"password\":{}}}", serde_json::to_string(secret).unwrap()),
+            format!(
+                "{{\"password\":{}}}",
+                serde_json::to_string(secret).unwrap()
+            ),
         ];
         let leaks = find_leaks(lines.iter().map(String::as_str), &[secret]);
         let found: Vec<(usize, SecretForm)> =

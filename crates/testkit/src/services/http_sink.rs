@@ -193,9 +193,7 @@ impl HttpSink {
     /// Answers the next `times` requests (after the ones already scripted) with `reply`.
     pub fn script(&self, times: usize, reply: Reply) {
         let mut state = self.lock();
-        state
-            .scripted
-            .extend(std::iter::repeat_n(reply, times));
+        state.scripted.extend(std::iter::repeat_n(reply, times));
     }
 
     /// Delays the answer to the next request (after the ones already scripted) by `delay`.

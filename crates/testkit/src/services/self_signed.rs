@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A self-signed certificate and its key, both PEM (the key PKCS#8).
 #[derive(Clone)]

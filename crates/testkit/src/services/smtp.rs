@@ -262,7 +262,10 @@ impl SmtpReceiver {
 
     /// The user AUTH accepts, if AUTH is required.
     pub fn username(&self) -> Option<&str> {
-        self.options.credentials.as_ref().map(|(user, _)| user.as_str())
+        self.options
+            .credentials
+            .as_ref()
+            .map(|(user, _)| user.as_str())
     }
 
     /// The password AUTH accepts, if AUTH is required.
@@ -360,7 +363,8 @@ fn read_spool(dir: &Path) -> anyhow::Result<Vec<ReceivedMessage>> {
     files
         .iter()
         .map(|file| {
-            let json = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let json =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
             ReceivedMessage::from_spool(&json).with_context(|| format!("in {}", file.display()))
         })
         .collect()
