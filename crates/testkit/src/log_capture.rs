@@ -146,6 +146,7 @@ impl LogCapture {
     /// Reads a child's stdout and stderr, if piped, into the capture, each line prefixed
     /// `[<name> stdout] ` or `[<name> stderr] `. Fails when neither is piped (nothing could be
     /// captured). Await [`CapturedOutput::finish`] after the child exits to have every line.
+    /// Needs a Tokio runtime.
     pub fn capture_child(
         &'static self,
         name: &str,
@@ -167,7 +168,7 @@ impl LogCapture {
     }
 
     /// Reads `reader` line by line into the capture, each line prefixed `[<source>] `, until
-    /// it ends; the task ends with it.
+    /// it ends; the task ends with it. Needs a Tokio runtime (the reader is a task on it).
     pub fn capture_reader<R>(&'static self, source: &str, reader: R) -> JoinHandle<()>
     where
         R: AsyncRead + Unpin + Send + 'static,

@@ -61,6 +61,14 @@ async fn logged_events_are_captured_and_a_logged_secret_fails_the_check() {
     assert!(line.contains("vertice_backup::notify"), "{line}");
     capture.wait_for_line("hook failed", WAIT).await.unwrap();
 
+    // A dependency that logs through the `log` crate is captured too.
+    log::warn!(target: "some_dependency", "log crate record {marker}");
+    let line = capture
+        .wait_for_line(&format!("log crate record {marker}"), WAIT)
+        .await
+        .unwrap();
+    assert!(line.contains("WARN"), "{line}");
+
     // Debug lines are captured too: a secret there is a leak as well.
     let leaks = capture.leaks(&[&password, &token, &never_logged]);
     let by_secret: Vec<(usize, SecretForm)> =

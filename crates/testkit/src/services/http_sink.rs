@@ -46,13 +46,14 @@ pub enum Reply {
     },
     /// Waits this long, then answers with the default reply (a slow receiver).
     Delay(Duration),
-    /// Never answers; the connection stays open until the client gives up or the sink is
-    /// dropped (a receiver that hangs, for timeout tests).
+    /// Never answers while the sink runs (a receiver that hangs, for timeout tests): the
+    /// client times out, or gets an error when the sink is dropped.
     Hang,
 }
 
 impl Reply {
-    /// A reply with `status` and a short text body naming it.
+    /// A reply with `status` and a short text body naming it. A status outside 100–999 is
+    /// answered as `500`.
     pub fn status(status: u16) -> Self {
         Reply::Respond {
             status,

@@ -191,7 +191,7 @@ impl SmtpReceiver {
         if options.require_starttls && !options.starttls {
             bail!("SmtpOptions::require_starttls needs starttls");
         }
-        ensure_aiosmtpd().await?;
+        ensure_aiosmtpd(Path::new(PYTHON)).await?;
         let process = ManagedProcess::new("smtp", "aiosmtpd")?;
         std::fs::write(process.dir().join("smtp_receiver.py"), SCRIPT)
             .context("writing the SMTP receiver script")?;
@@ -312,22 +312,24 @@ impl SmtpReceiver {
     }
 }
 
-/// Fails, with the install command, when `/usr/bin/python3` cannot import aiosmtpd.
-async fn ensure_aiosmtpd() -> anyhow::Result<()> {
+/// Fails, with the install command, when `python` (`/usr/bin/python3`) is missing or cannot
+/// import aiosmtpd.
+async fn ensure_aiosmtpd(python: &Path) -> anyhow::Result<()> {
     let install = "install the Debian package `python3-aiosmtpd` \
                    (`apt-get install -y python3-aiosmtpd`; `cargo xtask tools` does it when run \
                    as root)";
-    if !Path::new(PYTHON).is_file() {
-        bail!("{PYTHON} not found; {install}");
+    if !python.is_file() {
+        bail!("{} not found; {install}", python.display());
     }
-    let output = tokio::process::Command::new(PYTHON)
+    let output = tokio::process::Command::new(python)
         .args(["-c", "import aiosmtpd.controller"])
         .output()
         .await
-        .with_context(|| format!("running {PYTHON}"))?;
+        .with_context(|| format!("running {}", python.display()))?;
     if !output.status.success() {
         bail!(
-            "{PYTHON} cannot import aiosmtpd ({}); {install}",
+            "{} cannot import aiosmtpd ({}); {install}",
+            python.display(),
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
@@ -368,4 +370,26 @@ fn read_spool(dir: &Path) -> anyhow::Result<Vec<ReceivedMessage>> {
             ReceivedMessage::from_spool(&json).with_context(|| format!("in {}", file.display()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_interpreter_or_package_says_how_to_install_it() {
+        // The real interpreter passes (the tests need the package installed).
+        ensure_aiosmtpd(Path::new(PYTHON)).await.unwrap();
+        // No interpreter at all; an interpreter without the package (`false` fails the import
+        // like a Python without aiosmtpd would).
+        for python in ["/nonexistent/python3", "/bin/false"] {
+            let error = ensure_aiosmtpd(Path::new(python)).await.unwrap_err();
+            let message = format!("{error:#}");
+            assert!(message.contains(python), "{message}");
+            assert!(
+                message.contains("apt-get install -y python3-aiosmtpd"),
+                "{message}"
+            );
+        }
+    }
 }
