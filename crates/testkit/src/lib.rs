@@ -2,6 +2,7 @@
 //! directory, and stops them when dropped. No mock stands in for any of them.
 
 pub mod control_plane;
+pub mod kubelet;
 pub mod namespace;
 pub mod ports;
 pub mod process;
