@@ -20,7 +20,9 @@ pub(crate) const SETUP_FAILURE_MARKER: &str = "testkit-kubelet:";
 
 /// Runs inside the new mount namespace: makes each mount point (on the host filesystem when it
 /// is missing: mkdir is not namespaced), binds the source there, remounts read-only where asked,
-/// enters the working directory and execs the program. Mount tools are called with a fixed PATH
+/// enters the working directory and execs the program (without the `PWD`/`OLDPWD` that `cd`
+/// exports, unless the container's env sets them: a runtime execs with the env as given). Mount
+/// tools are called with a fixed PATH
 /// so the container's own `PATH` (which the program inherits) cannot hide them.
 const MOUNT_SCRIPT: &str = r#"
 fail() { echo "testkit-kubelet: $*" >&2; exit 125; }
@@ -40,7 +42,8 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
 done
 shift
 PATH=$H mkdir -p "$1" && cd "$1" || fail "cannot enter working directory $1"
-shift
+if [ "$2" = clean ]; then unset PWD OLDPWD; fi
+shift 2
 exec "$@"
 "#;
 
@@ -123,13 +126,18 @@ impl Running {
                 .arg(&mount.target)
                 .arg(mode);
         }
+        let keep_pwd = ["PWD", "OLDPWD"]
+            .iter()
+            .any(|name| launch.environment.contains_key(*name));
         command
             .arg("--")
             .arg(&launch.working_dir)
+            .arg(if keep_pwd { "keep" } else { "clean" })
             .arg(&launch.program)
             .args(&launch.args)
             .env_clear()
             .envs(&launch.environment)
+            .current_dir("/")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -191,5 +199,127 @@ impl Drop for Running {
 pub(crate) fn kill_process_group(pgid: u32) {
     if let Ok(pgid) = i32::try_from(pgid) {
         let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn launch(dir: &Path, script: &str, mounts: Vec<Mount>) -> Launch {
+        Launch {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".to_owned(), script.to_owned()],
+            environment: [("ONLY".to_owned(), "this".to_owned())].into(),
+            working_dir: "/".to_owned(),
+            mounts,
+            termination_file: dir.join("termination-log"),
+            log_path: dir.join("out.log"),
+        }
+    }
+
+    fn unshare() -> PathBuf {
+        ["/usr/bin/unshare", "/bin/unshare"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn mounts_exist_only_inside_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let volume = dir.path().join("volume");
+        std::fs::create_dir(&volume).unwrap();
+        std::fs::write(volume.join("key"), "value").unwrap();
+        std::fs::write(dir.path().join("termination-log"), "").unwrap();
+        let suffix = rand::random::<u64>();
+        let target = format!("/run/vertice-kubelet-unit-{suffix}/secret");
+        let script = format!(
+            "cat {target}/key; echo; echo \"env=$(env | sort | tr '\\n' ' ')\"; \
+             echo bye > /dev/termination-log; \
+             if touch {target}/new 2>/dev/null; then echo writable; else echo read-only; fi; exit 3"
+        );
+        let mounts = vec![
+            Mount {
+                source: volume.clone(),
+                target: target.clone(),
+                read_only: true,
+            },
+            Mount {
+                source: dir.path().join("termination-log"),
+                target: "/dev/termination-log".to_owned(),
+                read_only: false,
+            },
+        ];
+        let launch = launch(dir.path(), &script, mounts);
+        let mut running = Running::spawn(&unshare(), &launch).unwrap();
+        let exit = running.wait().await;
+        let log = std::fs::read_to_string(&launch.log_path).unwrap();
+        assert_eq!(
+            exit,
+            Exit {
+                exit_code: 3,
+                signal: None
+            },
+            "{log}"
+        );
+        assert!(log.starts_with("value\n"), "{log}");
+        // Only the container's env (the inner `sh` exports PWD itself, as it would in an image).
+        assert!(log.contains("env=ONLY=this PWD=/ \n"), "{log}");
+        assert!(log.contains("read-only"), "{log}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("termination-log")).unwrap(),
+            "bye\n"
+        );
+        // Outside: an empty mount point.
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(format!("/run/vertice-kubelet-unit-{suffix}"));
+    }
+
+    #[tokio::test]
+    async fn signals_end_the_process_as_a_runtime_reports_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("termination-log"), "").unwrap();
+        for (signal, expected) in [(Signal::SIGTERM, 143), (Signal::SIGKILL, 137)] {
+            let launch = launch(
+                dir.path(),
+                "echo up; while :; do sleep 0.1; done",
+                Vec::new(),
+            );
+            let mut running = Running::spawn(&unshare(), &launch).unwrap();
+            while !std::fs::read_to_string(&launch.log_path)
+                .unwrap_or_default()
+                .contains("up")
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            running.signal(signal);
+            let exit = tokio::time::timeout(Duration::from_secs(10), running.wait())
+                .await
+                .unwrap();
+            assert_eq!(exit.exit_code, expected);
+            assert_eq!(exit.signal, Some(signal as i32));
+            std::fs::remove_file(&launch.log_path).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_mount_is_a_setup_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounts = vec![Mount {
+            source: dir.path().join("does-not-exist"),
+            target: format!("/run/vertice-kubelet-unit-{}", rand::random::<u64>()),
+            read_only: false,
+        }];
+        let launch = launch(dir.path(), "echo should not run", mounts);
+        let mut running = Running::spawn(&unshare(), &launch).unwrap();
+        let exit = running.wait().await;
+        let log = std::fs::read_to_string(&launch.log_path).unwrap();
+        assert_eq!(exit.exit_code, SETUP_FAILURE_CODE, "{log}");
+        assert!(log.contains(SETUP_FAILURE_MARKER), "{log}");
+        assert!(!log.contains("should not run"), "{log}");
     }
 }

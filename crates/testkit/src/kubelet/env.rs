@@ -51,10 +51,7 @@ pub(crate) async fn resolve(
     }
     for variable in container.env.iter().flatten() {
         let value = match &variable.value_from {
-            None => expand(
-                variable.value.as_deref().unwrap_or_default(),
-                &environment,
-            ),
+            None => expand(variable.value.as_deref().unwrap_or_default(), &environment),
             Some(source) => {
                 if let Some(selector) = &source.secret_key_ref {
                     let optional = selector.optional == Some(true);
@@ -110,7 +107,10 @@ pub(crate) async fn resolve(
 
 /// The value a `fieldRef` selects (kubelet `podFieldSelectorRuntimeValue`). The whole-map forms
 /// `metadata.labels`/`metadata.annotations` are for downwardAPI volumes only, as in Kubernetes.
-pub(crate) fn field_value(pod: &Pod, selector: &ObjectFieldSelector) -> Result<String, PrepareError> {
+pub(crate) fn field_value(
+    pod: &Pod,
+    selector: &ObjectFieldSelector,
+) -> Result<String, PrepareError> {
     let path = selector.field_path.as_str();
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
@@ -139,7 +139,9 @@ pub(crate) fn field_value(pod: &Pod, selector: &ObjectFieldSelector) -> Result<S
 }
 
 fn map_value(map: Option<&BTreeMap<String, String>>, key: &str) -> String {
-    map.and_then(|map| map.get(key)).cloned().unwrap_or_default()
+    map.and_then(|map| map.get(key))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// `key` from `<prefix>['key']`.
@@ -151,7 +153,10 @@ fn subscript<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// Relaxed env var names (GA since Kubernetes 1.34): printable ASCII without `=`, not empty.
 fn is_env_var_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'=')
 }
 
 /// Kubernetes variable expansion: `$(NAME)` becomes the value of `NAME` when it is defined and

@@ -66,7 +66,10 @@ pub(crate) async fn run(shared: Arc<Shared>, pod: Pod, terminate: CancellationTo
         namespace,
         name: pod.metadata.name.clone().unwrap_or_default(),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
-        restart_policy: spec.restart_policy.clone().unwrap_or_else(|| "Always".to_owned()),
+        restart_policy: spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".to_owned()),
         grace: Duration::from_secs(u64::try_from(grace_seconds).unwrap_or(0)),
         view: Mutex::new(PodView::new(
             spec.containers
@@ -142,7 +145,11 @@ impl PodContext {
         for _ in 0..5 {
             match self
                 .pods
-                .patch_status(&self.name, &PatchParams::default(), &Patch::Strategic(&body))
+                .patch_status(
+                    &self.name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(&body),
+                )
                 .await
             {
                 Ok(_) => return,
@@ -353,13 +360,7 @@ async fn run_container(context: &PodContext, container: &Container, launch: Laun
             }
             Err(error) => (Err(error), String::new()),
         };
-        let terminated = describe_exit(
-            container,
-            exit,
-            &launch,
-            started_at,
-            container_id,
-        );
+        let terminated = describe_exit(container, exit, &launch, started_at, container_id);
         context.shared.record_exit(
             &context.namespace,
             &context.name,

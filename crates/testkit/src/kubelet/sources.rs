@@ -60,14 +60,14 @@ impl Sources {
     /// The Secret's data, or `None` when it does not exist.
     pub(crate) async fn secret(&mut self, name: &str) -> Result<Option<&KeyData>, PrepareError> {
         if !self.secret_cache.contains_key(name) {
-            let secret =
-                self.secrets
-                    .get_opt(name)
-                    .await
-                    .map_err(|source| PrepareError::Api {
-                        what: format!("secret {name:?}"),
-                        source,
-                    })?;
+            let secret = self
+                .secrets
+                .get_opt(name)
+                .await
+                .map_err(|source| PrepareError::Api {
+                    what: format!("secret {name:?}"),
+                    source,
+                })?;
             let data = secret.map(|secret| {
                 let mut data: KeyData = BTreeMap::new();
                 for (key, value) in secret.data.unwrap_or_default() {

@@ -35,8 +35,14 @@ pub(crate) struct Terminated {
 /// A container's current state.
 #[derive(Debug, Clone)]
 pub(crate) enum State {
-    Waiting { reason: String, message: String },
-    Running { started_at: String, container_id: String },
+    Waiting {
+        reason: String,
+        message: String,
+    },
+    Running {
+        started_at: String,
+        container_id: String,
+    },
     Terminated(Terminated),
 }
 
@@ -160,7 +166,12 @@ impl PodView {
         let conditions = vec![
             self.condition("PodReadyToStartContainers", !terminal, "", ""),
             self.condition("Initialized", true, "", ""),
-            self.condition("ContainersReady", ready, not_ready_reason, &not_ready_message),
+            self.condition(
+                "ContainersReady",
+                ready,
+                not_ready_reason,
+                &not_ready_message,
+            ),
             self.condition("Ready", ready, not_ready_reason, &not_ready_message),
         ];
         let mut status = json!({
@@ -184,7 +195,13 @@ impl PodView {
         json!({ "status": status })
     }
 
-    fn condition(&mut self, kind: &'static str, status: bool, reason: &str, message: &str) -> Value {
+    fn condition(
+        &mut self,
+        kind: &'static str,
+        status: bool,
+        reason: &str,
+        message: &str,
+    ) -> Value {
         let time = match self.transitions.get(kind) {
             Some((previous, time)) if *previous == status => time.clone(),
             _ => {

@@ -40,6 +40,15 @@ struct VolumeDir {
     writable_tree: bool,
 }
 
+/// One file of a Secret, ConfigMap or downwardAPI volume.
+struct VolumeFile {
+    /// Relative to the volume.
+    path: String,
+    contents: Vec<u8>,
+    /// The item's own mode, else the volume's `defaultMode`.
+    mode: Option<i32>,
+}
+
 /// The Pod's volumes by name.
 pub(crate) struct PodVolumes {
     volumes: BTreeMap<String, VolumeDir>,
@@ -56,10 +65,14 @@ pub(crate) async fn materialise(
 ) -> Result<PodVolumes, PrepareError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let mut volumes = BTreeMap::new();
-    for volume in pod.spec.iter().flat_map(|spec| spec.volumes.iter().flatten()) {
+    for volume in pod
+        .spec
+        .iter()
+        .flat_map(|spec| spec.volumes.iter().flatten())
+    {
         let path = pod_dir.join("volumes").join(&volume.name);
-        let dir = materialise_one(client, namespace, pod, volume, sources, path, claims_root)
-            .await?;
+        let dir =
+            materialise_one(client, namespace, pod, volume, sources, path, claims_root).await?;
         volumes.insert(volume.name.clone(), dir);
     }
     Ok(PodVolumes { volumes })
@@ -76,10 +89,8 @@ async fn materialise_one(
 ) -> Result<VolumeDir, PrepareError> {
     let fresh = |path: &Path| -> Result<(), PrepareError> {
         if path.exists() {
-            std::fs::remove_dir_all(path).map_err(PrepareError::io(format!(
-                "clearing {}",
-                path.display()
-            )))?;
+            std::fs::remove_dir_all(path)
+                .map_err(PrepareError::io(format!("clearing {}", path.display())))?;
         }
         std::fs::create_dir_all(path)
             .map_err(PrepareError::io(format!("creating {}", path.display())))
@@ -91,13 +102,24 @@ async fn materialise_one(
         let optional = source.optional == Some(true);
         match data {
             Some(data) => {
-                let files = select_keys("Secret", namespace, name, &data, source.items.as_deref(), optional)?;
+                let files = select_keys(
+                    "Secret",
+                    namespace,
+                    name,
+                    &data,
+                    source.items.as_deref(),
+                    optional,
+                )?;
                 write_files(&path, files, source.default_mode)?;
             }
             None if optional => {}
             None => return Err(not_found("secret", name)),
         }
-        return Ok(VolumeDir { path, read_only: true, writable_tree: false });
+        return Ok(VolumeDir {
+            path,
+            read_only: true,
+            writable_tree: false,
+        });
     }
     if let Some(source) = &volume.config_map {
         let name = source.name.as_str();
@@ -106,14 +128,24 @@ async fn materialise_one(
         let optional = source.optional == Some(true);
         match data {
             Some(data) => {
-                let files =
-                    select_keys("ConfigMap", namespace, name, &data, source.items.as_deref(), optional)?;
+                let files = select_keys(
+                    "ConfigMap",
+                    namespace,
+                    name,
+                    &data,
+                    source.items.as_deref(),
+                    optional,
+                )?;
                 write_files(&path, files, source.default_mode)?;
             }
             None if optional => {}
             None => return Err(not_found("configmap", name)),
         }
-        return Ok(VolumeDir { path, read_only: true, writable_tree: false });
+        return Ok(VolumeDir {
+            path,
+            read_only: true,
+            writable_tree: false,
+        });
     }
     if let Some(source) = &volume.downward_api {
         fresh(&path)?;
@@ -130,14 +162,26 @@ async fn materialise_one(
                 "metadata.annotations" => format_map(pod.metadata.annotations.as_ref()),
                 _ => field_value(pod, selector)?,
             };
-            files.push((item.path.clone(), text.into_bytes(), item.mode));
+            files.push(VolumeFile {
+                path: item.path.clone(),
+                contents: text.into_bytes(),
+                mode: item.mode,
+            });
         }
         write_files(&path, files, source.default_mode)?;
-        return Ok(VolumeDir { path, read_only: true, writable_tree: false });
+        return Ok(VolumeDir {
+            path,
+            read_only: true,
+            writable_tree: false,
+        });
     }
     if volume.empty_dir.is_some() {
         fresh(&path)?;
-        return Ok(VolumeDir { path, read_only: false, writable_tree: true });
+        return Ok(VolumeDir {
+            path,
+            read_only: false,
+            writable_tree: true,
+        });
     }
     if let Some(source) = &volume.persistent_volume_claim {
         let claim = source.claim_name.as_str();
@@ -178,17 +222,25 @@ fn select_keys(
     data: &KeyData,
     items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
     optional: bool,
-) -> Result<Vec<(String, Vec<u8>, Option<i32>)>, PrepareError> {
+) -> Result<Vec<VolumeFile>, PrepareError> {
     let Some(items) = items.filter(|items| !items.is_empty()) else {
         return Ok(data
             .iter()
-            .map(|(key, value)| (key.clone(), value.clone(), None))
+            .map(|(key, value)| VolumeFile {
+                path: key.clone(),
+                contents: value.clone(),
+                mode: None,
+            })
             .collect());
     };
     let mut files = Vec::new();
     for item in items {
         match data.get(&item.key) {
-            Some(value) => files.push((item.path.clone(), value.clone(), item.mode)),
+            Some(value) => files.push(VolumeFile {
+                path: item.path.clone(),
+                contents: value.clone(),
+                mode: item.mode,
+            }),
             None if optional => {}
             None => return Err(key_not_found(kind, namespace, name, &item.key)),
         }
@@ -198,11 +250,16 @@ fn select_keys(
 
 fn write_files(
     dir: &Path,
-    files: Vec<(String, Vec<u8>, Option<i32>)>,
+    files: Vec<VolumeFile>,
     default_mode: Option<i32>,
 ) -> Result<(), PrepareError> {
-    for (relative, contents, mode) in files {
-        let path = dir.join(checked_relative(&relative)?);
+    for VolumeFile {
+        path,
+        contents,
+        mode,
+    } in files
+    {
+        let path = dir.join(checked_relative(&path)?);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(PrepareError::io(format!("creating {}", parent.display())))?;
