@@ -973,7 +973,7 @@ async fn a_deleted_job_pod_is_marked_failed_and_replaced() {
             } }),
         ))
         .await;
-    let first = wait_for_job_pod(&setup, "long", 1).await;
+    let first = wait_for_new_job_pod(&setup, "long", &[]).await;
     let name = first.metadata.name.clone().unwrap();
     setup.log_contains(&name, "main", "ready").await;
     setup
@@ -1001,23 +1001,24 @@ async fn a_deleted_job_pod_is_marked_failed_and_replaced() {
     let run = setup.kubelet.container(setup.ns(), &name, "main").unwrap();
     assert_eq!(run.exits[0].exit_code, 143);
     // Then it creates a replacement, which the kubelet runs too.
-    let second = wait_for_job_pod(&setup, "long", 2).await;
-    assert_ne!(second.metadata.name, first.metadata.name);
+    let second = wait_for_new_job_pod(&setup, "long", std::slice::from_ref(&name)).await;
+    let second_name = second.metadata.name.clone().unwrap();
+    setup.log_contains(&second_name, "main", "ready").await;
 }
 
-/// Waits until the Job has created `count` Pods (deleted ones included while they exist) and
-/// returns the newest.
-async fn wait_for_job_pod(setup: &Setup, job: &str, count: usize) -> Pod {
-    let mut newest = None;
+/// Waits until the Job has a Pod not named in `known` and returns it.
+async fn wait_for_new_job_pod(setup: &Setup, job: &str, known: &[String]) -> Pod {
     let deadline = Instant::now() + TIMEOUT;
     while Instant::now() < deadline {
-        let pods = setup.job_pods(job).await;
-        let created = pods.len();
-        if created >= count {
-            newest = pods.into_iter().last();
-            break;
+        let new = setup.job_pods(job).await.into_iter().find(|pod| {
+            !known
+                .iter()
+                .any(|name| pod.metadata.name.as_ref() == Some(name))
+        });
+        if let Some(pod) = new {
+            return pod;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    newest.unwrap_or_else(|| panic!("job {job} did not create {count} pods in {TIMEOUT:?}"))
+    panic!("job {job} created no new pod in {TIMEOUT:?}")
 }
