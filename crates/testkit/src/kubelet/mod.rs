@@ -52,6 +52,7 @@ mod env;
 mod pod;
 mod sources;
 mod status;
+mod termination;
 mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

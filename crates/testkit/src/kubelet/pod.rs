@@ -14,20 +14,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::container::{Exit, Launch, Running, SETUP_FAILURE_CODE, SETUP_FAILURE_MARKER};
+use super::container::{Exit, Launch, Running};
 use super::env::{self, expand};
 use super::sources::{PrepareError, Sources};
 use super::status::{ContainerView, Phase, PodView, State, Terminated, now};
+use super::termination::{describe_exit, start_error};
 use super::volumes::{self, Mount, sort_parents_first};
-use crate::process::read_log_tail;
 
-/// The kubelet's cap on a termination message read from the file
-/// (`MaxContainerTerminationMessageLength`).
-const MAX_MESSAGE_BYTES: usize = 4096;
-/// `FallbackToLogsOnError` takes at most this many of the last log lines and bytes
-/// (`MaxContainerTerminationMessageLogLines`/`…LogLength`).
-const FALLBACK_LOG_LINES: usize = 80;
-const FALLBACK_LOG_BYTES: usize = 2048;
 /// `terminationGracePeriodSeconds` when the Pod does not set it.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 /// Between attempts to prepare a container whose Secret, ConfigMap or claim is missing.
@@ -328,48 +321,7 @@ async fn prepare(
 async fn run_container(context: &PodContext, container: &Container, launch: Launch) {
     let mut restart_delay = FIRST_RESTART_DELAY;
     loop {
-        let _ = std::fs::write(&launch.termination_file, b"");
-        let started_at = now();
-        let (exit, container_id) = match Running::spawn(&context.shared.unshare, &launch) {
-            Ok(mut running) => {
-                let container_id = format!("testkit-kubelet://{}", running.pid());
-                context.shared.record_start(
-                    &context.namespace,
-                    &context.name,
-                    &context.uid,
-                    &container.name,
-                    &launch.log_path,
-                    running.pid(),
-                );
-                {
-                    let mut view = context.view.lock().await;
-                    if let Some(entry) = view.container_mut(&container.name) {
-                        entry.state = State::Running {
-                            started_at: started_at.clone(),
-                            container_id: container_id.clone(),
-                        };
-                    }
-                    view.settle_phase();
-                    context.patch(&mut view).await;
-                }
-                let exit = tokio::select! {
-                    exit = running.wait() => exit,
-                    () = context.terminate.cancelled() => stop(&mut running, context.grace).await,
-                };
-                (Ok(exit), container_id)
-            }
-            Err(error) => (Err(error), String::new()),
-        };
-        let terminated = describe_exit(container, exit, &launch, started_at, container_id);
-        context.shared.record_exit(
-            &context.namespace,
-            &context.name,
-            &container.name,
-            Exit {
-                exit_code: terminated.exit_code,
-                signal: terminated.signal,
-            },
-        );
+        let terminated = run_once(context, container, &launch).await;
         let restart = !context.terminate.is_cancelled()
             && match context.restart_policy.as_str() {
                 "Always" => true,
@@ -402,6 +354,7 @@ async fn run_container(context: &PodContext, container: &Container, launch: Laun
         tokio::select! {
             () = tokio::time::sleep(restart_delay) => {}
             () = context.terminate.cancelled() => {
+                // The Pod's final patch reports it terminated again.
                 let mut view = context.view.lock().await;
                 if let Some(entry) = view.container_mut(&container.name) {
                     entry.state = State::Terminated(terminated);
@@ -411,6 +364,63 @@ async fn run_container(context: &PodContext, container: &Container, launch: Laun
         }
         restart_delay = (restart_delay * 2).min(MAX_RESTART_DELAY);
     }
+}
+
+/// One run: start, report `running`, wait for the exit (or stop it when the Pod is deleted).
+async fn run_once(context: &PodContext, container: &Container, launch: &Launch) -> Terminated {
+    let _ = std::fs::write(&launch.termination_file, b"");
+    let started_at = now();
+    let mut running = match Running::spawn(&context.shared.unshare, launch) {
+        Ok(running) => running,
+        Err(error) => {
+            let terminated = start_error(launch, &error, started_at);
+            context.shared.record_exit(
+                &context.namespace,
+                &context.name,
+                &container.name,
+                Exit {
+                    exit_code: terminated.exit_code,
+                    signal: None,
+                },
+            );
+            return terminated;
+        }
+    };
+    let container_id = format!("testkit-kubelet://{}", running.pid());
+    context.shared.record_start(
+        &context.namespace,
+        &context.name,
+        &context.uid,
+        &container.name,
+        &launch.log_path,
+        running.pid(),
+    );
+    {
+        let mut view = context.view.lock().await;
+        if let Some(entry) = view.container_mut(&container.name) {
+            entry.state = State::Running {
+                started_at: started_at.clone(),
+                container_id: container_id.clone(),
+            };
+        }
+        view.settle_phase();
+        context.patch(&mut view).await;
+    }
+    let exit = tokio::select! {
+        exit = running.wait() => exit,
+        () = context.terminate.cancelled() => stop(&mut running, context.grace).await,
+    };
+    let terminated = describe_exit(container, exit, launch, started_at, container_id);
+    context.shared.record_exit(
+        &context.namespace,
+        &context.name,
+        &container.name,
+        Exit {
+            exit_code: terminated.exit_code,
+            signal: terminated.signal,
+        },
+    );
+    terminated
 }
 
 /// SIGTERM to the program, SIGKILL to its process group after `grace`.
@@ -423,80 +433,4 @@ async fn stop(running: &mut Running, grace: Duration) -> Exit {
             running.wait().await
         }
     }
-}
-
-/// The `terminated` state of a run: exit code, reason and termination message.
-fn describe_exit(
-    container: &Container,
-    exit: Result<Exit, std::io::Error>,
-    launch: &Launch,
-    started_at: String,
-    container_id: String,
-) -> Terminated {
-    let finished_at = now();
-    let exit = match exit {
-        Ok(exit) => exit,
-        Err(error) => {
-            return Terminated {
-                exit_code: 128,
-                signal: None,
-                reason: "StartError",
-                message: format!("starting {}: {error}", launch.program.display()),
-                started_at,
-                finished_at,
-                container_id,
-            };
-        }
-    };
-    if exit.exit_code == SETUP_FAILURE_CODE {
-        let tail = read_log_tail(&launch.log_path, 5);
-        if let Some(line) = tail
-            .lines()
-            .rev()
-            .find(|line| line.starts_with(SETUP_FAILURE_MARKER))
-        {
-            return Terminated {
-                exit_code: 128,
-                signal: None,
-                reason: "StartError",
-                message: line.to_owned(),
-                started_at,
-                finished_at,
-                container_id,
-            };
-        }
-    }
-    let mut message = read_termination_message(&launch.termination_file);
-    let fallback = container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
-    if fallback && message.is_empty() && exit.exit_code != 0 {
-        message = log_tail_message(&launch.log_path);
-    }
-    Terminated {
-        exit_code: exit.exit_code,
-        signal: exit.signal,
-        reason: if exit.exit_code == 0 {
-            "Completed"
-        } else {
-            "Error"
-        },
-        message,
-        started_at,
-        finished_at,
-        container_id,
-    }
-}
-
-/// At most [`MAX_MESSAGE_BYTES`] of the file, as text.
-fn read_termination_message(path: &std::path::Path) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let cut = &bytes[..bytes.len().min(MAX_MESSAGE_BYTES)];
-    String::from_utf8_lossy(cut).into_owned()
-}
-
-/// The last [`FALLBACK_LOG_LINES`] lines of the log, cut to its last [`FALLBACK_LOG_BYTES`].
-fn log_tail_message(log: &std::path::Path) -> String {
-    let tail = read_log_tail(log, FALLBACK_LOG_LINES);
-    let bytes = tail.as_bytes();
-    let cut = &bytes[bytes.len().saturating_sub(FALLBACK_LOG_BYTES)..];
-    String::from_utf8_lossy(cut).into_owned()
 }
