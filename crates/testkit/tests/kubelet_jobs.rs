@@ -1,14 +1,20 @@
 //! The kubelet stand-in with the REAL job controller (etcd, kube-apiserver and
 //! kube-controller-manager): Jobs run to completion, podFailurePolicy and backoffLimit are applied
 //! to the exit codes the stand-in reports, OnFailure restarts in place, and a deleted Job Pod is
-//! marked Failed so the job controller counts and replaces it.
+//! marked Failed so the job controller counts and replaces it; a kubelet serves only its own
+//! namespaces and label selector.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod kubelet_support;
 
-use kube::api::DeleteParams;
-use serde_json::json;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::{Value, json};
+use vertice_testkit::kubelet::{Kubelet, KubeletOptions};
+use vertice_testkit::namespace::TestNamespace;
 use vertice_testkit::process::wait_until;
 
 use kubelet_support::*;
@@ -197,4 +203,76 @@ async fn a_deleted_job_pod_is_marked_failed_and_replaced() {
     let second = wait_for_new_job_pod(&setup, "long", std::slice::from_ref(&name)).await;
     let second_name = second.metadata.name.clone().unwrap();
     setup.log_contains(&second_name, "main", "ready").await;
+}
+
+#[tokio::test]
+async fn a_kubelet_serves_only_its_namespaces_and_label_selector() {
+    let setup = Setup::new("kubelet-scope").await;
+    let second = TestNamespace::create(&setup.client, "kubelet-scope-second")
+        .await
+        .unwrap();
+    let third = TestNamespace::create(&setup.client, "kubelet-scope-third")
+        .await
+        .unwrap();
+    let kubelet = Kubelet::start(
+        &setup.client,
+        KubeletOptions::new(second.name())
+            .namespace(third.name())
+            .label_selector("batch.kubernetes.io/job-name")
+            .image(SHELL_IMAGE, "/bin/sh"),
+    )
+    .await
+    .unwrap();
+    let create = |namespace: &str, object: Value| {
+        let client = setup.client.clone();
+        let namespace = namespace.to_owned();
+        async move {
+            if object["kind"] == "Job" {
+                let job: Job = serde_json::from_value(object).unwrap();
+                Api::<Job>::namespaced(client, &namespace)
+                    .create(&PostParams::default(), &job)
+                    .await
+                    .unwrap();
+            } else {
+                let pod: Pod = serde_json::from_value(object).unwrap();
+                Api::<Pod>::namespaced(client, &namespace)
+                    .create(&PostParams::default(), &pod)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    // Created first, so the kubelet would have seen it before the Job's Pod if it served it.
+    create(second.name(), shell_pod("bare", "echo ran", json!({}))).await;
+    create(second.name(), shell_job("served", "echo served", json!({}))).await;
+    create(
+        third.name(),
+        shell_job("also-served", "echo also", json!({})),
+    )
+    .await;
+
+    for (namespace, job) in [(second.name(), "served"), (third.name(), "also-served")] {
+        let jobs = Api::<Job>::namespaced(setup.client.clone(), namespace);
+        wait_until(&format!("{namespace}/{job} to complete"), TIMEOUT, || {
+            let jobs = jobs.clone();
+            async move { Ok(has_condition(&jobs.get(job).await?, "Complete")) }
+        })
+        .await
+        .unwrap();
+    }
+    let bare = Api::<Pod>::namespaced(setup.client.clone(), second.name())
+        .get("bare")
+        .await
+        .unwrap();
+    assert_eq!(phase_of(&bare), "Pending");
+    let statuses = bare.status.and_then(|status| status.container_statuses);
+    assert!(statuses.is_none(), "{statuses:?}");
+    assert!(kubelet.container(second.name(), "bare", "main").is_none());
+    // The first kubelet serves only the first namespace.
+    assert!(
+        setup
+            .kubelet
+            .container(second.name(), "bare", "main")
+            .is_none()
+    );
 }
