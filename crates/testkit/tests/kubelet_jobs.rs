@@ -123,16 +123,19 @@ async fn pod_failure_policy_and_backoff_limit_are_applied_to_exit_codes() {
 #[tokio::test]
 async fn on_failure_restarts_the_container_in_place() {
     let setup = Setup::new("kubelet-restart").await;
+    let state = format!("{}/state", setup.host_dir());
     // The emptyDir survives container restarts, as in a real Pod.
     setup
         .create_job(shell_job(
             "flaky",
-            "if [ -f /run/kubelet-restart-marker/once ]; then echo second; exit 0; fi; \
-             touch /run/kubelet-restart-marker/once; echo first; exit 1",
+            &format!(
+                "if [ -f {state}/once ]; then echo second; exit 0; fi; \
+                 touch {state}/once; echo first; exit 1"
+            ),
             json!({ "spec": { "backoffLimit": 3, "template": { "spec": {
                 "restartPolicy": "OnFailure",
                 "volumes": [{ "name": "state", "emptyDir": {} }],
-                "containers": [{ "volumeMounts": [{ "name": "state", "mountPath": "/run/kubelet-restart-marker" }] }],
+                "containers": [{ "volumeMounts": [{ "name": "state", "mountPath": state }] }],
             } } } }),
         ))
         .await;
@@ -152,6 +155,7 @@ async fn on_failure_restarts_the_container_in_place() {
     let run = setup.kubelet.container(setup.ns(), name, "main").unwrap();
     let codes: Vec<i32> = run.exits.iter().map(|exit| exit.exit_code).collect();
     assert_eq!(codes, [1, 0]);
+    let _ = std::fs::remove_dir_all(setup.host_dir());
 }
 
 #[tokio::test]

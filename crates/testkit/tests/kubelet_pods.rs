@@ -279,7 +279,7 @@ async fn an_unmapped_image_fails_the_pod_with_a_clear_message() {
 #[tokio::test]
 async fn volumes_are_mounted_inside_the_process_only() {
     let setup = Setup::new("kubelet-volumes").await;
-    let base = format!("/run/vertice-kubelet-test/{}", setup.ns());
+    let base = setup.host_dir();
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("creds".to_owned()),
@@ -406,6 +406,7 @@ async fn volumes_are_mounted_inside_the_process_only() {
 #[tokio::test]
 async fn termination_messages_reach_the_pod_status() {
     let setup = Setup::new("kubelet-message").await;
+    let result = format!("{}/result", setup.host_dir());
     let long = "x".repeat(5000);
     let cases: Vec<(&str, String, Value)> = vec![
         (
@@ -420,8 +421,8 @@ async fn termination_messages_reach_the_pod_status() {
         ),
         (
             "custom-path",
-            "echo custom > /run/kubelet-message/result; exit 2".to_owned(),
-            json!({ "spec": { "containers": [{ "terminationMessagePath": "/run/kubelet-message/result" }] } }),
+            format!("echo custom > {result}; exit 2"),
+            json!({ "spec": { "containers": [{ "terminationMessagePath": result }] } }),
         ),
         (
             "too-long",
@@ -487,6 +488,7 @@ async fn termination_messages_reach_the_pod_status() {
         host.is_empty(),
         "the host's /dev/termination-log was written"
     );
+    let _ = std::fs::remove_dir_all(setup.host_dir());
 }
 
 #[tokio::test]

@@ -309,9 +309,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_mount_is_a_setup_failure() {
         let dir = tempfile::tempdir().unwrap();
+        let target = format!("/run/vertice-kubelet-unit-{}", rand::random::<u64>());
         let mounts = vec![Mount {
             source: dir.path().join("does-not-exist"),
-            target: format!("/run/vertice-kubelet-unit-{}", rand::random::<u64>()),
+            target: target.clone(),
             read_only: false,
         }];
         let launch = launch(dir.path(), "echo should not run", mounts);
@@ -321,5 +322,7 @@ mod tests {
         assert_eq!(exit.exit_code, SETUP_FAILURE_CODE, "{log}");
         assert!(log.contains(SETUP_FAILURE_MARKER), "{log}");
         assert!(!log.contains("should not run"), "{log}");
+        // A missing source is bound as a file, so the mount point made was a file.
+        let _ = std::fs::remove_file(&target);
     }
 }

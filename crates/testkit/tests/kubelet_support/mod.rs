@@ -52,6 +52,12 @@ impl Setup {
         self.namespace.name()
     }
 
+    /// A host folder of this test's own for mount paths (mount points missing on the host are
+    /// created there by the kubelet); the test removes it when it is done.
+    pub fn host_dir(&self) -> String {
+        format!("/run/vertice-kubelet-test/{}", self.ns())
+    }
+
     pub fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), self.ns())
     }
