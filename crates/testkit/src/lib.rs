@@ -3,6 +3,7 @@
 
 pub mod control_plane;
 pub mod crds;
+pub mod kubelet;
 pub mod log_capture;
 pub mod namespace;
 pub mod ports;
