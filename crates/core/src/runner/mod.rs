@@ -6,9 +6,9 @@
 //! a [`ControllerBuilder`]; [`Operator`](crate::Operator) runs it.
 //!
 //! Watch design:
-//! - the primary kind is watched as [`DeserializeGuard<K>`], so one object that does not
-//!   deserialize (for example after a CRD version skew) gets `Ready=False, reason=InvalidSpec`
-//!   instead of breaking the watch for every object;
+//! - the primary kind is watched as [`DeserializeGuard<K>`](kube::core::DeserializeGuard), so
+//!   one object that does not deserialize (for example after a CRD version skew) gets
+//!   `Ready=False, reason=InvalidSpec` instead of breaking the watch for every object;
 //! - the primary stream is filtered to changes of generation, finalizers, deletion, labels and
 //!   annotations, so our own status writes do not trigger another reconcile; owned and watched
 //!   kinds trigger as usual;
@@ -16,7 +16,7 @@
 //! - the primary cache (a reflector [`PrimaryStore`]) is created with the builder, so mappers of
 //!   watched kinds, cache gauges and the reconciler itself can read it.
 //!
-//! Files: [`builder`](self) (the builder and its timing), `relations` (owned and watched
+//! Files: `builder` (the builder, its timing, triggers and gauges), `relations` (owned and watched
 //! kinds), `run` (starting the kube-runtime `Controller`), `reconcile` (one reconcile: the
 //! finalizer, apply/cleanup, status and error reporting).
 
