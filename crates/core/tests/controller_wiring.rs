@@ -22,7 +22,10 @@ use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{eventually, install_crd};
 use k8s_openapi::{
-    api::core::v1::{ConfigMap, Secret, ServiceAccount},
+    api::{
+        coordination::v1::Lease,
+        core::v1::{ConfigMap, Secret, ServiceAccount},
+    },
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::Timestamp,
 };
@@ -240,14 +243,14 @@ impl Reconciler<Widget> for Widgets {
     }
 }
 
-fn run_args(namespace: &str, kubeconfig: &Path) -> RunArgs {
+fn run_args(namespace: &str, kubeconfig: &Path, leader_election: bool) -> RunArgs {
     RunArgs {
         kubeconfig: Some(kubeconfig.to_owned()),
         namespace: Some(namespace.to_owned()),
         admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         log_format: LogFormat::Text,
         log_filter: "info,vertice_core=debug".to_owned(),
-        leader_election: false,
+        leader_election,
         leader_election_namespace: Some(namespace.to_owned()),
         identity: Some("wiring".to_owned()),
         concurrency: 4,
@@ -284,7 +287,12 @@ struct Running {
 }
 
 impl Running {
-    async fn start(cp: &ControlPlane, namespace: &str, clock: ManualClock) -> anyhow::Result<Self> {
+    async fn start(
+        cp: &ControlPlane,
+        namespace: &str,
+        clock: ManualClock,
+        leader_election: bool,
+    ) -> anyhow::Result<Self> {
         let journal = Arc::new(Journal::default());
         let (trigger, wake) = trigger::channel::<Widget>();
         let tasks_trigger = trigger.clone();
@@ -322,12 +330,15 @@ impl Running {
 
         let stop = CancellationToken::new();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-        let operator = Operator::new("wiring", run_args(namespace, cp.admin_kubeconfig()))
-            .clock(Arc::new(clock.clone()))
-            .handle_signals(false)
-            .shutdown_on(stop.clone())
-            .on_admin_bound(bound_tx)
-            .controller(controller);
+        let operator = Operator::new(
+            "wiring",
+            run_args(namespace, cp.admin_kubeconfig(), leader_election),
+        )
+        .clock(Arc::new(clock.clone()))
+        .handle_signals(false)
+        .shutdown_on(stop.clone())
+        .on_admin_bound(bound_tx)
+        .controller(controller);
         let task = tokio::spawn(operator.run());
         let admin = bound_rx
             .await
@@ -376,12 +387,20 @@ struct Setup {
 }
 
 async fn setup(prefix: &str, clock: ManualClock) -> anyhow::Result<Setup> {
+    setup_with(prefix, clock, false).await
+}
+
+async fn setup_with(
+    prefix: &str,
+    clock: ManualClock,
+    leader_election: bool,
+) -> anyhow::Result<Setup> {
     let cp = ControlPlane::shared().await?;
     let client = cp.admin_client().await?;
     install_crd::<Widget>(&client).await?;
     let ns = TestNamespace::create(&client, prefix).await?;
     let widgets = Api::namespaced(client.clone(), ns.name());
-    let operator = Running::start(cp, ns.name(), clock).await?;
+    let operator = Running::start(cp, ns.name(), clock, leader_election).await?;
     Ok(Setup {
         client,
         ns,
@@ -868,5 +887,44 @@ async fn stopping_cancels_background_tasks_and_waits_for_them() -> anyhow::Resul
     let mut cancelled = journal.cancelled();
     cancelled.sort();
     assert_eq!(cancelled, vec!["long-1".to_owned(), "long-2".to_owned()]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_leadership_cancels_background_tasks_before_the_operator_returns()
+-> anyhow::Result<()> {
+    let setup = setup_with("core-task-lost", system_clock_now(), true).await?;
+    let journal = setup.operator.journal.clone();
+    let leases: Api<Lease> = Api::namespaced(setup.client.clone(), setup.ns.name());
+    let with_task = WidgetSpec {
+        task: true,
+        ..plain()
+    };
+    setup
+        .widgets
+        .create(&PostParams::default(), &widget("leader-work", with_task))
+        .await?;
+    eventually("the task to start", WAIT, || async {
+        (journal.task_starts("leader-work") == 1).then_some(())
+    })
+    .await?;
+
+    // Another replica takes the Lease (as after a long pause of this one): the next renewal
+    // sees it and this replica must stop acting, its background task included.
+    leases
+        .patch(
+            "wiring-leader",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"holderIdentity": "thief"}})),
+        )
+        .await?;
+    let result = tokio::time::timeout(Duration::from_secs(30), setup.operator.task)
+        .await
+        .context("the operator did not stop within 30 s of losing the Lease")??;
+    assert!(
+        matches!(result, Err(OperatorError::LeadershipLost)),
+        "{result:?}"
+    );
+    assert_eq!(journal.cancelled(), vec!["leader-work".to_owned()]);
     Ok(())
 }
