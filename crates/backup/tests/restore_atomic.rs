@@ -616,3 +616,86 @@ async fn redis_failed_overwrites_keep_the_old_snapshot() {
     .unwrap_err();
     assert!(dir_listing(empty.path()).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// `restore --to-file`, through the binary
+
+#[path = "support/cli_process.rs"]
+mod cli_process;
+
+/// Names in `dir` other than `keep` (partial files would show here).
+fn others(dir: &Path, keep: &str) -> Vec<String> {
+    dir_listing(dir)
+        .into_iter()
+        .filter(|name| name != keep && name != "store")
+        .collect()
+}
+
+#[tokio::test]
+async fn restore_to_a_file_replaces_it_only_after_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = local_store(&store_dir);
+    let dump = pipeline::dump_bytes(3 * 1024 * 1024 + 17, 11);
+    let out = dir.path().join("out.bin");
+    std::fs::write(&out, b"previous").unwrap();
+    let restore_args = |name: &str, to: &Path, overwrite: bool| {
+        let mut args = vec![
+            "restore".to_owned(),
+            "--path".into(),
+            store_dir.display().to_string(),
+            "--prefix".into(),
+            "team/app".into(),
+            "--name".into(),
+            name.into(),
+            "--to-file".into(),
+            to.display().to_string(),
+            "--output".into(),
+            "json".into(),
+        ];
+        if overwrite {
+            args.push("--overwrite".into());
+        }
+        args
+    };
+    for damage in DAMAGES {
+        let name = format!("{damage:?}").to_lowercase();
+        backup_bytes(&store, &small_options(&name, None), dump.clone())
+            .await
+            .unwrap();
+        damage.apply(&store_dir, &name);
+        let outcome = cli_process::run(restore_args(&name, &out, true)).await;
+        outcome.expect_code(i32::from(damage.exit_code()), &name);
+        assert_eq!(std::fs::read(&out).unwrap(), b"previous", "{damage:?}");
+        assert!(others(dir.path(), "out.bin").is_empty(), "{damage:?}");
+        // Into a new file: none appears.
+        let fresh = dir.path().join("fresh.bin");
+        let outcome = cli_process::run(restore_args(&name, &fresh, false)).await;
+        outcome.expect_code(i32::from(damage.exit_code()), &name);
+        assert!(others(dir.path(), "out.bin").is_empty(), "{damage:?}");
+    }
+
+    backup_bytes(&store, &small_options("good", None), dump.clone())
+        .await
+        .unwrap();
+    // Without --overwrite the existing file is refused, untouched.
+    let outcome = cli_process::run(restore_args("good", &out, false)).await;
+    outcome.expect_code(8, "existing file");
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous");
+    let outcome = cli_process::run(restore_args("good", &out, true)).await;
+    outcome.expect_code(0, "good overwrite");
+    assert_eq!(std::fs::read(&out).unwrap(), dump);
+    assert!(others(dir.path(), "out.bin").is_empty());
+    let json = outcome.json();
+    assert_eq!(json["passes"], 1, "{json}");
+    assert_eq!(json["rawSize"], dump.len() as u64, "{json}");
+    let manifest = store.read_manifest("good").await.unwrap();
+    assert_eq!(json["chunks"], manifest.chunks.len() as u64, "{json}");
+
+    // Stdout cannot be staged: two passes, and the bytes.
+    let mut args = restore_args("good", Path::new("-"), false);
+    args.truncate(args.len() - 2);
+    let output = cli_process::command(args).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stdout == dump, "stdout differs from the dump");
+}
