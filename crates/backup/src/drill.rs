@@ -223,13 +223,17 @@ pub async fn run_drill_until(
     let scratch = Scratch::new(server, &databases)?;
     let target = scratch.target(backup.manifest());
     let scratch_target = scratch.describe();
-    let outcome = async {
+    let work = async {
         let stream = server.restore(&target).await?;
         let restore = restore_backup(backup, stream, progress, cancel).await?;
         let restored = server.count_restored(&target, &databases).await?;
         Ok::<_, BackupError>((restore, restored))
-    }
-    .await;
+    };
+    // A cancel while counting stops the scratch server (killed on drop) too.
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        () = cancel.cancelled() => Err(BackupError::Cancelled),
+    };
     let removed = scratch.remove(server).await;
     let (restore, restored) = outcome?;
     if let Err(error) = removed {

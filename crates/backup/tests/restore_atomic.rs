@@ -699,3 +699,141 @@ async fn restore_to_a_file_replaces_it_only_after_success() {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert!(output.stdout == dump, "stdout differs from the dump");
 }
+
+/// Whether `pid` has a handler installed for SIGINT (bit 1 of `SigCgt` in /proc).
+fn catches_sigint(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (2 - 1)) != 0)
+}
+
+/// Ctrl-C in the middle of `restore --overwrite` through the binary: the restore is held at
+/// a known point — the dump's view reads `other.t`, which a session keeps locked, so creating
+/// the view in the staging database waits — then SIGINT: exit 130, the target as it was, no
+/// staging database left.
+#[tokio::test]
+async fn sigint_in_the_middle_of_a_restore_leaves_the_target_as_it_was() {
+    let server = MariaDb::start().await.unwrap();
+    server.create_database("other").await.unwrap();
+    server
+        .sql_in("other", "CREATE TABLE t (i INT); INSERT INTO t VALUES (1);")
+        .await
+        .unwrap();
+    seed_mariadb(&server, "src", 1000).await;
+    server
+        .sql_in("src", "CREATE VIEW vx AS SELECT COUNT(*) AS c FROM other.t")
+        .await
+        .unwrap();
+    seed_mariadb(&server, "live", 3).await;
+    let before = mariadb_state(&server, "live").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = local_store(&store_dir);
+    let source =
+        vertice_backup::source::mariadb::MariadbSource::new(mariadb_config(&server, &["src"]));
+    let started = source.dump().await.unwrap();
+    vertice_backup::backup::run_backup(
+        &store,
+        &BackupOptions::new("held", None),
+        vertice_backup::backup::DumpInput::from_started(started),
+        Progress::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+
+    // The lock: a session that holds it for as long as its stdin stays open.
+    let mut locker = tokio::process::Command::from(server.mariadb_command());
+    locker
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut locker = locker.spawn().unwrap();
+    let mut locker_stdin = locker.stdin.take().unwrap();
+    use tokio::io::AsyncWriteExt;
+    locker_stdin
+        .write_all(b"LOCK TABLES other.t WRITE;\n")
+        .await
+        .unwrap();
+    locker_stdin.flush().await.unwrap();
+    wait_until("other.t is locked", async || {
+        server
+            .sql("SHOW OPEN TABLES FROM other WHERE In_use > 0")
+            .await
+            .unwrap()
+            .contains('t')
+    })
+    .await;
+
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, server.password()).unwrap();
+    let mut restore = cli_process::command([
+        "restore",
+        "--path",
+        &store_dir.display().to_string(),
+        "--prefix",
+        "team/app",
+        "--name",
+        "held",
+        "--engine",
+        "mariadb",
+        "--host",
+        server.host(),
+        "--port",
+        &server.port().to_string(),
+        "--user",
+        server.user(),
+        "--password-file",
+        &password_file.display().to_string(),
+        "--target-database",
+        "live",
+        "--overwrite",
+    ]);
+    let child = restore.spawn().unwrap();
+    let pid = child.id().unwrap();
+    wait_until("the restore waits for the lock", async || {
+        catches_sigint(pid)
+            && server
+                .sql(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                     WHERE DB LIKE 'vertice\\_stage\\_%' AND STATE LIKE '%metadata lock%'",
+                )
+                .await
+                .unwrap()
+                .trim()
+                == "1"
+    })
+    .await;
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the cancelled restore did not exit")
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(mariadb_state(&server, "live").await, before);
+    assert_eq!(mariadb_leftovers(&server).await, "");
+    drop(locker_stdin);
+    let _ = locker.wait().await;
+}
+
+/// Polls `condition` until it holds, failing after a minute.
+async fn wait_until(what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

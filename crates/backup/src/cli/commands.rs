@@ -391,7 +391,10 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
     cancel_on_signal(cancel.clone());
     let progress = Progress::new();
     if args.to_file.as_deref() == Some(std::path::Path::new("-")) {
-        return restore_to_stdout(&store, &args, &progress).await;
+        return tokio::select! {
+            report = restore_to_stdout(&store, &args, &progress) => report,
+            () = cancel.cancelled() => Err(BackupError::Cancelled),
+        };
     }
     let parallelism = args
         .parallelism

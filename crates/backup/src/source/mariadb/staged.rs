@@ -157,9 +157,27 @@ impl MariadbSource {
         }
     }
 
-    /// Drops the staging databases (best effort: they hold only a copy).
+    /// Drops the staging databases (best effort: they hold only a copy). Sessions still in
+    /// them — the restore's own, when its client was killed while the server was waiting on
+    /// a lock for it — are ended first, or the drop would wait for them.
     pub(super) async fn drop_staging(&self, plan: &[StagedDatabase]) {
         let staging: Vec<String> = plan.iter().map(|d| d.staging.clone()).collect();
+        let names: Vec<String> = staging.iter().map(|name| hex_literal(name)).collect();
+        if let Ok(rows) = self
+            .query_rows(&format!(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE HEX(DB) IN ({}) AND ID <> CONNECTION_ID();",
+                names.join(", ")
+            ))
+            .await
+        {
+            for id in rows
+                .iter()
+                .filter_map(|row| row.first()?.parse::<u64>().ok())
+            {
+                let _ = self.run_sql(&format!("KILL {id};")).await;
+            }
+        }
         self.drop_databases(&staging).await;
     }
 }
