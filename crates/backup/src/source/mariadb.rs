@@ -1,5 +1,9 @@
 //! MySQL / MariaDB: `mariadb-dump --single-transaction` streamed from stdout, restored with the
-//! `mariadb` client from stdin.
+//! `mariadb` client from stdin into staging databases (`vertice_stage_…`; a dump of several
+//! databases is pointed at them by `rename_stream`), which the commit step moves into the
+//! targets only after the whole dump was verified (`staged`, `swap`): MariaDB has no
+//! `RENAME DATABASE`, so contents move — tables by one atomic `RENAME TABLE`, views,
+//! triggers, routines and events by their definitions.
 //!
 //! Credentials reach both tools through a private option file (`--defaults-file`, mode 0600,
 //! removed when the tool exits). `--defaults-file` rather than `--defaults-extra-file`: only
@@ -235,9 +239,12 @@ impl MariadbSource {
             })
             .collect();
         let single = options.dumped_databases.len() == 1;
-        if single {
+        let single_staging = match plan.as_slice() {
+            [database] if single => Some(database.staging.clone()),
+            _ => None,
+        };
+        if let Some(staging) = &single_staging {
             // A single-database dump has no CREATE DATABASE of its own.
-            let staging = &plan[0].staging;
             self.run_sql(&format!("CREATE DATABASE {};\n", quote_ident(staging)))
                 .await?;
         }
@@ -247,8 +254,8 @@ impl MariadbSource {
             "--max-allowed-packet=1073741824",
             "--batch",
         ]);
-        if single {
-            tool.arg(format!("--database={}", plan[0].staging));
+        if let Some(staging) = &single_staging {
+            tool.arg(format!("--database={staging}"));
         }
         let stream = match tool.spawn_restore() {
             Ok(stream) => stream,
@@ -257,17 +264,18 @@ impl MariadbSource {
                 return Err(error);
             }
         };
-        let writer: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> = if single {
-            stream.writer
-        } else {
-            let renames = options
-                .dumped_databases
-                .iter()
-                .cloned()
-                .zip(plan.iter().map(|database| database.staging.clone()))
-                .collect();
-            Box::pin(rename_stream::RenameDatabases::new(stream.writer, renames))
-        };
+        let writer: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> =
+            if single_staging.is_some() {
+                stream.writer
+            } else {
+                let renames = options
+                    .dumped_databases
+                    .iter()
+                    .cloned()
+                    .zip(plan.iter().map(|database| database.staging.clone()))
+                    .collect();
+                Box::pin(rename_stream::RenameDatabases::new(stream.writer, renames))
+            };
         let committer = self.clone();
         let commit_plan = plan.clone();
         let overwrite = options.overwrite;
