@@ -223,17 +223,18 @@ pub async fn run_drill_until(
     let scratch = Scratch::new(server, &databases)?;
     let target = scratch.target(backup.manifest());
     let scratch_target = scratch.describe();
-    let work = async {
+    let outcome = async {
         let stream = server.restore(&target).await?;
+        // The restore handles a cancel itself: it must finish removing its staging target.
         let restore = restore_backup(backup, stream, progress, cancel).await?;
-        let restored = server.count_restored(&target, &databases).await?;
+        // A cancel while counting stops the scratch server (killed on drop).
+        let restored = tokio::select! {
+            restored = server.count_restored(&target, &databases) => restored?,
+            () = cancel.cancelled() => return Err(BackupError::Cancelled),
+        };
         Ok::<_, BackupError>((restore, restored))
-    };
-    // A cancel while counting stops the scratch server (killed on drop) too.
-    let outcome = tokio::select! {
-        outcome = work => outcome,
-        () = cancel.cancelled() => Err(BackupError::Cancelled),
-    };
+    }
+    .await;
     let removed = scratch.remove(server).await;
     let (restore, restored) = outcome?;
     if let Err(error) = removed {
