@@ -1,4 +1,4 @@
-//! `drill`: proves a backup restores. Verifies it, restores it into a scratch target (a new
+//! `drill`: proves a backup restores. Restores it (checking everything on the way) into a scratch target (a new
 //! database with a generated name, or a temporary Redis data directory), compares the row/key
 //! counts with those the manifest recorded at dump time, reports the restore duration, and
 //! removes the scratch target.
@@ -7,13 +7,16 @@ use serde::Serialize;
 
 use crate::error::BackupError;
 use crate::format::to_hex;
+use crate::manifest::Manifest;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
-use crate::restore::{RestoreReport, VerifiedBackup};
+use crate::restore::{RestoreReport, restore_backup};
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::{DatabaseSource, ObjectCounts, RestoreTarget};
+use crate::source::{DatabaseSource, ObjectCounts, RedisKeyCounts, RestoreTarget};
+use crate::verify::OpenedBackup;
+use tokio_util::sync::CancellationToken;
 
 /// What a drill found.
 #[derive(Clone, Debug, Serialize)]
@@ -73,8 +76,9 @@ impl Scratch {
         })
     }
 
-    /// The restore target.
-    pub fn target(&self, databases: &[String]) -> RestoreTarget {
+    /// The restore target for a backup of `manifest`.
+    pub fn target(&self, manifest: &Manifest) -> RestoreTarget {
+        let databases = &manifest.databases;
         match self {
             Scratch::Postgres(database) => RestoreTarget::Postgres(PostgresRestoreOptions {
                 database: database.clone(),
@@ -92,6 +96,7 @@ impl Scratch {
                 dbfilename: "dump.rdb".into(),
                 overwrite: false,
                 bin_dir: bin_dir.clone(),
+                databases: redis_databases(manifest),
             }),
         }
     }
@@ -120,9 +125,48 @@ impl Scratch {
     }
 }
 
+/// The Redis `databases` setting a manifest recorded for its source, if any.
+pub fn redis_databases(manifest: &Manifest) -> Option<u32> {
+    manifest
+        .source
+        .as_ref()?
+        .settings
+        .get("databases")?
+        .parse()
+        .ok()
+}
+
 /// Differences between dump-time and restored counts, one line each.
+///
+/// Redis keys: the restored snapshot is counted as loaded by a replica, so keys whose expiry
+/// passed after the dump are still counted (see `source::redis::count_keys_in_data_dir`).
+/// What may legitimately differ is only what changed between the count and the snapshot an
+/// instant later: keys with an expiry may have expired and been removed in it. So keys
+/// without an expiry must match exactly, and keys with one may be fewer, never more.
 pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<String> {
     match (expected, restored) {
+        (ObjectCounts::RedisKeys(expected), ObjectCounts::RedisKeys(restored)) => {
+            let mut differences = Vec::new();
+            let persistent = |counts: &RedisKeyCounts| counts.keys.saturating_sub(counts.expiring);
+            if persistent(expected) != persistent(restored) {
+                differences.push(format!(
+                    "keys without an expiry: {} at dump time, {} restored",
+                    persistent(expected),
+                    persistent(restored)
+                ));
+            }
+            if restored.expiring > expected.expiring {
+                differences.push(format!(
+                    "keys with an expiry: {} at dump time, {} restored",
+                    expected.expiring, restored.expiring
+                ));
+            }
+            differences
+        }
+        (ObjectCounts::Keys(expected), ObjectCounts::RedisKeys(restored)) => compare_counts(
+            &ObjectCounts::Keys(*expected),
+            &ObjectCounts::Keys(restored.keys),
+        ),
         (ObjectCounts::Keys(expected), ObjectCounts::Keys(restored)) => {
             if expected == restored {
                 Vec::new()
@@ -157,20 +201,37 @@ pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<S
     }
 }
 
-/// Restores a verified backup into a scratch target on `server` and compares counts.
-pub async fn run_drill(
-    verified: &VerifiedBackup,
+/// Restores a backup into a scratch target on `server` (one pass: the scratch target is
+/// itself staged, so every check runs while it streams in) and compares counts.
+pub async fn run_drill<B: AsRef<OpenedBackup>>(
+    backup: &B,
     server: &DatabaseSource,
     progress: &Progress,
 ) -> Result<DrillReport, BackupError> {
-    let databases = verified.manifest().databases.clone();
+    run_drill_until(backup.as_ref(), server, progress, &CancellationToken::new()).await
+}
+
+/// [`run_drill`] that stops (`BackupError::Cancelled`, scratch target removed) when `cancel`
+/// fires.
+pub async fn run_drill_until(
+    backup: &OpenedBackup,
+    server: &DatabaseSource,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<DrillReport, BackupError> {
+    let databases = backup.manifest().databases.clone();
     let scratch = Scratch::new(server, &databases)?;
-    let target = scratch.target(&databases);
+    let target = scratch.target(backup.manifest());
     let scratch_target = scratch.describe();
     let outcome = async {
         let stream = server.restore(&target).await?;
-        let restore = verified.restore_into(stream, progress).await?;
-        let restored = server.count_restored(&target, &databases).await?;
+        // The restore handles a cancel itself: it must finish removing its staging target.
+        let restore = restore_backup(backup, stream, progress, cancel).await?;
+        // A cancel while counting stops the scratch server (killed on drop).
+        let restored = tokio::select! {
+            restored = server.count_restored(&target, &databases) => restored?,
+            () = cancel.cancelled() => return Err(BackupError::Cancelled),
+        };
         Ok::<_, BackupError>((restore, restored))
     }
     .await;
@@ -179,7 +240,7 @@ pub async fn run_drill(
     if let Err(error) = removed {
         tracing::warn!(%error, target = %scratch_target, "could not remove the drill's scratch target");
     }
-    let expected = verified.manifest().counts.clone();
+    let expected = backup.manifest().counts.clone();
     let differences = match &expected {
         Some(expected) => compare_counts(expected, &restored),
         None => Vec::new(),

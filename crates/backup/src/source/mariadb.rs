@@ -1,5 +1,9 @@
 //! MySQL / MariaDB: `mariadb-dump --single-transaction` streamed from stdout, restored with the
-//! `mariadb` client from stdin.
+//! `mariadb` client from stdin into staging databases (`vertice_stage_…`; a dump of several
+//! databases is pointed at them by `rename_stream`), which the commit step moves into the
+//! targets only after the whole dump was verified (`staged`, `swap`): MariaDB has no
+//! `RENAME DATABASE`, so contents move — tables by one atomic `RENAME TABLE`, views,
+//! triggers, routines and events by their definitions.
 //!
 //! Credentials reach both tools through a private option file (`--defaults-file`, mode 0600,
 //! removed when the tool exits). `--defaults-file` rather than `--defaults-extra-file`: only
@@ -29,8 +33,13 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{PasswordSource, Secret, private_temp_file};
-use super::process::{Tool, find_tool, then, tool_version};
-use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump};
+use super::process::{Tool, find_tool, tool_version};
+use super::staging::unique_suffix;
+use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump};
+
+mod rename_stream;
+mod staged;
+mod swap;
 
 /// Databases that belong to the server, never dumped by "all databases".
 const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
@@ -84,8 +93,9 @@ pub struct MariadbRestoreOptions {
     pub database: Option<String>,
     /// The databases the dump holds (`StartedDump::databases`, recorded in the manifest).
     pub dumped_databases: Vec<String>,
-    /// Replace existing target databases. MariaDB cannot rename a database, so they are
-    /// dropped before the restore starts.
+    /// Replace existing target databases. They stay untouched while the dump streams into
+    /// staging databases, and are replaced only after the whole restore succeeded (their
+    /// contents are moved aside first and dropped last).
     #[serde(default)]
     pub overwrite: bool,
 }
@@ -129,6 +139,7 @@ impl MariadbSource {
             engine: Engine::Mariadb,
             server_version,
             tool_versions,
+            settings: BTreeMap::new(),
         })
     }
 
@@ -204,63 +215,81 @@ impl MariadbSource {
         })
     }
 
-    /// Starts the `mariadb` client reading a dump (see [`MariadbRestoreOptions`]).
+    /// Starts the `mariadb` client reading a dump into staging databases (see
+    /// [`MariadbRestoreOptions`] and the `staged` module): the targets are replaced only by
+    /// the commit step.
     pub async fn restore(
         &self,
         options: &MariadbRestoreOptions,
     ) -> Result<RestoreStream, SourceError> {
         let targets = restore_targets(options)?;
-        let mut created = Vec::new();
         let existing = self.existing_databases(&targets).await?;
         if !existing.is_empty() && !options.overwrite {
             return Err(SourceError::TargetExists {
                 target: existing.join(", "),
             });
         }
-        let mut setup = String::new();
-        for database in &existing {
-            setup.push_str(&format!("DROP DATABASE {};\n", quote_ident(database)));
-        }
-        let single_target = match targets.as_slice() {
-            [target] if options.dumped_databases.len() == 1 => Some(target.clone()),
+        let suffix = unique_suffix();
+        let plan: Vec<staged::StagedDatabase> = targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| staged::StagedDatabase {
+                target: target.clone(),
+                staging: format!("vertice_stage_{suffix}_{index}"),
+            })
+            .collect();
+        let single = options.dumped_databases.len() == 1;
+        let single_staging = match plan.as_slice() {
+            [database] if single => Some(database.staging.clone()),
             _ => None,
         };
-        if let Some(target) = &single_target {
+        if let Some(staging) = &single_staging {
             // A single-database dump has no CREATE DATABASE of its own.
-            setup.push_str(&format!("CREATE DATABASE {};\n", quote_ident(target)));
+            self.run_sql(&format!("CREATE DATABASE {};\n", quote_ident(staging)))
+                .await?;
         }
-        if !setup.is_empty() {
-            self.run_sql(&setup).await?;
-        }
-        created.extend(targets.iter().cloned());
-
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
         tool.args([
             "--binary-mode",
             "--max-allowed-packet=1073741824",
             "--batch",
         ]);
-        if let Some(target) = &single_target {
-            tool.arg(format!("--database={target}"));
+        if let Some(staging) = &single_staging {
+            tool.arg(format!("--database={staging}"));
         }
         let stream = match tool.spawn_restore() {
             Ok(stream) => stream,
             Err(error) => {
-                self.drop_databases(&created).await;
+                self.drop_staging(&plan).await;
                 return Err(error);
             }
         };
+        let writer: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> =
+            if single_staging.is_some() {
+                stream.writer
+            } else {
+                let renames = options
+                    .dumped_databases
+                    .iter()
+                    .cloned()
+                    .zip(plan.iter().map(|database| database.staging.clone()))
+                    .collect();
+                Box::pin(rename_stream::RenameDatabases::new(stream.writer, renames))
+            };
+        let committer = self.clone();
+        let commit_plan = plan.clone();
+        let overwrite = options.overwrite;
         let cleaner = self.clone();
-        let completion = then(stream.completion, move |result| async move {
-            if result.is_err() {
-                // A half-restored database must not look like a restore.
-                cleaner.drop_databases(&created).await;
-            }
-            result
-        });
         Ok(RestoreStream {
-            writer: stream.writer,
-            completion,
+            writer,
+            completion: stream.completion,
+            staged: Staged::new(
+                async move { committer.commit_staged(&commit_plan, overwrite).await },
+                async move {
+                    cleaner.drop_staging(&plan).await;
+                    Ok(())
+                },
+            ),
         })
     }
 

@@ -6,7 +6,9 @@
 //! - a dump is read to EOF from `DumpStream::reader`, then `DumpStream::finish` says whether the
 //!   tool succeeded (exit status, stderr): a dump whose tool failed is never a backup;
 //! - a restore is written to `RestoreStream::writer`, which is then shut down, then
-//!   `RestoreStream::finish` says whether the tool succeeded;
+//!   `RestoreStream::completion` says whether the tool succeeded; the tool writes into a
+//!   staging target only, and `RestoreStream::staged` is committed (or aborted) by the caller
+//!   once it knows the whole stream was read and verified (see [`staging`]);
 //! - passwords never appear on a command line or in an error message.
 
 use std::collections::BTreeMap;
@@ -21,8 +23,11 @@ pub mod mariadb;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod staged_file;
+pub mod staging;
 
 pub use credentials::{PasswordSource, Secret};
+pub use staging::Staged;
 
 /// How long the database tools wait for a connection unless the spec says otherwise.
 pub(crate) fn default_connect_timeout_seconds() -> u64 {
@@ -50,6 +55,11 @@ pub struct SourceInfo {
     pub server_version: String,
     /// Versions of the client tools used, by tool name.
     pub tool_versions: BTreeMap<String, String>,
+    /// Server settings that decide whether (and how) a dump loads elsewhere, by name; e.g.
+    /// Redis `databases` (a snapshot with keys in db 20 loads only where `databases` > 20).
+    /// Empty when the engine records none or the server would not tell.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// Counts taken at dump time, compared after a drill restore.
@@ -58,8 +68,22 @@ pub struct SourceInfo {
 pub enum ObjectCounts {
     /// Rows per table, keyed by `schema.table` (PostgreSQL) or `database.table` (MariaDB).
     Tables(BTreeMap<String, u64>),
-    /// Number of keys in the Redis server (all logical databases).
+    /// Number of keys in the Redis server (all logical databases); written by older
+    /// versions, compared exactly.
     Keys(u64),
+    /// Redis keys in all logical databases, and how many of them carry an expiry (those may
+    /// legitimately be gone from a snapshot taken a moment after the count).
+    RedisKeys(RedisKeyCounts),
+}
+
+/// Redis key counts (see [`ObjectCounts::RedisKeys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisKeyCounts {
+    /// All keys, expired-but-not-yet-removed ones included (Redis' own `keys=`).
+    pub keys: u64,
+    /// Keys with an expiry (`expires=`).
+    pub expiring: u64,
 }
 
 /// A boxed future that resolves once the tool behind a stream has exited.
@@ -80,19 +104,16 @@ impl DumpStream {
     }
 }
 
-/// A restore in progress.
+/// A restore in progress, writing into a staging target.
 pub struct RestoreStream {
     /// Where the dump bytes go.
     pub writer: Pin<Box<dyn AsyncWrite + Send>>,
-    /// Resolves when the tool has exited; call after shutting down the writer.
+    /// Resolves when the tool has exited; await after shutting down the writer. It never
+    /// touches the target: success means the staging target holds what the tool was given.
     pub completion: Completion,
-}
-
-impl RestoreStream {
-    /// Waits for the tool; call after the writer was shut down.
-    pub async fn finish(self) -> Result<(), SourceError> {
-        self.completion.await
-    }
+    /// Commits the staging target into place, or aborts it; exactly one, decided by the
+    /// caller after `completion` (see [`staging`]).
+    pub staged: Staged,
 }
 
 /// Why a source or target failed. Messages never contain a password.

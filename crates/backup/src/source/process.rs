@@ -135,7 +135,8 @@ impl Tool {
         })
     }
 
-    /// Starts the tool with its stdin as the restore stream; its stdout is discarded.
+    /// Starts the tool with its stdin as the restore stream; its stdout is discarded. Nothing
+    /// is staged: the engine that stages its target sets `RestoreStream::staged`.
     pub fn spawn_restore(self) -> Result<RestoreStream, SourceError> {
         let mut running = self.spawn(Stdio::piped(), Stdio::null())?;
         let stdin = running
@@ -146,6 +147,7 @@ impl Tool {
         Ok(RestoreStream {
             writer: Box::pin(ClosingStdin(Some(stdin))),
             completion: Box::pin(running.wait()),
+            staged: super::Staged::nothing(),
         })
     }
 
@@ -349,7 +351,8 @@ pub fn find_tool(name: &str, bin_dir: Option<&Path>, extra_dirs: &[PathBuf]) -> 
 }
 
 /// A completion that first waits for `inner` and then runs `after` with its result, e.g. to
-/// rename a staged restore into place or to drop a half-restored database.
+/// end the snapshot transaction a dump imported. Never used to commit a restore (see
+/// [`super::staging`]).
 pub fn then<F, Fut>(inner: Completion, after: F) -> Completion
 where
     F: FnOnce(Result<(), SourceError>) -> Fut + Send + 'static,
