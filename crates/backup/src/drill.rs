@@ -1,12 +1,15 @@
 //! `drill`: proves a backup restores. Verifies it, restores it into a scratch target (a new
 //! database with a generated name, or a temporary Redis data directory), compares the row/key
 //! counts with those the manifest recorded at dump time, reports the restore duration, and
-//! removes the scratch target.
+//! removes the scratch target. The copy must act on nothing but itself: it is restored with
+//! its events disabled (drills never run events), and its "isolated" check fails when it holds
+//! anything that reaches outside it (see [`crate::isolation`]).
 
 use serde::Serialize;
 
 use crate::error::BackupError;
 use crate::format::to_hex;
+use crate::isolation::IsolationReport;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
 use crate::restore::{RestoreReport, VerifiedBackup};
@@ -27,8 +30,19 @@ pub struct DrillReport {
     pub expected: Option<ObjectCounts>,
     /// Counts in the restored scratch target.
     pub restored: ObjectCounts,
-    /// Differences, one line per table (empty when the drill passed).
+    /// Differences, one line per table (empty when the counts match).
     pub differences: Vec<String>,
+    /// What the copy holds that reaches outside it, and its events/subscriptions.
+    pub isolation: IsolationReport,
+    /// Whether the copy is isolated: nothing in it reaches outside it or runs on its own.
+    pub isolated: bool,
+}
+
+impl DrillReport {
+    /// Whether the drill passed: the counts match and the copy is isolated.
+    pub fn passed(&self) -> bool {
+        self.differences.is_empty() && self.isolated
+    }
 }
 
 /// A scratch target for `source`'s engine, and what removes it.
@@ -86,6 +100,8 @@ impl Scratch {
                 database: Some(database.clone()),
                 dumped_databases: databases.to_vec(),
                 overwrite: false,
+                // Drills never run events.
+                keep_events_enabled: false,
             }),
             Scratch::Redis { dir, bin_dir } => RestoreTarget::Redis(RedisRestoreOptions {
                 data_dir: dir.path().to_path_buf(),
@@ -171,11 +187,12 @@ pub async fn run_drill(
         let stream = server.restore(&target).await?;
         let restore = verified.restore_into(stream, progress).await?;
         let restored = server.count_restored(&target, &databases).await?;
-        Ok::<_, BackupError>((restore, restored))
+        let isolation = server.isolation_report(&target, &databases).await?;
+        Ok::<_, BackupError>((restore, restored, isolation))
     }
     .await;
     let removed = scratch.remove(server).await;
-    let (restore, restored) = outcome?;
+    let (restore, restored, isolation) = outcome?;
     if let Err(error) = removed {
         tracing::warn!(%error, target = %scratch_target, "could not remove the drill's scratch target");
     }
@@ -190,6 +207,8 @@ pub async fn run_drill(
         expected,
         restored,
         differences,
+        isolated: isolation.isolated(),
+        isolation,
     })
 }
 

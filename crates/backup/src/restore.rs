@@ -87,8 +87,14 @@ impl VerifiedBackup {
             Ok(report) => report,
             Err(error) => {
                 drop(writer);
-                // The tool sees a truncated stream and fails; its error matters less than ours.
-                let _ = completion.await;
+                // The tool sees a truncated stream and fails; its error matters less than ours
+                // — unless the tool failed first and broke the pipe: then its error says why.
+                let tool = completion.await;
+                if let (BackupError::Io(io), Err(tool_error)) = (&error, tool)
+                    && io.kind() == std::io::ErrorKind::BrokenPipe
+                {
+                    return Err(tool_error.into());
+                }
                 return Err(error);
             }
         };

@@ -81,6 +81,11 @@ pub struct RestoreArgs {
     /// PostgreSQL: do not restore ownership (when the dump's roles do not exist here).
     #[arg(long)]
     pub no_owner: bool,
+    /// MariaDB: keep the dump's events enabled. By default they arrive DISABLED, so the copy
+    /// runs no scheduled SQL (an event that names its source database would write into it);
+    /// enable them yourself once the copy may run them.
+    #[arg(long)]
+    pub keep_events_enabled: bool,
     /// Keys that may open the backup.
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -364,6 +369,7 @@ fn restore_target(
             },
             dumped_databases: manifest.databases.clone(),
             overwrite: args.overwrite,
+            keep_events_enabled: args.keep_events_enabled,
         }),
         DatabaseSource::Redis(_) => RestoreTarget::Redis(RedisRestoreOptions {
             data_dir: args.target_data_dir.clone().ok_or_else(|| {
@@ -405,7 +411,10 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
                 let target = restore_target(&args, source, verified.manifest())?;
                 let stream = source.restore(&target).await?;
                 let report = verified.restore_into(stream, &progress).await?;
-                let text = format!(
+                let isolation = source
+                    .isolation_report(&target, &verified.manifest().databases)
+                    .await?;
+                let mut text = format!(
                     "restored {} ({}) into {}: verified in {:.1} s, restored in {:.1} s",
                     report.name,
                     human_bytes(report.raw_size),
@@ -413,9 +422,15 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
                     report.verify_seconds,
                     report.restore_seconds
                 );
+                for line in isolation.text_lines() {
+                    text.push_str(&format!("\n{line}"));
+                }
                 let mut json = serde_json::to_value(&report)
                     .map_err(|error| BackupError::Internal(error.to_string()))?;
                 json["target"] = serde_json::to_value(&target)
+                    .map_err(|error| BackupError::Internal(error.to_string()))?;
+                json["isolated"] = isolation.isolated().into();
+                json["isolation"] = serde_json::to_value(&isolation)
                     .map_err(|error| BackupError::Internal(error.to_string()))?;
                 Ok(Report {
                     json,
@@ -519,7 +534,7 @@ pub async fn drill(args: DrillArgs) -> Result<Report, BackupError> {
     let progress = Progress::new();
     let verified = verified(&store, &args.name, &args.keys, args.parallelism, &progress).await?;
     let report = run_drill(&verified, &server, &progress).await?;
-    let passed = report.differences.is_empty();
+    let passed = report.passed();
     if passed && !args.no_record {
         let record = serde_json::json!({"kind": "drill", "at": Utc::now(), "result": &report});
         store.write_verification(&args.name, &record).await?;
@@ -531,10 +546,22 @@ pub async fn drill(args: DrillArgs) -> Result<Report, BackupError> {
         report.scratch_target,
         report.restore.restore_seconds,
         report.restore.verify_seconds,
-        if passed { "match" } else { "DIFFER" }
+        if report.differences.is_empty() {
+            "match"
+        } else {
+            "DIFFER"
+        }
     );
     for difference in &report.differences {
         text.push_str(&format!("\n  {difference}"));
+    }
+    text.push_str(if report.isolated {
+        "\nisolated: the copy reaches nothing outside itself"
+    } else {
+        "\nNOT ISOLATED: the copy reaches outside itself"
+    });
+    for problem in report.isolation.problems() {
+        text.push_str(&format!("\n  {problem}"));
     }
     let mut out = Report::new(&report, text)?;
     if !passed {
