@@ -124,6 +124,10 @@ impl Scratch {
     pub async fn remove(self, source: &DatabaseSource) -> Result<(), BackupError> {
         match (self, source) {
             (Scratch::Postgres(database), DatabaseSource::Postgres(server)) => {
+                // Never through the publisher: that would drop the source's slot.
+                if server.database_exists(&database).await? {
+                    server.detach_subscriptions(&database).await?;
+                }
                 server.drop_database(&database).await?;
             }
             (Scratch::Mariadb(database), DatabaseSource::Mariadb(server)) => {

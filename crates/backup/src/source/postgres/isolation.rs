@@ -13,7 +13,7 @@
 //! are reported; user mappings are reported by server and user, never with their options,
 //! which hold passwords.
 
-use super::{PostgresSource, pg_error};
+use super::{PostgresSource, pg_error, quote_ident};
 use crate::isolation::{ExternalReference, IsolationReport, ObjectKind, ScheduledObject};
 use crate::source::SourceError;
 
@@ -125,5 +125,31 @@ impl PostgresSource {
             });
         }
         Ok(report)
+    }
+
+    /// Drops the subscriptions of `database` without touching their publishers, so that the
+    /// database can be dropped (PostgreSQL refuses to drop a database with subscriptions).
+    /// A plain `DROP SUBSCRIPTION` would connect to the publisher and drop the replication
+    /// slot — the source's own slot when the database is a copy — so each subscription is
+    /// first disabled and detached from its slot (`slot_name = NONE`).
+    pub async fn detach_subscriptions(&self, database: &str) -> Result<(), SourceError> {
+        let password = self.config.password.resolve()?;
+        let password = password.as_ref();
+        let client = self.connect(database, password).await?;
+        let failed = |e: tokio_postgres::Error| {
+            pg_error("detaching the copy's subscriptions", &e, password)
+        };
+        for row in client.query(SUBSCRIPTIONS, &[]).await.map_err(failed)? {
+            let name: String = row.try_get(0).map_err(failed)?;
+            let name = quote_ident(&name);
+            for statement in [
+                format!("ALTER SUBSCRIPTION {name} DISABLE"),
+                format!("ALTER SUBSCRIPTION {name} SET (slot_name = NONE)"),
+                format!("DROP SUBSCRIPTION {name}"),
+            ] {
+                client.batch_execute(&statement).await.map_err(failed)?;
+            }
+        }
+        Ok(())
     }
 }
