@@ -179,7 +179,10 @@ async fn a_restored_or_drilled_copy_never_acts_on_its_source() {
     // The default: the copy's events arrive disabled, and stay so while the source ticks on.
     let report = restore(&source, &verified, "shop_copy", false).await;
     assert_eq!(event_status(&server, "shop_copy", "tick").await, "DISABLED");
-    assert_eq!(event_status(&server, "shop_copy", "weekly").await, "DISABLED");
+    assert_eq!(
+        event_status(&server, "shop_copy", "weekly").await,
+        "DISABLED"
+    );
     wait_for_source_ticks(&server, 3).await;
     assert_eq!(ticks_from(&server, "shop_copy").await, 0);
 
@@ -193,10 +196,30 @@ async fn a_restored_or_drilled_copy_never_acts_on_its_source() {
     assert_eq!(
         found,
         [
-            (ObjectKind::Trigger, "audit_orders".into(), "database shop".into(), true),
-            (ObjectKind::View, "customers_view".into(), "database crm".into(), false),
-            (ObjectKind::Routine, "n_orders".into(), "database shop".into(), true),
-            (ObjectKind::Event, "tick".into(), "database shop".into(), true),
+            (
+                ObjectKind::Trigger,
+                "audit_orders".into(),
+                "database shop".into(),
+                true
+            ),
+            (
+                ObjectKind::View,
+                "customers_view".into(),
+                "database crm".into(),
+                false
+            ),
+            (
+                ObjectKind::Routine,
+                "n_orders".into(),
+                "database shop".into(),
+                true
+            ),
+            (
+                ObjectKind::Event,
+                "tick".into(),
+                "database shop".into(),
+                true
+            ),
         ],
         "{report:#?}"
     );
@@ -206,7 +229,10 @@ async fn a_restored_or_drilled_copy_never_acts_on_its_source() {
 
     // Asked for: the events keep their state, and the copy's tick really runs.
     let kept = restore(&source, &verified, "shop_live_copy", true).await;
-    assert_eq!(event_status(&server, "shop_live_copy", "tick").await, "ENABLED");
+    assert_eq!(
+        event_status(&server, "shop_live_copy", "tick").await,
+        "ENABLED"
+    );
     assert_eq!(
         event_status(&server, "shop_live_copy", "weekly").await,
         "DISABLED"
@@ -304,7 +330,11 @@ async fn the_cli_reports_references_and_a_drill_that_is_not_isolated_exits_9() {
     seed(&server).await;
     let help = cli_process::run(["restore", "--help"]).await;
     help.expect_code(0, "restore --help");
-    assert!(help.stdout.contains("--keep-events-enabled"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("--keep-events-enabled"),
+        "{}",
+        help.stdout
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("password");
@@ -331,11 +361,19 @@ async fn the_cli_reports_references_and_a_drill_that_is_not_isolated_exits_9() {
             "--no-encryption".to_owned(),
         ]
     };
-    let mut args = vec!["backup".to_owned(), "--name".to_owned(), "shop-cli".to_owned()];
+    let mut args = vec![
+        "backup".to_owned(),
+        "--name".to_owned(),
+        "shop-cli".to_owned(),
+    ];
     args.extend(connection("shop"));
     cli_process::run(&args).await.expect_code(0, "backup");
 
-    let mut args = vec!["restore".to_owned(), "--name".to_owned(), "shop-cli".to_owned()];
+    let mut args = vec![
+        "restore".to_owned(),
+        "--name".to_owned(),
+        "shop-cli".to_owned(),
+    ];
     args.extend(connection("shop"));
     args.extend(["--target-database".to_owned(), "shop_cli_copy".to_owned()]);
     let mut json_args = args.clone();
@@ -346,12 +384,15 @@ async fn the_cli_reports_references_and_a_drill_that_is_not_isolated_exits_9() {
     assert_eq!(json["isolated"], false, "{json}");
     let references = json["isolation"]["externalReferences"].as_array().unwrap();
     assert!(
-        references.iter().any(|r| r["name"] == "n_orders"
-            && r["kind"] == "routine"
-            && r["namesSource"] == true),
+        references
+            .iter()
+            .any(|r| r["name"] == "n_orders" && r["kind"] == "routine" && r["namesSource"] == true),
         "{json}"
     );
-    assert_eq!(event_status(&server, "shop_cli_copy", "tick").await, "DISABLED");
+    assert_eq!(
+        event_status(&server, "shop_cli_copy", "tick").await,
+        "DISABLED"
+    );
 
     let mut text_args = args.clone();
     if let Some(last) = text_args.last_mut() {
@@ -365,9 +406,17 @@ async fn the_cli_reports_references_and_a_drill_that_is_not_isolated_exits_9() {
         "{}",
         text.stdout
     );
-    assert!(text.stdout.contains("disabled in the copy"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("disabled in the copy"),
+        "{}",
+        text.stdout
+    );
 
-    let mut args = vec!["drill".to_owned(), "--name".to_owned(), "shop-cli".to_owned()];
+    let mut args = vec![
+        "drill".to_owned(),
+        "--name".to_owned(),
+        "shop-cli".to_owned(),
+    ];
     args.extend(connection("shop"));
     let drill = cli_process::run(&args).await;
     drill.expect_code(9, "drill of a copy that reaches its source");

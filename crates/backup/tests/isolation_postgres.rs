@@ -49,7 +49,13 @@ fn literal(text: &str) -> String {
 }
 
 async fn number(server: &Postgres, database: &str, sql: &str) -> i64 {
-    server.sql_in(database, sql).await.unwrap().trim().parse().unwrap()
+    server
+        .sql_in(database, sql)
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// `hub` publishes `items`; `shop` subscribes to it (enabled, with its own slot `shop_sub`),
@@ -127,7 +133,10 @@ async fn seed(server: &Postgres) {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while number(server, "shop", "SELECT count(*) FROM items").await < 1 {
-        assert!(Instant::now() < deadline, "the source's subscription never replicated");
+        assert!(
+            Instant::now() < deadline,
+            "the source's subscription never replicated"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -178,10 +187,16 @@ async fn a_restored_postgres_copy_reports_every_way_out_and_subscribes_to_nothin
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while number(&server, "shop", "SELECT count(*) FROM items").await < 2 {
-        assert!(Instant::now() < deadline, "the source's subscription stopped");
+        assert!(
+            Instant::now() < deadline,
+            "the source's subscription stopped"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(number(&server, "shop_copy", "SELECT count(*) FROM items").await, 1);
+    assert_eq!(
+        number(&server, "shop_copy", "SELECT count(*) FROM items").await,
+        1
+    );
 
     let report = source
         .isolation_report(&target, &["shop".to_owned()])
@@ -198,7 +213,11 @@ async fn a_restored_postgres_copy_reports_every_way_out_and_subscribes_to_nothin
     assert_eq!(
         found,
         [
-            (ObjectKind::UserMapping, format!("{}@prod", server.superuser()), false),
+            (
+                ObjectKind::UserMapping,
+                format!("{}@prod", server.superuser()),
+                false
+            ),
             (ObjectKind::ForeignServer, "prod".into(), true),
             (ObjectKind::Routine, "remote_count".into(), true),
         ],
@@ -235,7 +254,10 @@ async fn a_restored_postgres_copy_reports_every_way_out_and_subscribes_to_nothin
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while number(&server, "shop", "SELECT count(*) FROM items").await < 3 {
-        assert!(Instant::now() < deadline, "the source's subscription stopped after the drill");
+        assert!(
+            Instant::now() < deadline,
+            "the source's subscription stopped after the drill"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

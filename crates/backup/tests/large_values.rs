@@ -123,7 +123,9 @@ async fn mariadb_rows_of_20_mib_restore_onto_the_server_they_came_from() {
         .unwrap();
     let original = mariadb_table_fingerprints(&server, "big").await.unwrap();
     assert_eq!(
-        mariadb_table_fingerprints(&server, "big_copy").await.unwrap(),
+        mariadb_table_fingerprints(&server, "big_copy")
+            .await
+            .unwrap(),
         original
     );
     let drill = run_drill(&verified, &source, &Arc::new(Progress::default()))
@@ -196,7 +198,10 @@ async fn a_postgres_value_of_200_mb_restores() {
         no_privileges: false,
     });
     restore(&source, &verified, &target).await.unwrap();
-    assert_eq!(server.sql_in("big_copy", fingerprint).await.unwrap(), original);
+    assert_eq!(
+        server.sql_in("big_copy", fingerprint).await.unwrap(),
+        original
+    );
 }
 
 #[tokio::test]

@@ -84,7 +84,9 @@ mod tests {
     #[test]
     fn long_lines_keep_their_start_and_the_end_is_kept() {
         let row = format!("INSERT INTO `b` VALUES (2,0x{})", "AB".repeat(100_000));
-        let input = format!("--------------\n{row}\n--------------\n\nERROR 2006 (HY000) at line 41: Server has gone away\n");
+        let input = format!(
+            "--------------\n{row}\n--------------\n\nERROR 2006 (HY000) at line 41: Server has gone away\n"
+        );
         for piece in [1, 7, 4096, 1 << 20] {
             let text = trimmed(input.as_bytes(), piece, 8 * 1024);
             assert!(text.len() < 600, "{piece}: {} bytes", text.len());
@@ -93,13 +95,19 @@ mod tests {
                 text.contains(&format!("… [{} more bytes]", row.len() - LINE_HEAD_BYTES)),
                 "{text}"
             );
-            assert!(text.ends_with("at line 41: Server has gone away\n"), "{text}");
+            assert!(
+                text.ends_with("at line 41: Server has gone away\n"),
+                "{text}"
+            );
         }
         // Many short lines: only the end is kept.
         let many: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
         let text = trimmed(many.as_bytes(), 4096, 1000);
         assert!(text.len() <= 1000);
         assert!(text.ends_with("line 9999\n"), "{text}");
-        assert_eq!(trimmed(b"no newline at the end", 3, 100), "no newline at the end");
+        assert_eq!(
+            trimmed(b"no newline at the end", 3, 100),
+            "no newline at the end"
+        );
     }
 }

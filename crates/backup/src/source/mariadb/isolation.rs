@@ -11,7 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{MariadbRestoreOptions, MariadbSource, SYSTEM_DATABASES, decode_hex_field, hex_literal};
+use super::{
+    MariadbRestoreOptions, MariadbSource, SYSTEM_DATABASES, decode_hex_field, hex_literal,
+};
 use super::{SourceError, restore_targets};
 use crate::isolation::{ExternalReference, IsolationReport, ObjectKind, ScheduledObject};
 
@@ -71,8 +73,7 @@ impl MariadbSource {
             for database in qualifiers(&definition) {
                 let is_source = options.dumped_databases.contains(&database);
                 let known = databases.contains(&database) || is_source;
-                if database == schema || !known || SYSTEM_DATABASES.contains(&database.as_str())
-                {
+                if database == schema || !known || SYSTEM_DATABASES.contains(&database.as_str()) {
                     continue;
                 }
                 report.external_references.push(ExternalReference {

@@ -68,7 +68,8 @@ impl PostgresSource {
         let password = self.config.password.resolve()?;
         let password = password.as_ref();
         let client = self.connect(database, password).await?;
-        let failed = |e: tokio_postgres::Error| pg_error("checking the copy's isolation", &e, password);
+        let failed =
+            |e: tokio_postgres::Error| pg_error("checking the copy's isolation", &e, password);
         let names_source = |options: &str| {
             dumped_databases
                 .iter()
@@ -136,9 +137,8 @@ impl PostgresSource {
         let password = self.config.password.resolve()?;
         let password = password.as_ref();
         let client = self.connect(database, password).await?;
-        let failed = |e: tokio_postgres::Error| {
-            pg_error("detaching the copy's subscriptions", &e, password)
-        };
+        let failed =
+            |e: tokio_postgres::Error| pg_error("detaching the copy's subscriptions", &e, password);
         for row in client.query(SUBSCRIPTIONS, &[]).await.map_err(failed)? {
             let name: String = row.try_get(0).map_err(failed)?;
             let name = quote_ident(&name);
