@@ -25,13 +25,15 @@
 //! [`MariadbSource::isolation_report`] lists the routines, views, triggers and events that name
 //! other databases (see `isolation`).
 //!
-//! Large rows: binary columns are dumped as escaped strings, not `--hex-blob` (which doubles
-//! every byte): a row's statement is then about as large as the escaped `INSERT` a client
-//! sends to create it, so what fits into the source server's `max_allowed_packet` fits into
-//! the same server's again. Both tools use the protocol's largest packet (1 GiB, at least as
-//! large as any server's); when a statement is larger than the target server's
-//! `max_allowed_packet` anyway, the restore fails with [`SourceError::PacketTooLarge`],
-//! naming the statement's line and size and the value the server needs.
+//! Large rows: whatever was dumped from a server restores onto that same server. A value's
+//! literal is longer than the value (escapes; `--hex-blob`, which older backups used, doubles
+//! it), so a row the server holds can make an `INSERT` larger than the server's
+//! `max_allowed_packet`. Dumps now write binary columns as escaped strings (not hex), and the
+//! restore builds every value larger than a quarter of the target's limit (at most 4 MiB) in a
+//! user variable, piece by piece, before inserting its row (see `long_values`). Both tools use
+//! the protocol's largest packet (1 GiB, at least as large as any server's). A value larger than
+//! the target server's limit fails the restore with [`SourceError::ValueTooLarge`] (a statement
+//! still too large, with [`SourceError::PacketTooLarge`]); both name max_allowed_packet.
 //!
 //! Every name in SQL is either a backtick-quoted identifier (backticks doubled) or a hex
 //! literal, so hostile names (quotes, backslashes, semicolons, unicode) cannot break out.
@@ -46,6 +48,7 @@ use super::process::{Tool, find_tool, then, tool_version};
 use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump};
 
 mod isolation;
+mod long_values;
 mod restore_filter;
 
 pub use isolation::qualifiers;

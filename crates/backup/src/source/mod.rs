@@ -146,6 +146,24 @@ pub enum SourceError {
         /// The end of the tool's output, long lines trimmed.
         output: String,
     },
+    /// A value of a MariaDB dump is larger than the target server's `max_allowed_packet`:
+    /// the server cannot hold it (the restore builds large values piece by piece, so only the
+    /// value's own size counts).
+    #[error(
+        "{tool} failed: a value of the dump is larger than the server's max_allowed_packet of \
+         {} ({max_allowed_packet} bytes); raise max_allowed_packet on the target server to at \
+         least the source server's (SET GLOBAL max_allowed_packet = …, or its configuration \
+         file; MariaDB allows up to 1073741824) and restore again. {tool} said: {output}",
+        crate::progress::human_bytes(*.max_allowed_packet)
+    )]
+    ValueTooLarge {
+        /// The client tool.
+        tool: String,
+        /// The server's `max_allowed_packet` in bytes.
+        max_allowed_packet: u64,
+        /// The end of the tool's output, long lines trimmed.
+        output: String,
+    },
     /// Anything else, with a message safe to show.
     #[error("{0}")]
     Other(String),

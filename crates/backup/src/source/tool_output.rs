@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 /// How many bytes of each line are kept.
-pub const LINE_HEAD_BYTES: usize = 240;
+pub const LINE_HEAD_BYTES: usize = 160;
 
 /// A bounded tail of a stream, long lines trimmed as they arrive (the stream is never held).
 #[derive(Debug)]

@@ -73,7 +73,10 @@ impl MariadbSource {
             for database in qualifiers(&definition) {
                 let is_source = options.dumped_databases.contains(&database);
                 let known = databases.contains(&database) || is_source;
-                if database == schema || !known || SYSTEM_DATABASES.contains(&database.as_str()) {
+                // The copy is every database the restore wrote (a dump of several databases
+                // restores them all): names among them are the copy's own.
+                let inside = database == schema || targets.contains(&database);
+                if inside || !known || SYSTEM_DATABASES.contains(&database.as_str()) {
                     continue;
                 }
                 report.external_references.push(ExternalReference {

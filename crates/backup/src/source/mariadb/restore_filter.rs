@@ -3,7 +3,9 @@
 //!   keeps events enabled), before the client sees it — disabling after the restore would let
 //!   the server's event scheduler run the copy's events in between (an `EVERY 1 SECOND` event
 //!   fires at once);
-//! - the longest line (mariadb-dump writes each statement's data on one line) is recorded, so a
+//! - every `INSERT` statement passes through [`super::long_values`], which builds values too
+//!   large for one statement piece by piece (and leaves every other statement as it was);
+//! - the longest line (mariadb-dump writes each row on a line of its own) is recorded, so a
 //!   restore that the server cut off can say which statement outgrew its `max_allowed_packet`.
 //!
 //! mariadb-dump writes an event as one statement whose first line is
@@ -20,18 +22,31 @@ use std::task::{Context, Poll, ready};
 use tokio::io::AsyncWrite;
 
 use super::PROTOCOL_MAX_PACKET;
+use super::long_values::{CHECK_MARKER, InsertSplitter};
 use crate::source::process::then;
 use crate::source::{RestoreStream, SourceError};
 
 /// How mariadb-dump (and MySQL's mysqldump) begins the first line of an event.
 const EVENT_MARKER: &[u8] = b"/*!50106 CREATE*/";
 
+/// How a dump's data lines begin (see [`super::long_values`]).
+const INSERT_MARKER: &[u8] = b"INSERT INTO ";
+
+/// The largest piece of a value sent in one statement.
+const MAX_PIECE_BYTES: u64 = 4 << 20;
+
 /// Puts the filter in front of `stream`'s writer, and makes its completion explain a failure
 /// caused by a statement larger than the server's `max_allowed_packet` (in bytes).
 pub fn apply(stream: &mut RestoreStream, disable_events: bool, server_max_packet: u64) {
     let watch = Arc::new(StatementWatch::default());
     let writer = std::mem::replace(&mut stream.writer, Box::pin(tokio::io::sink()));
-    stream.writer = Box::pin(RestoreFilter::new(writer, disable_events, watch.clone()));
+    let budget = (server_max_packet / 4).clamp(1024, MAX_PIECE_BYTES) as usize;
+    stream.writer = Box::pin(RestoreFilter::new(
+        writer,
+        disable_events,
+        budget,
+        watch.clone(),
+    ));
     let completion = std::mem::replace(&mut stream.completion, Box::pin(async { Ok(()) }));
     stream.completion = then(completion, move |result| async move {
         result.map_err(|error| explain_packet_limit(error, watch.longest(), server_max_packet))
@@ -42,6 +57,20 @@ pub fn apply(stream: &mut RestoreStream, disable_events: bool, server_max_packet
 /// not accept (the server then drops the connection: "server has gone away", "lost
 /// connection", or "packet bigger than max_allowed_packet"); otherwise unchanged.
 fn explain_packet_limit(error: SourceError, longest: LongestLine, limit: u64) -> SourceError {
+    // The check after a value built piece by piece failed: the value outgrew the limit.
+    let value_too_large = match &error {
+        SourceError::Tool { message, .. } => {
+            message.contains(CHECK_MARKER) || message.contains("ERROR 1242")
+        }
+        _ => false,
+    };
+    if value_too_large && let SourceError::Tool { tool, message } = error {
+        return SourceError::ValueTooLarge {
+            tool,
+            max_allowed_packet: limit,
+            output: error_lines(message),
+        };
+    }
     // The packet holds the statement and a one-byte command.
     if longest.bytes < limit {
         return error;
@@ -51,6 +80,7 @@ fn explain_packet_limit(error: SourceError, longest: LongestLine, limit: u64) ->
         SourceError::Connect { message, .. } => ("mariadb".to_owned(), message),
         other => return other,
     };
+    let output = error_lines(output);
     const MIB: u64 = 1 << 20;
     let needed_bytes = (longest.bytes + 1).div_ceil(MIB).saturating_mul(MIB);
     SourceError::PacketTooLarge {
@@ -60,6 +90,19 @@ fn explain_packet_limit(error: SourceError, longest: LongestLine, limit: u64) ->
         max_allowed_packet: limit,
         needed_bytes: needed_bytes.min(PROTOCOL_MAX_PACKET),
         output,
+    }
+}
+
+/// The client echoes the statement it failed on: its `ERROR` lines are what explain.
+fn error_lines(output: String) -> String {
+    let errors: Vec<&str> = output
+        .lines()
+        .filter(|line| line.contains("ERROR"))
+        .collect();
+    if errors.is_empty() {
+        output
+    } else {
+        errors.join("; ")
     }
 }
 
@@ -99,12 +142,15 @@ enum LineState {
     Start(Vec<u8>),
     /// Inside an event's first line, held until its end to be rewritten.
     Holding(Vec<u8>),
+    /// Inside a data line, whose large values are split (see [`super::long_values`]).
+    Insert(Box<InsertSplitter>),
 }
 
 /// An [`AsyncWrite`] in front of the client's stdin (see the module doc).
 pub struct RestoreFilter {
     inner: Pin<Box<dyn AsyncWrite + Send>>,
     disable_events: bool,
+    budget: usize,
     watch: Arc<StatementWatch>,
     state: LineState,
     /// Rewritten or held-back bytes still to reach `inner`.
@@ -119,11 +165,13 @@ impl RestoreFilter {
     pub fn new(
         inner: Pin<Box<dyn AsyncWrite + Send>>,
         disable_events: bool,
+        budget: usize,
         watch: Arc<StatementWatch>,
     ) -> Self {
         Self {
             inner,
             disable_events,
+            budget,
             watch,
             state: LineState::Start(Vec::new()),
             pending: Vec::new(),
@@ -176,15 +224,22 @@ impl RestoreFilter {
         Poll::Ready(Ok(()))
     }
 
+    /// Whether a line starting with `start` may be one the filter rewrites.
+    fn may_rewrite(&self, start: &[u8]) -> bool {
+        let agrees = |marker: &[u8]| {
+            let shown = start.len().min(marker.len());
+            start[..shown] == marker[..shown]
+        };
+        (self.disable_events && agrees(EVENT_MARKER)) || agrees(INSERT_MARKER)
+    }
+
     /// How many leading bytes of `buf` can pass straight through: up to the first line start
-    /// that could begin an event (or up to where the buffer ends too early to tell).
-    fn passable(buf: &[u8]) -> usize {
+    /// that could begin a line the filter rewrites (or where the buffer ends too early to tell).
+    fn passable(&self, buf: &[u8]) -> usize {
         let mut from = 0;
         while let Some(at) = buf[from..].iter().position(|&byte| byte == b'\n') {
             let next = from + at + 1;
-            let rest = &buf[next..];
-            let shown = rest.len().min(EVENT_MARKER.len());
-            if rest[..shown] == EVENT_MARKER[..shown] {
+            if self.may_rewrite(&buf[next..]) {
                 return next;
             }
             from = next;
@@ -192,37 +247,57 @@ impl RestoreFilter {
         buf.len()
     }
 
-    /// Takes bytes of `buf` into the held line-start or event line; returns how many.
+    /// Takes bytes of `buf` into the held line start, event line or data line; returns how
+    /// many.
     fn absorb(&mut self, buf: &[u8]) -> usize {
         match std::mem::replace(&mut self.state, LineState::Passing) {
             LineState::Start(mut start) => {
-                let wanted = EVENT_MARKER.len() - start.len();
-                let offered = &buf[..buf.len().min(wanted)];
-                let agreeing = offered
-                    .iter()
-                    .zip(&EVENT_MARKER[start.len()..])
-                    .take_while(|(byte, marker)| byte == marker)
-                    .count();
-                if agreeing < offered.len() {
-                    // Not an event: release what was held, up to and including the first
-                    // byte that disagrees, and pass the rest of the line through.
-                    let taken = agreeing + 1;
-                    start.extend_from_slice(&buf[..taken]);
-                    self.queue(&start);
-                    self.state = if buf[agreeing] == b'\n' {
-                        LineState::Start(Vec::new())
-                    } else {
-                        LineState::Passing
-                    };
-                    return taken;
+                for (index, &byte) in buf.iter().enumerate() {
+                    start.push(byte);
+                    let taken = index + 1;
+                    if self.disable_events && start[..] == *EVENT_MARKER {
+                        self.state = LineState::Holding(start);
+                        return taken;
+                    }
+                    if start[..] == *INSERT_MARKER {
+                        let mut splitter = Box::new(InsertSplitter::new(self.budget));
+                        let mut out = Vec::new();
+                        splitter.feed(&start, &mut out);
+                        self.queue(&out);
+                        self.state = LineState::Insert(splitter);
+                        return taken;
+                    }
+                    if !self.may_rewrite(&start) {
+                        // Neither: release what was held and pass the rest of the line.
+                        self.queue(&start);
+                        self.state = if byte == b'\n' {
+                            LineState::Start(Vec::new())
+                        } else {
+                            LineState::Passing
+                        };
+                        return taken;
+                    }
                 }
-                start.extend_from_slice(offered);
-                self.state = if start.len() == EVENT_MARKER.len() {
-                    LineState::Holding(start)
-                } else {
-                    LineState::Start(start)
-                };
-                offered.len()
+                self.state = LineState::Start(start);
+                buf.len()
+            }
+            LineState::Insert(mut splitter) => {
+                // The statement spans lines (a header, then a row a line) up to its `;`.
+                let mut out = Vec::new();
+                let mut consumed = 0;
+                while let Some(at) = buf[consumed..].iter().position(|&byte| byte == b'\n') {
+                    splitter.feed(&buf[consumed..consumed + at + 1], &mut out);
+                    consumed += at + 1;
+                    if splitter.is_done() {
+                        self.queue(&out);
+                        self.state = LineState::Start(Vec::new());
+                        return consumed;
+                    }
+                }
+                splitter.feed(&buf[consumed..], &mut out);
+                self.queue(&out);
+                self.state = LineState::Insert(splitter);
+                buf.len()
             }
             LineState::Holding(mut line) => {
                 let (taken, complete) = match buf.iter().position(|&byte| byte == b'\n') {
@@ -255,16 +330,11 @@ impl AsyncWrite for RestoreFilter {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if !this.disable_events {
-            let written = ready!(this.inner.as_mut().poll_write(cx, buf))?;
-            this.track(&buf[..written]);
-            return Poll::Ready(Ok(written));
-        }
         if !matches!(this.state, LineState::Passing) {
             // Held bytes go to `pending`, written on the next call or at flush.
             return Poll::Ready(Ok(this.absorb(buf)));
         }
-        let passable = Self::passable(buf);
+        let passable = this.passable(buf);
         let written = ready!(this.inner.as_mut().poll_write(cx, &buf[..passable]))?;
         this.track(&buf[..written]);
         if written > 0 && buf[written - 1] == b'\n' {
@@ -287,6 +357,11 @@ impl AsyncWrite for RestoreFilter {
             LineState::Start(bytes) | LineState::Holding(bytes) if !bytes.is_empty() => {
                 let bytes = disable_event(&bytes).unwrap_or(bytes);
                 this.queue(&bytes);
+            }
+            LineState::Insert(mut splitter) => {
+                let mut out = Vec::new();
+                splitter.finish(&mut out);
+                this.queue(&out);
             }
             _ => {}
         }
@@ -385,7 +460,7 @@ mod tests {
     async fn filtered(input: &[u8], piece: usize, disable: bool) -> (Vec<u8>, LongestLine) {
         let (client, mut server) = tokio::io::duplex(64);
         let watch = Arc::new(StatementWatch::default());
-        let mut filter = RestoreFilter::new(Box::pin(client), disable, watch.clone());
+        let mut filter = RestoreFilter::new(Box::pin(client), disable, 1 << 20, watch.clone());
         let reader = tokio::spawn(async move {
             let mut out = Vec::new();
             tokio::io::AsyncReadExt::read_to_end(&mut server, &mut out)
