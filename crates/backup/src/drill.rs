@@ -1,12 +1,15 @@
 //! `drill`: proves a backup restores. Restores it (checking everything on the way) into a scratch target (a new
 //! database with a generated name, or a temporary Redis data directory), compares the row/key
 //! counts with those the manifest recorded at dump time, reports the restore duration, and
-//! removes the scratch target.
+//! removes the scratch target. The copy must act on nothing but itself: it is restored with
+//! its events disabled (drills never run events), and its "isolated" check fails when it holds
+//! anything that reaches outside it (see [`crate::isolation`]).
 
 use serde::Serialize;
 
 use crate::error::BackupError;
 use crate::format::to_hex;
+use crate::isolation::IsolationReport;
 use crate::manifest::Manifest;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
@@ -30,8 +33,19 @@ pub struct DrillReport {
     pub expected: Option<ObjectCounts>,
     /// Counts in the restored scratch target.
     pub restored: ObjectCounts,
-    /// Differences, one line per table (empty when the drill passed).
+    /// Differences, one line per table (empty when the counts match).
     pub differences: Vec<String>,
+    /// What the copy holds that reaches outside it, and its events/subscriptions.
+    pub isolation: IsolationReport,
+    /// Whether the copy is isolated: nothing in it reaches outside it or runs on its own.
+    pub isolated: bool,
+}
+
+impl DrillReport {
+    /// Whether the drill passed: the counts match and the copy is isolated.
+    pub fn passed(&self) -> bool {
+        self.differences.is_empty() && self.isolated
+    }
 }
 
 /// A scratch target for `source`'s engine, and what removes it.
@@ -90,6 +104,8 @@ impl Scratch {
                 database: Some(database.clone()),
                 dumped_databases: databases.to_vec(),
                 overwrite: false,
+                // Drills never run events.
+                keep_events_enabled: false,
             }),
             Scratch::Redis { dir, bin_dir } => RestoreTarget::Redis(RedisRestoreOptions {
                 data_dir: dir.path().to_path_buf(),
@@ -113,6 +129,10 @@ impl Scratch {
     pub async fn remove(self, source: &DatabaseSource) -> Result<(), BackupError> {
         match (self, source) {
             (Scratch::Postgres(database), DatabaseSource::Postgres(server)) => {
+                // Never through the publisher: that would drop the source's slot.
+                if server.database_exists(&database).await? {
+                    server.detach_subscriptions(&database).await?;
+                }
                 server.drop_database(&database).await?;
             }
             (Scratch::Mariadb(database), DatabaseSource::Mariadb(server)) => {
@@ -227,16 +247,21 @@ pub async fn run_drill_until(
         let stream = server.restore(&target).await?;
         // The restore handles a cancel itself: it must finish removing its staging target.
         let restore = restore_backup(backup, stream, progress, cancel).await?;
-        // A cancel while counting stops the scratch server (killed on drop).
-        let restored = tokio::select! {
-            restored = server.count_restored(&target, &databases) => restored?,
+        // A cancel while counting or inspecting stops the scratch server (killed on drop).
+        let checked = async {
+            let restored = server.count_restored(&target, &databases).await?;
+            let isolation = server.isolation_report(&target, &databases).await?;
+            Ok::<_, BackupError>((restored, isolation))
+        };
+        let (restored, isolation) = tokio::select! {
+            checked = checked => checked?,
             () = cancel.cancelled() => return Err(BackupError::Cancelled),
         };
-        Ok::<_, BackupError>((restore, restored))
+        Ok::<_, BackupError>((restore, restored, isolation))
     }
     .await;
     let removed = scratch.remove(server).await;
-    let (restore, restored) = outcome?;
+    let (restore, restored, isolation) = outcome?;
     if let Err(error) = removed {
         tracing::warn!(%error, target = %scratch_target, "could not remove the drill's scratch target");
     }
@@ -251,6 +276,8 @@ pub async fn run_drill_until(
         expected,
         restored,
         differences,
+        isolated: isolation.isolated(),
+        isolation,
     })
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod drill;
 pub mod error;
 pub mod format;
+pub mod isolation;
 pub mod keys;
 pub mod manifest;
 pub mod manifest_seal;

@@ -81,6 +81,11 @@ pub struct RestoreArgs {
     /// PostgreSQL: do not restore ownership (when the dump's roles do not exist here).
     #[arg(long)]
     pub no_owner: bool,
+    /// MariaDB: keep the dump's events enabled. By default they arrive DISABLED, so the copy
+    /// runs no scheduled SQL (an event that names its source database would write into it);
+    /// enable them yourself once the copy may run them.
+    #[arg(long)]
+    pub keep_events_enabled: bool,
     /// Keys that may open the backup.
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -364,6 +369,7 @@ fn restore_target(
             },
             dumped_databases: manifest.databases.clone(),
             overwrite: args.overwrite,
+            keep_events_enabled: args.keep_events_enabled,
         }),
         DatabaseSource::Redis(_) => RestoreTarget::Redis(RedisRestoreOptions {
             data_dir: args.target_data_dir.clone().ok_or_else(|| {
@@ -404,7 +410,7 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
     let stop = CancellationToken::new();
     let reporter = spawn_reporter("restore", progress.clone(), stop.clone());
     let outcome = async {
-        let (stream, target_json, described) = match (&source, &args.to_file) {
+        let (stream, target_json, described, database) = match (&source, &args.to_file) {
             (Some(source), _) => {
                 if let Some(info) = &opened.manifest().source
                     && info.engine != source.engine()
@@ -420,7 +426,8 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
                 let stream = source.restore(&target).await?;
                 let json = serde_json::to_value(&target)
                     .map_err(|error| BackupError::Internal(error.to_string()))?;
-                (stream, json, describe_target(&target))
+                let described = describe_target(&target);
+                (stream, json, described, Some((source, target)))
             }
             (None, Some(path)) => {
                 let (file, staged) =
@@ -430,7 +437,12 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
                     completion: Box::pin(async { Ok(()) }),
                     staged,
                 };
-                (stream, serde_json::json!(path), path.display().to_string())
+                (
+                    stream,
+                    serde_json::json!(path),
+                    path.display().to_string(),
+                    None,
+                )
             }
             (None, None) => return Err(BackupError::Internal("no target".into())),
         };
@@ -443,9 +455,13 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
             counted(report.chunks, "chunk"),
             report.restore_seconds
         );
+        let mut text = text;
         let mut json = serde_json::to_value(&report)
             .map_err(|error| BackupError::Internal(error.to_string()))?;
         json["target"] = target_json;
+        if let Some((source, target)) = database {
+            report_isolation(source, &target, opened.manifest(), &mut text, &mut json).await?;
+        }
         Ok(Report {
             json,
             text,
@@ -458,6 +474,35 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
         let _ = reporter.await;
     }
     outcome
+}
+
+/// Adds what the restored copy reaches outside itself (see [`crate::isolation`]) to a restore's
+/// report. The restore is done by then: a check that cannot run is a warning, not a failure.
+async fn report_isolation(
+    source: &DatabaseSource,
+    target: &RestoreTarget,
+    manifest: &Manifest,
+    text: &mut String,
+    json: &mut serde_json::Value,
+) -> Result<(), BackupError> {
+    match source.isolation_report(target, &manifest.databases).await {
+        Ok(isolation) => {
+            for line in isolation.text_lines() {
+                text.push_str(&format!("\n{line}"));
+            }
+            json["isolated"] = isolation.isolated().into();
+            json["isolation"] = serde_json::to_value(&isolation)
+                .map_err(|error| BackupError::Internal(error.to_string()))?;
+        }
+        Err(error) => {
+            text.push_str(&format!(
+                "\nwarning: could not check what the copy reaches outside itself: {error}"
+            ));
+            json["isolated"] = serde_json::Value::Null;
+            json["isolationError"] = error.to_string().into();
+        }
+    }
+    Ok(())
 }
 
 /// `restore --to-file -`: nothing can be staged on stdout, so a verify pass runs first and
@@ -539,7 +584,7 @@ pub async fn drill(args: DrillArgs) -> Result<Report, BackupError> {
     let opened =
         OpenedBackup::open(&store, &args.name, &args.keys.key_ring()?, parallelism).await?;
     let report = run_drill_until(&opened, &server, &progress, &cancel).await?;
-    let passed = report.differences.is_empty();
+    let passed = report.passed();
     if passed && !args.no_record {
         let record = serde_json::json!({"kind": "drill", "at": Utc::now(), "result": &report});
         store.write_verification(&args.name, &record).await?;
@@ -551,10 +596,22 @@ pub async fn drill(args: DrillArgs) -> Result<Report, BackupError> {
         report.scratch_target,
         report.restore.restore_seconds,
         counted(report.restore.chunks, "chunk"),
-        if passed { "match" } else { "DIFFER" }
+        if report.differences.is_empty() {
+            "match"
+        } else {
+            "DIFFER"
+        }
     );
     for difference in &report.differences {
         text.push_str(&format!("\n  {difference}"));
+    }
+    text.push_str(if report.isolated {
+        "\nisolated: the copy reaches nothing outside itself"
+    } else {
+        "\nNOT ISOLATED: the copy reaches outside itself"
+    });
+    for problem in report.isolation.problems() {
+        text.push_str(&format!("\n  {problem}"));
     }
     let mut out = Report::new(&report, text)?;
     if !passed {

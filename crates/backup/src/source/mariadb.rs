@@ -24,6 +24,21 @@
 //! counts' snapshot and the dump's may differ by the writes of the few milliseconds between
 //! them; on a quiet server (and for every drill of a quiet source) they are exact.
 //!
+//! A restored copy must not act on its source: its events arrive `DISABLE`d unless
+//! [`MariadbRestoreOptions::keep_events_enabled`] (see `restore_filter`), and
+//! [`MariadbSource::isolation_report`] lists the routines, views, triggers and events that name
+//! other databases (see `isolation`).
+//!
+//! Large rows: whatever was dumped from a server restores onto that same server. A value's
+//! literal is longer than the value (escapes; `--hex-blob`, which older backups used, doubles
+//! it), so a row the server holds can make an `INSERT` larger than the server's
+//! `max_allowed_packet`. Dumps now write binary columns as escaped strings (not hex), and the
+//! restore builds every value larger than a quarter of the target's limit (at most 4 MiB) in a
+//! user variable, piece by piece, before inserting its row (see `long_values`). Both tools use
+//! the protocol's largest packet (1 GiB, at least as large as any server's). A value larger than
+//! the target server's limit fails the restore with [`SourceError::ValueTooLarge`] (a statement
+//! still too large, with [`SourceError::PacketTooLarge`]); both name max_allowed_packet.
+//!
 //! Every name in SQL is either a backtick-quoted identifier (backticks doubled) or a hex
 //! literal, so hostile names (quotes, backslashes, semicolons, unicode) cannot break out.
 
@@ -40,6 +55,17 @@ use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged
 mod rename_stream;
 mod staged;
 mod swap;
+
+mod isolation;
+mod long_values;
+mod restore_filter;
+
+pub use isolation::qualifiers;
+pub use restore_filter::{LongestLine, StatementWatch, disable_event};
+
+/// The largest packet the MariaDB/MySQL protocol allows: the tools' own limit, so that the
+/// server's (at most this) is always the one that decides.
+const PROTOCOL_MAX_PACKET: u64 = 1 << 30;
 
 /// Databases that belong to the server, never dumped by "all databases".
 const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
@@ -98,6 +124,11 @@ pub struct MariadbRestoreOptions {
     /// contents are moved aside first and dropped last).
     #[serde(default)]
     pub overwrite: bool,
+    /// Keep the dump's events as they were (enabled ones run in the copy as soon as it is
+    /// restored). By default every event arrives `DISABLE`d: a copy's event would otherwise
+    /// start running at once, and an event that names its source database writes into it.
+    #[serde(default)]
+    pub keep_events_enabled: bool,
 }
 
 /// A MySQL/MariaDB server as a backup source and restore target.
@@ -180,10 +211,10 @@ impl MariadbSource {
             "--skip-lock-tables",
             "--quick",
             "--triggers",
-            "--hex-blob",
             "--default-character-set=utf8mb4",
-            "--max-allowed-packet=1073741824",
         ]);
+        // No --hex-blob: see the module doc (large rows).
+        tool.arg(format!("--max-allowed-packet={PROTOCOL_MAX_PACKET}"));
         if self.config.routines {
             tool.arg("--routines");
         }
@@ -223,6 +254,7 @@ impl MariadbSource {
         options: &MariadbRestoreOptions,
     ) -> Result<RestoreStream, SourceError> {
         let targets = restore_targets(options)?;
+        let server_max_packet = self.max_allowed_packet().await?;
         let existing = self.existing_databases(&targets).await?;
         if !existing.is_empty() && !options.overwrite {
             return Err(SourceError::TargetExists {
@@ -249,11 +281,8 @@ impl MariadbSource {
                 .await?;
         }
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
-        tool.args([
-            "--binary-mode",
-            "--max-allowed-packet=1073741824",
-            "--batch",
-        ]);
+        tool.args(["--binary-mode", "--batch"]);
+        tool.arg(format!("--max-allowed-packet={PROTOCOL_MAX_PACKET}"));
         if let Some(staging) = &single_staging {
             tool.arg(format!("--database={staging}"));
         }
@@ -280,7 +309,7 @@ impl MariadbSource {
         let commit_plan = plan.clone();
         let overwrite = options.overwrite;
         let cleaner = self.clone();
-        Ok(RestoreStream {
+        let mut stream = RestoreStream {
             writer,
             completion: stream.completion,
             staged: Staged::new(
@@ -290,6 +319,26 @@ impl MariadbSource {
                     Ok(())
                 },
             ),
+        };
+        restore_filter::apply(&mut stream, !options.keep_events_enabled, server_max_packet);
+        Ok(stream)
+    }
+
+    /// The target server's `max_allowed_packet` in bytes (the global value: the one a new
+    /// session such as the restore's gets).
+    pub async fn max_allowed_packet(&self) -> Result<u64, SourceError> {
+        let rows = self
+            .query_rows("SELECT @@GLOBAL.max_allowed_packet;")
+            .await?;
+        let value = rows
+            .first()
+            .and_then(|row| row.first())
+            .cloned()
+            .unwrap_or_default();
+        value.parse::<u64>().map_err(|_| {
+            SourceError::Other(format!(
+                "unexpected max_allowed_packet {value:?} from mariadb"
+            ))
         })
     }
 
@@ -599,13 +648,13 @@ mod tests {
         let one = MariadbRestoreOptions {
             database: Some("new".into()),
             dumped_databases: vec!["old".into()],
-            overwrite: false,
+            ..Default::default()
         };
         assert_eq!(restore_targets(&one).unwrap(), ["new"]);
         let many = MariadbRestoreOptions {
             database: Some("new".into()),
             dumped_databases: vec!["a".into(), "b".into()],
-            overwrite: false,
+            ..Default::default()
         };
         assert!(restore_targets(&many).is_err());
     }

@@ -25,6 +25,7 @@ pub mod process;
 pub mod redis;
 pub mod staged_file;
 pub mod staging;
+pub mod tool_output;
 
 pub use credentials::{PasswordSource, Secret};
 pub use staging::Staged;
@@ -141,6 +142,49 @@ pub enum SourceError {
         /// The database (or server) that would be overwritten.
         target: String,
     },
+    /// A statement of a MariaDB dump is larger than the target server accepts in one packet
+    /// (its `max_allowed_packet`), so the server cut the restore off.
+    #[error(
+        "{tool} failed: the dump's statement at line {line} is {} ({statement_bytes} bytes), \
+         larger than the server's max_allowed_packet of {} ({max_allowed_packet} bytes); raise \
+         max_allowed_packet on the target server to at least {needed_bytes} (SET GLOBAL \
+         max_allowed_packet = {needed_bytes}, or its configuration file; MariaDB allows up to \
+         1073741824) and restore again. {tool} said: {output}",
+        crate::progress::human_bytes(*.statement_bytes),
+        crate::progress::human_bytes(*.max_allowed_packet)
+    )]
+    PacketTooLarge {
+        /// The client tool.
+        tool: String,
+        /// 1-based line of the dump that holds the statement.
+        line: u64,
+        /// The statement's size in bytes.
+        statement_bytes: u64,
+        /// The server's `max_allowed_packet` in bytes.
+        max_allowed_packet: u64,
+        /// A `max_allowed_packet` that accepts the statement (rounded up to 1 MiB).
+        needed_bytes: u64,
+        /// The end of the tool's output, long lines trimmed.
+        output: String,
+    },
+    /// A value of a MariaDB dump is larger than the target server's `max_allowed_packet`:
+    /// the server cannot hold it (the restore builds large values piece by piece, so only the
+    /// value's own size counts).
+    #[error(
+        "{tool} failed: a value of the dump is larger than the server's max_allowed_packet of \
+         {} ({max_allowed_packet} bytes); raise max_allowed_packet on the target server to at \
+         least the source server's (SET GLOBAL max_allowed_packet = …, or its configuration \
+         file; MariaDB allows up to 1073741824) and restore again. {tool} said: {output}",
+        crate::progress::human_bytes(*.max_allowed_packet)
+    )]
+    ValueTooLarge {
+        /// The client tool.
+        tool: String,
+        /// The server's `max_allowed_packet` in bytes.
+        max_allowed_packet: u64,
+        /// The end of the tool's output, long lines trimmed.
+        output: String,
+    },
     /// Anything else, with a message safe to show.
     #[error("{0}")]
     Other(String),
@@ -210,6 +254,26 @@ impl DatabaseSource {
             SourceConfig::Postgres(config) => Self::Postgres(postgres::PostgresSource::new(config)),
             SourceConfig::Mariadb(config) => Self::Mariadb(mariadb::MariadbSource::new(config)),
             SourceConfig::Redis(config) => Self::Redis(redis::RedisSource::new(config)),
+        }
+    }
+
+    /// What the restored copy in `target` holds that reaches outside it (see
+    /// [`crate::isolation`]); empty for Redis, whose snapshots act only on their own server.
+    pub async fn isolation_report(
+        &self,
+        target: &RestoreTarget,
+        dumped_databases: &[String],
+    ) -> Result<crate::isolation::IsolationReport, SourceError> {
+        match (self, target) {
+            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
+                source
+                    .isolation_report(&options.database, dumped_databases)
+                    .await
+            }
+            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
+                source.isolation_report(options).await
+            }
+            _ => Ok(crate::isolation::IsolationReport::default()),
         }
     }
 

@@ -10,6 +10,9 @@
 //! to the target only after the whole dump was verified and `pg_restore` succeeded: a failed restore leaves the target as it was (absent, or
 //! — with `overwrite` — the old database), and a half-restored database never carries the
 //! target's name. Without `overwrite`, an existing target is refused before anything is done.
+//!
+//! What a restored copy could reach outside itself (foreign servers, dblink calls,
+//! subscriptions) is reported by [`PostgresSource::isolation_report`] (see `isolation`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +27,8 @@ use super::staging::unique_suffix;
 use super::{
     DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump,
 };
+
+mod isolation;
 
 /// How to reach a PostgreSQL server and what to dump.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

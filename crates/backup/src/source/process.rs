@@ -2,7 +2,6 @@
 //! scrubbed from it, a non-zero exit turned into an error, and the child killed when the
 //! stream is abandoned.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -317,21 +316,18 @@ fn install_hint(engine: Engine) -> &'static str {
     }
 }
 
-/// Reads a stream to its end, keeping only its last `STDERR_TAIL_BYTES` bytes.
+/// Reads a stream to its end, keeping only its last `STDERR_TAIL_BYTES` bytes with long
+/// lines trimmed (see [`super::tool_output`]).
 async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
+    let mut tail = super::tool_output::TrimmedTail::new(STDERR_TAIL_BYTES);
     let mut buffer = [0u8; 4096];
     loop {
         match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                tail.extend(&buffer[..n]);
-                let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
-                tail.drain(..excess);
-            }
+            Ok(n) => tail.push(&buffer[..n]),
         }
     }
-    tail.into()
+    tail.finish()
 }
 
 /// Finds a tool: in `bin_dir` when given, then in `extra_dirs`, then on PATH.
