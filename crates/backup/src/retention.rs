@@ -123,6 +123,7 @@ pub enum KeepReason {
     /// ignored by every other rule so it cannot push present backups out.
     FutureDated {
         /// How far past `now` it ended, in whole seconds.
+        #[serde(rename = "aheadSeconds")]
         ahead_seconds: u64,
     },
 }

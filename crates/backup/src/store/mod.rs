@@ -70,9 +70,9 @@ pub struct StoreConfig {
     /// account JSON. Without it, the cloud's usual environment variables are used.
     #[arg(long)]
     pub credentials_file: Option<PathBuf>,
-    /// Folder inside the bucket (or local root) that holds the backups: `/`-separated
-    /// segments, each 1–200 characters of `A–Z a–z 0–9 . _ -`, not starting with `.` or `-`
-    /// (e.g. `team/prod`). The bucket or container name itself never holds a `/`.
+    /// Folder inside the bucket (or local root) that holds the backups: segments separated by
+    /// /, each 1–200 characters of A–Z a–z 0–9 . _ - (not starting with . or -), e.g.
+    /// team/prod. The bucket or container name itself never holds a /.
     #[arg(long, default_value = "")]
     pub prefix: String,
 }
