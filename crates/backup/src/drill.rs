@@ -153,11 +153,16 @@ pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<S
             };
             differences(&flat(expected), &flat(restored))
         }
-        (ObjectCounts::Tables(_) | ObjectCounts::Rows(_), ObjectCounts::Tables(_) | ObjectCounts::Rows(_)) => {
+        (
+            ObjectCounts::Tables(_) | ObjectCounts::Rows(_),
+            ObjectCounts::Tables(_) | ObjectCounts::Rows(_),
+        ) => {
             let (expected, expected_ambiguous) = joined_keys(expected);
             let (restored, restored_ambiguous) = joined_keys(restored);
-            let ambiguous: BTreeSet<&String> =
-                expected_ambiguous.iter().chain(&restored_ambiguous).collect();
+            let ambiguous: BTreeSet<&String> = expected_ambiguous
+                .iter()
+                .chain(&restored_ambiguous)
+                .collect();
             for key in &ambiguous {
                 tracing::warn!(
                     table = %key,
@@ -166,7 +171,9 @@ pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<S
                 );
             }
             let keep = |map: BTreeMap<String, u64>| -> BTreeMap<String, u64> {
-                map.into_iter().filter(|(key, _)| !ambiguous.contains(key)).collect()
+                map.into_iter()
+                    .filter(|(key, _)| !ambiguous.contains(key))
+                    .collect()
             };
             differences(&keep(expected.clone()), &keep(restored.clone()))
         }
@@ -314,7 +321,11 @@ mod tests {
         for (schema, table) in [("x\"y", "t"), ("s", "t\"."), ("ü.ß", "表.1"), ("", ".")] {
             let one = rows(&[(schema, table, 1)]);
             let other = rows(&[(schema, table, 2)]);
-            assert_eq!(compare_counts(&one, &other).len(), 1, "{schema:?} {table:?}");
+            assert_eq!(
+                compare_counts(&one, &other).len(),
+                1,
+                "{schema:?} {table:?}"
+            );
         }
         assert_ne!(quoted_table("a", "b.c"), quoted_table("a.b", "c"));
         assert_ne!(quoted_table("a\".\"b", "c"), quoted_table("a", "b\".\"c"));

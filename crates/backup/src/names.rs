@@ -50,7 +50,11 @@ pub fn check_prefix(prefix: &str) -> Result<(), BackupError> {
 /// `what` sort by their UTC time to the millisecond; the nonce keeps two runs started in the
 /// same millisecond apart (and if two names ever met, the name reservation would still let
 /// only one run have it).
-pub fn default_backup_name(what: &str, at: chrono::DateTime<chrono::Utc>, nonce: [u8; 3]) -> String {
+pub fn default_backup_name(
+    what: &str,
+    at: chrono::DateTime<chrono::Utc>,
+    nonce: [u8; 3],
+) -> String {
     format!(
         "{what}-{}-{}",
         at.format("%Y%m%dT%H%M%S%.3fZ"),
@@ -116,8 +120,12 @@ mod tests {
         assert_eq!(name, "postgres-19700101T000000.000Z-ab01ff");
         assert!(check_backup_name(&name).is_ok());
         let later = default_backup_name("postgres", at + chrono::Duration::milliseconds(1), [0; 3]);
-        let much_later = default_backup_name("postgres", at + chrono::Duration::seconds(10), [0; 3]);
-        assert!(name < later && later < much_later, "{name} {later} {much_later}");
+        let much_later =
+            default_backup_name("postgres", at + chrono::Duration::seconds(10), [0; 3]);
+        assert!(
+            name < later && later < much_later,
+            "{name} {later} {much_later}"
+        );
         let names: std::collections::BTreeSet<_> = (0..200)
             .map(|_| new_default_backup_name("postgres").unwrap())
             .collect();

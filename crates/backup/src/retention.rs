@@ -632,7 +632,11 @@ mod tests {
                 ahead_seconds: 365 * 86_400
             }]
         );
-        assert!(result.keep[1].reasons.contains(&KeepReason::Last { rank: 1 }));
+        assert!(
+            result.keep[1]
+                .reasons
+                .contains(&KeepReason::Last { rank: 1 })
+        );
 
         // maxAge neither expires it nor lets it stand in for the newest good backup.
         let max_age = RetentionPolicy {

@@ -23,7 +23,7 @@ fn arg(path: &Path) -> String {
 enum Place {
     Local(PathBuf),
     S3 {
-        server: S3Server,
+        server: Box<S3Server>,
         credentials: PathBuf,
     },
 }
@@ -43,7 +43,7 @@ impl Place {
         )
         .unwrap();
         Place::S3 {
-            server,
+            server: Box::new(server),
             credentials,
         }
     }
@@ -128,7 +128,14 @@ async fn backup_file(place: &Place, prefix: &str, name: &str, file: &Path) -> Ou
 async fn restored(place: &Place, prefix: &str, name: &str, dir: &Path) -> Vec<u8> {
     let out = dir.join(format!("restored-{name}-{}", rand_suffix()));
     run(args(
-        &["restore", "--no-encryption", "--name", name, "--to-file", &arg(&out)],
+        &[
+            "restore",
+            "--no-encryption",
+            "--name",
+            name,
+            "--to-file",
+            &arg(&out),
+        ],
         &place.flags(prefix),
     ))
     .await
@@ -329,7 +336,11 @@ async fn a_backup_dated_a_year_ahead_pushes_no_real_backup_out() {
         &place.flags("team"),
     ))
     .await;
-    assert!(text.stdout.contains("keep future: FUTURE-DATED"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("keep future: FUTURE-DATED"),
+        "{}",
+        text.stdout
+    );
 
     run(prune(&["--keep-last", "1"]))
         .await
@@ -370,7 +381,11 @@ async fn nested_prefixes(place: &Place, dir: &Path) {
     pruned.expect_code(0, "prune --prefix team");
     let plan = pruned.json();
     assert_eq!(plan["plan"]["delete"][0]["name"], "app", "{plan}");
-    assert_eq!(plan["plan"]["delete"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(
+        plan["plan"]["delete"].as_array().unwrap().len(),
+        1,
+        "{plan}"
+    );
     assert_eq!(listed(place, "team").await, ["app2"]);
     assert!(place.object("team/app/manifest.json").is_none());
     assert!(place.object("team/app/data-000000.vbk").is_none());
@@ -540,7 +555,15 @@ async fn a_folder_in_the_bucket_name_exits_3_pointing_at_prefix() {
                 "{store} {command}: {message}"
             );
         }
-        for bad in ["Bkt", "b", "bkt..x", "bkt name", "-bkt", "bkt/", "bkt\\team"] {
+        for bad in [
+            "Bkt",
+            "b",
+            "bkt..x",
+            "bkt name",
+            "-bkt",
+            "bkt/",
+            "bkt\\team",
+        ] {
             let outcome = run([
                 "list",
                 "--store",
@@ -551,7 +574,9 @@ async fn a_folder_in_the_bucket_name_exits_3_pointing_at_prefix() {
             ])
             .await;
             outcome.expect_code(3, &format!("{store} --bucket {bad:?}"));
-            assert!(outcome.stderr.contains("bucket name") || outcome.stderr.contains("container name"));
+            assert!(
+                outcome.stderr.contains("bucket name") || outcome.stderr.contains("container name")
+            );
         }
     }
 }
@@ -591,12 +616,16 @@ async fn damaged_chunk_named_by_its_object(place: &Place, dir: &Path) {
     verify.expect_code(6, "verify of a damaged chunk");
     assert!(verify.stderr.contains("chunk 3"), "{}", verify.stderr);
     assert!(
-        verify.stderr.contains("of data object team/db/nightly/data-000000.vbk"),
+        verify
+            .stderr
+            .contains("of data object team/db/nightly/data-000000.vbk"),
         "the message should name the object file: {}",
         verify.stderr
     );
     assert!(
-        verify.stderr.contains(&format!("bytes {}..{}", 32 + 3 * 65536, 32 + 4 * 65536)),
+        verify
+            .stderr
+            .contains(&format!("bytes {}..{}", 32 + 3 * 65536, 32 + 4 * 65536)),
         "{}",
         verify.stderr
     );

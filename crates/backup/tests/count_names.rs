@@ -21,7 +21,9 @@ use vertice_backup::keys::KeyRing;
 use vertice_backup::progress::Progress;
 use vertice_backup::restore::VerifiedBackup;
 use vertice_backup::source::postgres::PostgresRestoreOptions;
-use vertice_backup::source::{DatabaseSource, ObjectCounts, RestoreTarget, SourceConfig, TableRows};
+use vertice_backup::source::{
+    DatabaseSource, ObjectCounts, RestoreTarget, SourceConfig, TableRows,
+};
 use vertice_backup::verify::OpenedBackup;
 use vertice_testkit::services::{MariaDb, Postgres};
 
@@ -134,8 +136,14 @@ async fn postgres_dotted_names_are_counted_apart_and_drilled() {
     assert_eq!(
         compare_counts(manifest.counts.as_ref().unwrap(), &copy),
         [
-            format!("{}: 5 rows at dump time, 0 restored", quoted_table("a", "b.c")),
-            format!("{}: 3 rows at dump time, 0 restored", quoted_table("x.y", "z")),
+            format!(
+                "{}: 5 rows at dump time, 0 restored",
+                quoted_table("a", "b.c")
+            ),
+            format!(
+                "{}: 3 rows at dump time, 0 restored",
+                quoted_table("x.y", "z")
+            ),
         ]
     );
 
@@ -159,7 +167,10 @@ async fn postgres_dotted_names_are_counted_apart_and_drilled() {
     // ... and what the old keys can tell apart is still checked.
     let old = ObjectCounts::Tables(joined(&expected));
     let differences = compare_counts(&old, &copy);
-    assert!(differences.is_empty(), "ambiguous keys only: {differences:?}");
+    assert!(
+        differences.is_empty(),
+        "ambiguous keys only: {differences:?}"
+    );
     server
         .sql_in("dots_copy", "DELETE FROM \"ünï.cödé\".\"表.1\";")
         .await
@@ -202,13 +213,19 @@ async fn mariadb_dotted_names_are_counted_apart_and_drilled() {
             .await
             .unwrap();
         server
-            .sql_in(database, &format!("CREATE TABLE {db}.{t} (id INT); {insert}"))
+            .sql_in(
+                database,
+                &format!("CREATE TABLE {db}.{t} (id INT); {insert}"),
+            )
             .await
             .unwrap_or_else(|error| panic!("{database}.{table}: {error:#}"));
     }
 
     // Two databases whose joined keys collide are counted apart.
-    let both = DatabaseSource::new(SourceConfig::Mariadb(mariadb_config(&server, &["a", "a.b"])));
+    let both = DatabaseSource::new(SourceConfig::Mariadb(mariadb_config(
+        &server,
+        &["a", "a.b"],
+    )));
     let started = both.dump().await.unwrap();
     let counts = started.counts.await.unwrap();
     assert_eq!(counts, ObjectCounts::Rows(expected(pairs, None)));

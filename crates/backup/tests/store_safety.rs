@@ -286,10 +286,23 @@ async fn a_parent_prefix_prune_deletes_only_its_own_backup_on_every_store() {
         )
         .await
         .unwrap();
-        let deleted: Vec<_> = outcome.plan.delete.iter().map(|v| v.name.as_str()).collect();
+        let deleted: Vec<_> = outcome
+            .plan
+            .delete
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
         assert_eq!(deleted, ["app"], "{where_}");
-        assert!(outcome.partial.is_empty(), "{where_}: {:?}", outcome.partial);
-        assert_eq!(team.list_backup_names().await.unwrap(), ["app2"], "{where_}");
+        assert!(
+            outcome.partial.is_empty(),
+            "{where_}: {:?}",
+            outcome.partial
+        );
+        assert_eq!(
+            team.list_backup_names().await.unwrap(),
+            ["app2"],
+            "{where_}"
+        );
         let left_in_app: Vec<_> = objects_under(&team, "team/app")
             .await
             .into_iter()
@@ -304,14 +317,23 @@ async fn a_parent_prefix_prune_deletes_only_its_own_backup_on_every_store() {
             ["nightly-1", "nightly-2"],
             "{where_}: the prune of `team` reached into `team/app`"
         );
-        assert!(restored(&team_app, "nightly-1").await == nested_1, "{where_}");
-        assert!(restored(&team_app, "nightly-2").await == nested_2, "{where_}");
+        assert!(
+            restored(&team_app, "nightly-1").await == nested_1,
+            "{where_}"
+        );
+        assert!(
+            restored(&team_app, "nightly-2").await == nested_2,
+            "{where_}"
+        );
 
         // Deleting the nested backups through their own prefix leaves the parent's alone.
         team_app.delete_backup("nightly-1").await.unwrap();
         assert_eq!(team_app.list_backup_names().await.unwrap(), ["nightly-2"]);
         assert_eq!(team.list_backup_names().await.unwrap(), ["app2"]);
-        assert!(restored(&team, "app2").await == dump_bytes(1000, 14), "{where_}");
+        assert!(
+            restored(&team, "app2").await == dump_bytes(1000, 14),
+            "{where_}"
+        );
     }
 }
 
@@ -355,14 +377,21 @@ async fn an_interrupted_run_is_reclaimed_after_the_grace_on_every_store() {
         let young = prune(&store, &options(false), Utc::now()).await.unwrap();
         assert_eq!(young.partial.len(), 1, "{where_}: {:?}", young.partial);
         assert_eq!(young.partial[0].name, "killed");
-        assert!(!young.partial[0].reclaim, "{where_}: reclaimed inside the grace");
+        assert!(
+            !young.partial[0].reclaim,
+            "{where_}: reclaimed inside the grace"
+        );
         assert_eq!(objects_under(&store, "team/app/killed").await, left);
 
         let later = Utc::now() + chrono::Duration::from_std(grace).unwrap();
         let dry = prune(&store, &options(true), later).await.unwrap();
         assert!(dry.partial[0].reclaim, "{where_}");
         assert!(dry.partial[0].objects >= 2 && dry.partial[0].bytes > 0);
-        assert!(dry.text().contains("would reclaim killed"), "{}", dry.text());
+        assert!(
+            dry.text().contains("would reclaim killed"),
+            "{}",
+            dry.text()
+        );
         assert_eq!(objects_under(&store, "team/app/killed").await, left);
 
         let done = prune(&store, &options(false), later).await.unwrap();

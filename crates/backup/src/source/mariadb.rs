@@ -30,9 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use super::credentials::{PasswordSource, Secret, private_temp_file};
 use super::process::{Tool, find_tool, then, tool_version};
-use super::{
-    Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump, TableRows,
-};
+use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump, TableRows};
 
 /// Databases that belong to the server, never dumped by "all databases".
 const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
@@ -318,7 +316,7 @@ impl MariadbSource {
             })?;
             let previous = counts
                 .entry(decode_hex_field(schema_hex)?)
-                .or_insert_with(BTreeMap::new)
+                .or_default()
                 .insert(decode_hex_field(table_hex)?, count);
             if previous.is_none() {
                 counted += 1;
@@ -587,7 +585,11 @@ mod tests {
         ]);
         let rekeyed = rekey_database(counts, "new", "old");
         assert_eq!(rekeyed.get("old"), Some(&tables(3)));
-        assert_eq!(rekeyed.get("new.t"), Some(&tables(7)), "a dotted name is its own database");
+        assert_eq!(
+            rekeyed.get("new.t"),
+            Some(&tables(7)),
+            "a dotted name is its own database"
+        );
         assert_eq!(rekeyed.get("other"), Some(&tables(1)));
         assert!(!rekeyed.contains_key("new"));
     }

@@ -443,7 +443,7 @@ async fn count_tables(
             .map_err(|e| pg_error("counting rows", &e, password))?;
         counts
             .entry(schema)
-            .or_insert_with(BTreeMap::new)
+            .or_default()
             .insert(table, u64::try_from(count).unwrap_or(0));
     }
     Ok(ObjectCounts::Rows(counts))

@@ -70,8 +70,13 @@ fn bad_char(c: char, allowed: &str) -> String {
 }
 
 fn starts_and_ends_alphanumeric(name: &str) -> bool {
-    name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+    name.bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
 }
 
 /// The S3 general purpose bucket naming rules, as Amazon states them in "General purpose bucket
@@ -131,7 +136,10 @@ pub fn gcs_bucket_rule(name: &str) -> Option<String> {
     if name.len() < 3 || name.len() > max {
         return Some(format!("it is {} characters long (3–{max})", name.len()));
     }
-    if name.split('.').any(|part| part.is_empty() || part.len() > 63) {
+    if name
+        .split('.')
+        .any(|part| part.is_empty() || part.len() > 63)
+    {
         return Some("each dot-separated part must be 1–63 characters".into());
     }
     if !starts_and_ends_alphanumeric(name) {

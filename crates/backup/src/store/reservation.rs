@@ -42,9 +42,7 @@ impl BackupStore {
     /// Reserves `reservation.name` for this run, create-only. Errors: `NameReserved` when
     /// another run holds it (or a backup of that name exists), `Store` when the store fails.
     pub async fn reserve_name(&self, reservation: &Reservation) -> Result<(), BackupError> {
-        let path = self
-            .backup_dir(&reservation.name)?
-            .join(RESERVATION_NAME);
+        let path = self.backup_dir(&reservation.name)?.join(RESERVATION_NAME);
         let bytes = serde_json::to_vec_pretty(reservation)
             .map_err(|error| BackupError::Internal(format!("cannot serialize: {error}")))?;
         match self
@@ -53,12 +51,10 @@ impl BackupStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                Err(BackupError::NameReserved {
-                    name: reservation.name.clone(),
-                    since: self.reserved_since(&reservation.name).await,
-                })
-            }
+            Err(object_store::Error::AlreadyExists { .. }) => Err(BackupError::NameReserved {
+                name: reservation.name.clone(),
+                since: self.reserved_since(&reservation.name).await,
+            }),
             Err(error) => Err(error.into()),
         }
     }
