@@ -6,8 +6,10 @@
 //! turns into an atomic conditional write:
 //! - local filesystem: the object is staged and hard-linked into place, which fails if the
 //!   name exists (object_store `LocalFileSystem`);
-//! - S3: `PUT` with `If-None-Match: *` (object_store's default `S3ConditionalPut::ETagMatch`);
-//!   AWS S3 honours it since August 2024, as do MinIO, R2 and s3s-fs;
+//! - S3: `PUT` with `If-None-Match: *` (object_store's default `S3ConditionalPut::ETagMatch`),
+//!   which AWS S3 honours atomically since August 2024 (MinIO and R2 too). The test server
+//!   s3s-fs 0.14.1 honours it as well, though as check-then-write: it refuses a name that
+//!   exists, but not one created in the same instant;
 //! - Azure Blob: `PUT` with `If-None-Match: *`;
 //! - GCS: the JSON API upload with `ifGenerationMatch=0` (see `store::gcs`).
 //!
