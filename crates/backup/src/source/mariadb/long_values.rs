@@ -136,7 +136,15 @@ impl InsertSplitter {
                         out.push(b';');
                         self.place = Place::Tail;
                     }
-                    _ => self.separator.push(byte),
+                    b',' => self.separator.push(byte),
+                    _ if byte.is_ascii_whitespace() => self.separator.push(byte),
+                    _ => {
+                        // Not a dump's row list: never drop what is not understood. What is
+                        // held goes out as it came, and the rest of the line passes through
+                        // for the client to accept or reject.
+                        self.finish(out);
+                        out.push(byte);
+                    }
                 },
                 Place::Field => self.field_byte(byte, out),
                 Place::Tail => out.push(byte),
@@ -462,6 +470,17 @@ mod tests {
         }
         splitter.finish(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn text_that_is_not_a_row_list_passes_through() {
+        // A dump cut short and followed by something else: the client must see all of it.
+        for line in [
+            "INSERT INTO `t` VALUES (1,'a'),\nTHIS IS NOT SQL;\n",
+            "INSERT INTO `t` VALUES (1,'a') garbage;\n",
+        ] {
+            assert_eq!(split(line, 1024, 1024), line, "{line:?}");
+        }
     }
 
     #[test]
