@@ -122,12 +122,34 @@ async fn no_secret_reaches_a_log_line_an_error_or_an_outcome() {
                 to: vec!["ops@example.test".into()],
             }),
         },
+        // The right password: delivered, and still not printed.
+        Channel {
+            name: "mail-ok".into(),
+            on: NotifyOn::Always,
+            target: ChannelTarget::Email(EmailChannel {
+                host: smtp.host().into(),
+                port: Some(smtp.port()),
+                tls: SmtpTls::None,
+                credentials: Some(SmtpCredentials {
+                    username: smtp.username().unwrap().into(),
+                    password: Secret::new(smtp.password().unwrap()),
+                }),
+                from: "backup@vertice.test".into(),
+                to: vec!["ops@example.test".into()],
+            }),
+        },
     ];
     let notifier = notifier_with(3, Duration::from_millis(700), |config| {
         config.pagerduty_events_url = pd_sink.url_for("/v2/enqueue");
     });
     let outcomes = notifier.notify(&channels, &event(RunOutcome::Failed)).await;
-    assert!(outcomes.iter().all(|o| o.is_failure()), "{outcomes:#?}");
+    let failed: Vec<bool> = outcomes.iter().map(|o| o.is_failure()).collect();
+    assert_eq!(
+        failed,
+        [true, true, true, true, true, true, false],
+        "{outcomes:#?}"
+    );
+    smtp.wait_for_messages(1, WAIT).await.unwrap();
     // The receivers really got the secrets: the check below is about what we print.
     let slack_requests = sink.wait_for_requests(3, WAIT).await.unwrap();
     assert!(slack_requests[0].path.contains(&slack_token));
@@ -184,6 +206,7 @@ async fn no_secret_reaches_a_log_line_an_error_or_an_outcome() {
         header_value.as_str(),
         hook_header.as_str(),
         wrong_password.as_str(),
+        smtp.password().unwrap(),
     ];
     let leaks = find_leaks(texts.iter().map(String::as_str), &secrets);
     assert!(leaks.is_empty(), "{leaks:#?}");

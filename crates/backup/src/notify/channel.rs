@@ -272,3 +272,67 @@ impl SecretData {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret as KubeSecret;
+
+    fn kube_secret(name: &str, data: &[(&str, &[u8])]) -> KubeSecret {
+        KubeSecret {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| (k.to_string(), ByteString(v.to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn kubernetes_secrets_are_read_as_text_and_binary_values_refused() {
+        let mut data = SecretData::new();
+        data.insert_secret(&kube_secret("hook", &[("url", b"https://h.example/t0k")]))
+            .unwrap();
+        let value = data.key(
+            &SecretKeyRef {
+                name: "hook".into(),
+                key: "url".into(),
+            },
+            "test",
+        );
+        assert_eq!(value.unwrap().expose(), "https://h.example/t0k");
+        assert!(!format!("{data:?}").contains("t0k"));
+        let error = data
+            .insert_secret(&kube_secret("bin", &[("key", &[0xff, 0xfe])]))
+            .unwrap_err();
+        assert_eq!(
+            error,
+            ResolveError::NotUtf8 {
+                secret: "bin".into(),
+                key: "key".into()
+            }
+        );
+    }
+
+    #[test]
+    fn referenced_secrets_include_hook_headers() {
+        let hook = HttpHook {
+            name: "h".into(),
+            url: "https://h.example/".into(),
+            method: Default::default(),
+            headers_secret_ref: Some(SecretRef {
+                name: "hook-headers".into(),
+            }),
+            timeout_seconds: None,
+            failure_policy: Default::default(),
+        };
+        let names = referenced_secrets(&[], &[hook]);
+        assert_eq!(names.into_iter().collect::<Vec<_>>(), ["hook-headers"]);
+    }
+}

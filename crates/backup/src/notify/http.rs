@@ -68,10 +68,9 @@ pub(crate) async fn send_once(
         .and_then(|value| parse_retry_after(value, chrono::Utc::now()));
     // The body explains a 4xx ("invalid routing key"); a body we cannot read is no reason
     // to hide the status.
-    let body = match tokio::time::timeout(timeout, answer.text()).await {
-        Ok(Ok(text)) => text,
-        _ => String::new(),
-    };
+    let body = tokio::time::timeout(timeout, read_start(answer, request.secrets))
+        .await
+        .unwrap_or_default();
     Err(AttemptFailure {
         error: DeliveryError::Status {
             endpoint: request.endpoint.to_owned(),
@@ -128,6 +127,23 @@ pub(crate) async fn send_with_retries(
         tokio::time::sleep(wait).await;
         attempt += 1;
     }
+}
+
+/// The start of an answer's body: enough for the excerpt, plus the longest secret, so a secret
+/// echoed across the end of the excerpt is read whole and scrubbed rather than cut in two.
+/// A huge or endless body is not read to its end.
+async fn read_start(mut answer: reqwest::Response, secrets: &[String]) -> String {
+    let longest = secrets.iter().map(String::len).max().unwrap_or(0);
+    let limit = EXCERPT_CHARS * 4 + longest;
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    bytes.truncate(limit);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 fn timed_out(request: &HttpRequest<'_>, timeout: Duration) -> DeliveryError {
