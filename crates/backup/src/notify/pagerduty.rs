@@ -110,6 +110,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dedup_keys_are_per_policy_and_kind_or_per_object() {
+        use crate::notify::event::RunKind;
+        let mut event = RunEvent {
+            kind: RunKind::Backup,
+            namespace: "ns".into(),
+            name: "run-1".into(),
+            policy: Some("nightly".into()),
+            outcome: RunOutcome::Failed,
+            error: None,
+            backup_name: None,
+            raw_bytes: None,
+            stored_bytes: None,
+            duration: None,
+            location: None,
+            time: chrono::DateTime::UNIX_EPOCH,
+        };
+        assert_eq!(dedup_key(&event), "vertice-backup/ns/nightly/backup");
+        // Another run of the same policy: the same alert.
+        event.name = "run-2".into();
+        assert_eq!(dedup_key(&event), "vertice-backup/ns/nightly/backup");
+        event.kind = RunKind::Drill;
+        assert_eq!(dedup_key(&event), "vertice-backup/ns/nightly/drill");
+        event.policy = None;
+        event.kind = RunKind::Restore;
+        assert_eq!(dedup_key(&event), "vertice-backup/ns/restore/run-2");
+    }
+
+    #[test]
     fn failures_trigger_and_successes_resolve() {
         use NotifyOn::*;
         use RunOutcome::*;
