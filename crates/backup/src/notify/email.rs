@@ -164,7 +164,7 @@ pub(crate) async fn send(
         if !error.is_retryable() || attempt >= max_attempts {
             return Err((attempt, error));
         }
-        let wait = policy.backoff(attempt);
+        let wait = super::retry::jitter(policy.backoff(attempt));
         tracing::debug!(endpoint, attempt, wait_ms = wait.as_millis() as u64, error = %error, "email attempt failed; retrying");
         tokio::time::sleep(wait).await;
         attempt += 1;

@@ -99,7 +99,7 @@ pub(crate) async fn send_with_retries(
         if !failure.error.is_retryable() || attempt >= max_attempts {
             return Err((attempt, failure.error));
         }
-        let wait = match policy.wait(attempt, failure.retry_after) {
+        let wait = match policy.jittered_wait(attempt, failure.retry_after) {
             Ok(wait) => wait,
             Err(retry_after) => {
                 let status = match failure.error {

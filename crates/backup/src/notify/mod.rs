@@ -7,7 +7,7 @@
 //! Channels: Slack incoming webhooks ([`slack`]), PagerDuty Events API v2 ([`pagerduty`]:
 //! failures trigger, successes resolve, one `dedup_key` per VerticeBackup and run kind), a
 //! generic JSON webhook ([`webhook`]) and SMTP email ([`email`]). Each is sent on its own with
-//! a per-attempt timeout and bounded retries with exponential backoff on connection errors,
+//! a per-attempt timeout and bounded retries with jittered exponential backoff on connection errors,
 //! HTTP 408/425/429/5xx and SMTP 4xx, honouring `Retry-After` ([`RetryPolicy`]).
 //!
 //! Secrets (webhook URLs, the routing key, header values, the SMTP password) are held in

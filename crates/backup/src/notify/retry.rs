@@ -51,6 +51,28 @@ impl RetryPolicy {
             None => Ok(backoff),
         }
     }
+
+    /// [`Self::wait`] as the senders use it: a wait from backoff alone is drawn at random from
+    /// its upper half, so channels that failed together (a receiver down for everyone) do not
+    /// retry in lockstep; a server's `Retry-After` is kept as asked.
+    pub fn jittered_wait(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+    ) -> Result<Duration, Duration> {
+        let wait = self.wait(attempt, retry_after)?;
+        Ok(match retry_after {
+            Some(_) => wait,
+            None => jitter(wait),
+        })
+    }
+}
+
+/// A random duration in `[wait / 2, wait]`.
+pub fn jitter(wait: Duration) -> Duration {
+    let half = wait / 2;
+    let spread = (wait - half).as_nanos().min(u64::MAX as u128) as u64;
+    half + Duration::from_nanos(rand::random_range(0..=spread))
 }
 
 /// A `Retry-After` value as a wait from `now`: delay-seconds (`120`) or an IMF-fixdate
@@ -96,6 +118,29 @@ mod tests {
             Err(Duration::from_secs(61))
         );
         assert_eq!(policy.wait(2, None), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn jitter_stays_in_the_upper_half_and_varies() {
+        let wait = Duration::from_millis(800);
+        let draws: Vec<Duration> = (0..200).map(|_| jitter(wait)).collect();
+        assert!(
+            draws.iter().all(|d| *d >= wait / 2 && *d <= wait),
+            "{draws:?}"
+        );
+        assert!(draws.iter().any(|d| *d != draws[0]), "no jitter at all");
+        assert_eq!(jitter(Duration::ZERO), Duration::ZERO);
+        let policy = RetryPolicy::default();
+        // Retry-After is honoured as asked, never shortened by jitter.
+        assert_eq!(
+            policy.jittered_wait(1, Some(Duration::from_secs(3))),
+            Ok(Duration::from_secs(3))
+        );
+        assert!(
+            policy
+                .jittered_wait(1, Some(Duration::from_secs(600)))
+                .is_err()
+        );
     }
 
     #[test]
