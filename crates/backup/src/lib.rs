@@ -14,6 +14,7 @@ pub mod keys;
 pub mod manifest;
 pub mod manifest_seal;
 pub mod names;
+pub mod notify;
 pub mod pipeline;
 pub mod progress;
 pub mod prune;
