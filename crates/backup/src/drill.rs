@@ -13,7 +13,13 @@ use crate::restore::{RestoreReport, VerifiedBackup};
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::{DatabaseSource, ObjectCounts, RestoreTarget};
+use crate::source::identifier::generated_name;
+use crate::source::{DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RestoreTarget};
+
+/// A scratch database name, `vertice_drill_<hex>`, within `engine`'s name limit.
+fn scratch_name(engine: Engine, suffix: &str) -> String {
+    generated_name(engine, "vertice_drill", &format!("_{suffix}"))
+}
 
 /// What a drill found.
 #[derive(Clone, Debug, Serialize)]
@@ -52,7 +58,7 @@ impl Scratch {
     pub fn new(source: &DatabaseSource, databases: &[String]) -> Result<Self, BackupError> {
         let suffix = to_hex(&random_bytes::<6>()?);
         Ok(match source {
-            DatabaseSource::Postgres(_) => Scratch::Postgres(format!("vertice_drill_{suffix}")),
+            DatabaseSource::Postgres(_) => Scratch::Postgres(scratch_name(Engine::Postgres, &suffix)),
             DatabaseSource::Mariadb(_) => {
                 if databases.len() > 1 {
                     return Err(BackupError::Config(
@@ -61,7 +67,7 @@ impl Scratch {
                             .into(),
                     ));
                 }
-                Scratch::Mariadb(format!("vertice_drill_{suffix}"))
+                Scratch::Mariadb(scratch_name(Engine::Mariadb, &suffix))
             }
             DatabaseSource::Redis(server) => Scratch::Redis {
                 dir: tempfile::Builder::new()
@@ -73,19 +79,26 @@ impl Scratch {
         })
     }
 
-    /// The restore target.
-    pub fn target(&self, databases: &[String]) -> RestoreTarget {
+    /// The restore target, with the backup's database-level `properties` (the scratch copy
+    /// must hold the data as dumped: a SQL_ASCII or LATIN1 dump in a UTF8 database is not).
+    pub fn target(
+        &self,
+        databases: &[String],
+        properties: Option<&DatabaseProperties>,
+    ) -> RestoreTarget {
         match self {
             Scratch::Postgres(database) => RestoreTarget::Postgres(PostgresRestoreOptions {
                 database: database.clone(),
                 overwrite: false,
                 no_owner: true,
                 no_privileges: true,
+                properties: properties.and_then(DatabaseProperties::postgres).cloned(),
             }),
             Scratch::Mariadb(database) => RestoreTarget::Mariadb(MariadbRestoreOptions {
                 database: Some(database.clone()),
                 dumped_databases: databases.to_vec(),
                 overwrite: false,
+                properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
             }),
             Scratch::Redis { dir, bin_dir } => RestoreTarget::Redis(RedisRestoreOptions {
                 data_dir: dir.path().to_path_buf(),
@@ -165,7 +178,7 @@ pub async fn run_drill(
 ) -> Result<DrillReport, BackupError> {
     let databases = verified.manifest().databases.clone();
     let scratch = Scratch::new(server, &databases)?;
-    let target = scratch.target(&databases);
+    let target = scratch.target(&databases, verified.manifest().database_properties.as_ref());
     let scratch_target = scratch.describe();
     let outcome = async {
         let stream = server.restore(&target).await?;

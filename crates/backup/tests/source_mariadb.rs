@@ -80,6 +80,7 @@ async fn round_trip_with_hostile_names_into_a_new_database() {
         database: Some(target.to_owned()),
         dumped_databases: vec![HOSTILE_DB.to_owned()],
         overwrite: false,
+        properties: None,
     };
     write_restore(source.restore(&options).await.unwrap(), &dump)
         .await
@@ -153,6 +154,7 @@ async fn several_databases_restore_under_their_names_and_refuse_existing_ones() 
         database: None,
         dumped_databases: vec!["one".to_owned(), "two".to_owned()],
         overwrite: false,
+        properties: None,
     };
     let refused = source.restore(&options).await;
     assert!(matches!(refused, Err(SourceError::TargetExists { .. })));
@@ -186,6 +188,7 @@ async fn restore_refuses_an_existing_database_and_failed_restore_cleans_up() {
         database: Some("taken".to_owned()),
         dumped_databases: vec!["src".to_owned()],
         overwrite: false,
+        properties: None,
     };
     let refused = source.restore(&options).await;
     assert!(
@@ -198,6 +201,7 @@ async fn restore_refuses_an_existing_database_and_failed_restore_cleans_up() {
         database: Some("fresh".to_owned()),
         dumped_databases: vec!["src".to_owned()],
         overwrite: false,
+        properties: None,
     };
     let error = write_restore(
         source.restore(&options).await.unwrap(),

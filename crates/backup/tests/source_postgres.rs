@@ -104,6 +104,7 @@ async fn round_trip_with_hostile_names_is_identical() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     write_restore(source.restore(&options).await.unwrap(), &dump)
         .await
@@ -149,6 +150,7 @@ async fn counts_come_from_the_dump_snapshot_under_concurrent_writes() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     write_restore(source.restore(&options).await.unwrap(), &dump)
         .await
@@ -180,6 +182,7 @@ async fn restore_refuses_an_existing_target_unless_overwrite() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     let refused = source.restore(&options).await;
     assert!(
@@ -235,6 +238,7 @@ async fn failed_restore_leaves_the_target_untouched() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     let error = write_restore(
         source.restore(&options).await.unwrap(),
@@ -255,6 +259,7 @@ async fn failed_restore_leaves_the_target_untouched() {
         overwrite: true,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     let mut stream = source.restore(&options).await.unwrap();
     let _ = stream.writer.write_all(b"PGDMP garbage").await;
@@ -310,6 +315,7 @@ async fn database_down_or_wrong_password_is_a_clean_connect_error() {
             overwrite: false,
             no_owner: false,
             no_privileges: false,
+            properties: None,
         })
         .await
         .err()

@@ -89,6 +89,9 @@ pub struct RestoreSpec {
     /// PostgreSQL: skip ownership.
     #[serde(default)]
     pub no_owner: bool,
+    /// PostgreSQL: skip privileges (GRANT/REVOKE).
+    #[serde(default)]
+    pub no_privileges: bool,
 }
 
 /// One run's spec.
@@ -198,6 +201,7 @@ pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, Bac
                 target_data_dir: spec.restore.target_data_dir.clone(),
                 overwrite: spec.restore.overwrite,
                 no_owner: spec.restore.no_owner,
+                no_privileges: spec.restore.no_privileges,
                 keys: keys(&spec.encryption),
                 parallelism: spec.parallelism,
             })

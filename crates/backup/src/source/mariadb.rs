@@ -88,6 +88,10 @@ pub struct MariadbRestoreOptions {
     /// dropped before the restore starts.
     #[serde(default)]
     pub overwrite: bool,
+    /// The dumped databases' character sets, collations and comments (from the manifest),
+    /// given to the created databases; `None` for backups made before they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<super::mariadb_properties::MariadbDatabasesProperties>,
 }
 
 /// A MySQL/MariaDB server as a backup source and restore target.
@@ -184,6 +188,7 @@ impl MariadbSource {
         }
         // `--` so that a database named like an option stays a name.
         tool.arg("--").args(databases.iter().cloned());
+        let properties = super::mariadb_properties::read_properties(self, &databases).await?;
         let stream = tool.spawn_dump()?;
 
         let counter = self.clone();
@@ -201,6 +206,7 @@ impl MariadbSource {
             databases,
             stream,
             counts,
+            properties: Some(super::DatabaseProperties::Mariadb(properties)),
         })
     }
 
@@ -225,13 +231,33 @@ impl MariadbSource {
             [target] if options.dumped_databases.len() == 1 => Some(target.clone()),
             _ => None,
         };
-        if let Some(target) = &single_target {
-            // A single-database dump has no CREATE DATABASE of its own.
-            setup.push_str(&format!("CREATE DATABASE {};\n", quote_ident(target)));
-        }
+        // --- database-level properties (fidelity): the created databases get the dumped
+        // ones' character set, collation and comment. A single-database dump has no CREATE
+        // DATABASE of its own; a dump of several creates its databases only "IF NOT EXISTS",
+        // so creating them first with the recorded properties is what gives them their
+        // comments too. Runs after the drops above, so on failure every target is one this
+        // restore created (or none), and dropping them all is safe.
         if !setup.is_empty() {
             self.run_sql(&setup).await?;
         }
+        let properties = options.properties.clone().unwrap_or_default();
+        let mut create = String::new();
+        if let Some(target) = &single_target {
+            let dumped = options.dumped_databases.first().map_or("", String::as_str);
+            create.push_str(&properties.create_statement(target, dumped));
+        } else if options.properties.is_some() {
+            for database in &targets {
+                create.push_str(&properties.create_statement(database, database));
+            }
+        }
+        if !create.is_empty() {
+            let script = format!("{}{create}", super::mariadb_properties::SESSION_SETUP);
+            if let Err(error) = self.run_sql(&script).await {
+                self.drop_databases(&targets).await;
+                return Err(properties.create_failure(&options.dumped_databases, error));
+            }
+        }
+        // --- end of database-level properties
         created.extend(targets.iter().cloned());
 
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
@@ -383,7 +409,7 @@ impl MariadbSource {
     }
 
     /// Runs SQL through the `mariadb` client; tab-separated rows without headers.
-    async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, SourceError> {
+    pub(crate) async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, SourceError> {
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
         tool.args(["--batch", "--skip-column-names"]);
         let output = tool.output(Some(sql.as_bytes())).await?;
@@ -498,7 +524,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// A string as a hex literal compared with `HEX(column)`: `'6162'` — no escaping rules (and no
 /// sql_mode such as NO_BACKSLASH_ESCAPES) can change what it means.
-fn hex_literal(value: &str) -> String {
+pub(crate) fn hex_literal(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 2 + 2);
     out.push('\'');
     for byte in value.bytes() {
@@ -509,7 +535,7 @@ fn hex_literal(value: &str) -> String {
 }
 
 /// Decodes a `HEX()` column back to the UTF-8 name.
-fn decode_hex_field(hex: &str) -> Result<String, SourceError> {
+pub(crate) fn decode_hex_field(hex: &str) -> Result<String, SourceError> {
     let invalid = || SourceError::Other(format!("unexpected hex value {hex:?} from mariadb"));
     if !hex.len().is_multiple_of(2) {
         return Err(invalid());
@@ -571,12 +597,14 @@ mod tests {
             database: Some("new".into()),
             dumped_databases: vec!["old".into()],
             overwrite: false,
+            properties: None,
         };
         assert_eq!(restore_targets(&one).unwrap(), ["new"]);
         let many = MariadbRestoreOptions {
             database: Some("new".into()),
             dumped_databases: vec!["a".into(), "b".into()],
             overwrite: false,
+            properties: None,
         };
         assert!(restore_targets(&many).is_err());
     }

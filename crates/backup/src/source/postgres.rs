@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, NoTls};
 
 use super::credentials::{PasswordSource, Secret, private_temp_file, scrub};
+use super::postgres_properties::{PostgresDatabaseProperties, read_properties};
+use super::restore_failure::classify_pg_restore_failure;
 use super::process::{Tool, find_tool, then, tool_version};
 use super::{
     DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump,
@@ -76,6 +78,11 @@ pub struct PostgresRestoreOptions {
     /// Do not restore privileges (`--no-privileges`).
     #[serde(default)]
     pub no_privileges: bool,
+    /// The dumped database's encoding, locale, settings and comment (from the manifest),
+    /// given to the restored database; `None` for backups made before they were recorded
+    /// (the database then gets the server's defaults, as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<PostgresDatabaseProperties>,
 }
 
 /// A PostgreSQL server as a backup source and restore target.
@@ -129,6 +136,7 @@ impl PostgresSource {
             .map_err(|e| pg_error("starting the snapshot transaction", &e, password.as_ref()))?;
         let snapshot =
             query_string(&client, "SELECT pg_export_snapshot()", password.as_ref()).await?;
+        let properties = read_properties(&client).await?;
 
         let mut tool = self.tool_command("pg_dump", password.as_ref())?;
         tool.args(["--format=custom", "--compress=0", "--no-password"])
@@ -168,6 +176,7 @@ impl PostgresSource {
                 completion,
             },
             counts,
+            properties: Some(super::DatabaseProperties::Postgres(properties)),
         })
     }
 
@@ -218,13 +227,19 @@ impl PostgresSource {
             });
         }
         let staging = staging_name();
-        admin
-            .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE template0",
-                quote_ident(&staging)
-            ))
-            .await
-            .map_err(|e| pg_error("creating the staging database", &e, password.as_ref()))?;
+        // --- database-level properties (fidelity): encoding and locale go into CREATE
+        // DATABASE; a server that lacks them refuses with the property named.
+        let create = match &options.properties {
+            Some(properties) => properties.create_statement(&staging),
+            None => format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&staging)),
+        };
+        admin.batch_execute(&create).await.map_err(|e| {
+            match (&options.properties, e.as_db_error()) {
+                (Some(properties), Some(db)) => properties.create_failure(db.message()),
+                _ => pg_error("creating the staging database", &e, password.as_ref()),
+            }
+        })?;
+        // --- end of database-level properties
 
         let mut tool = self.tool_command("pg_restore", password.as_ref())?;
         tool.args(["--exit-on-error", "--no-password"])
@@ -244,7 +259,22 @@ impl PostgresSource {
         };
         let target = options.database.clone();
         let overwrite = options.overwrite;
+        let (no_owner, no_privileges) = (options.no_owner, options.no_privileges);
+        let properties = options.properties.clone();
         let completion = then(stream.completion, move |result| async move {
+            // A failed statement gets a hint: the flags for a missing role, or how to restore
+            // the rest by hand.
+            let result = result.map_err(|error| {
+                classify_pg_restore_failure(error, &target, no_owner, no_privileges)
+            });
+            // --- database-level properties (fidelity): settings, role settings, comment and
+            // connection limit, set on the restored database before it takes the target's
+            // name (after pg_restore, so e.g. a read-only default cannot break the restore).
+            let result = match (result, &properties) {
+                (Ok(()), Some(properties)) => properties.apply(&admin, &staging, no_owner).await,
+                (result, _) => result,
+            };
+            // --- end of database-level properties
             if let Err(error) = result {
                 drop_database(&admin, &staging).await;
                 return Err(error);
@@ -357,9 +387,14 @@ impl PostgresSource {
                 tool.env("PGPASSFILE", file.path().as_os_str().to_owned())
                     .keep_alive(file);
             }
-            // No password: make sure a ~/.pgpass of the machine is not used either.
+            // No password: make sure a ~/.pgpass of the machine is not used either. An empty
+            // private file rather than /dev/null: libpq warns on every run that a password
+            // file which is not a plain file is ignored, and that warning would head every
+            // error message.
             None => {
-                tool.env("PGPASSFILE", "/dev/null");
+                let file = private_temp_file("vertice-pgpass-", "")?;
+                tool.env("PGPASSFILE", file.path().as_os_str().to_owned())
+                    .keep_alive(file);
             }
         }
         Ok(tool)
@@ -518,14 +553,18 @@ async fn drop_database(admin: &Client, database: &str) {
         .await;
 }
 
-/// A staging database name that no user database has: short (PostgreSQL truncates names at
-/// 63 bytes), lowercase, unique per process and moment.
+/// A staging database name that no user database has: lowercase, unique per process and
+/// moment, and within PostgreSQL's 63 bytes.
 fn staging_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("vertice_restore_{}_{nanos:x}", std::process::id())
+    super::identifier::generated_name(
+        Engine::Postgres,
+        "vertice_restore",
+        &format!("_{}_{nanos:x}", std::process::id()),
+    )
 }
 
 /// Quotes a PostgreSQL identifier: inside double quotes, a double quote is doubled.

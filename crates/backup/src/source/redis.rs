@@ -123,6 +123,7 @@ impl RedisSource {
             databases: Vec::new(),
             stream,
             counts: Box::pin(async move { Ok(ObjectCounts::Keys(keys)) }),
+            properties: None,
         })
     }
 
