@@ -10,10 +10,10 @@ use crate::format::to_hex;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
 use crate::restore::{RestoreReport, VerifiedBackup};
+use crate::source::identifier::generated_name;
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::identifier::generated_name;
 use crate::source::{DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RestoreTarget};
 
 /// A scratch database name, `vertice_drill_<hex>`, within `engine`'s name limit.
@@ -58,7 +58,9 @@ impl Scratch {
     pub fn new(source: &DatabaseSource, databases: &[String]) -> Result<Self, BackupError> {
         let suffix = to_hex(&random_bytes::<6>()?);
         Ok(match source {
-            DatabaseSource::Postgres(_) => Scratch::Postgres(scratch_name(Engine::Postgres, &suffix)),
+            DatabaseSource::Postgres(_) => {
+                Scratch::Postgres(scratch_name(Engine::Postgres, &suffix))
+            }
             DatabaseSource::Mariadb(_) => {
                 if databases.len() > 1 {
                     return Err(BackupError::Config(

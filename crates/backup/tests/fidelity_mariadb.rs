@@ -54,14 +54,23 @@ fn flags(server: &MariaDb, databases: &[&str], dir: &Path) -> Vec<String> {
 
 async fn backup(server: &MariaDb, databases: &[&str], dir: &Path, name: &str) {
     let store = dir.join("store").display().to_string();
-    let mut args = strings(&["backup", "--path", &store, "--name", name, "--no-encryption"]);
+    let mut args = strings(&[
+        "backup",
+        "--path",
+        &store,
+        "--name",
+        name,
+        "--no-encryption",
+    ]);
     args.extend(flags(server, databases, dir));
     run(&args).await.expect_code(0, "backup");
 }
 
 async fn restore(server: &MariaDb, dir: &Path, name: &str, extra: &[&str]) -> Outcome {
     let store = dir.join("store").display().to_string();
-    let mut args = strings(&["restore", "--path", &store, "--name", name, "--output", "json"]);
+    let mut args = strings(&[
+        "restore", "--path", &store, "--name", name, "--output", "json",
+    ]);
     args.extend(flags(server, &[], dir));
     args.extend(strings(extra));
     run(&args).await
@@ -71,7 +80,10 @@ async fn restore(server: &MariaDb, dir: &Path, name: &str, extra: &[&str]) -> Ou
 fn hex(value: &str) -> String {
     format!(
         "X'{}'",
-        value.bytes().map(|b| format!("{b:02X}")).collect::<String>()
+        value
+            .bytes()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
     )
 }
 
@@ -89,7 +101,10 @@ async fn properties(server: &MariaDb, database: &str) -> String {
         ))
         .await
         .unwrap();
-    assert!(!row.trim().is_empty(), "database {database:?} does not exist");
+    assert!(
+        !row.trim().is_empty(),
+        "database {database:?} does not exist"
+    );
     row.trim().to_owned()
 }
 
@@ -151,7 +166,10 @@ async fn character_sets_collations_and_comments_survive() {
         );
         expected.push(original);
     }
-    assert!(expected[0].starts_with("latin1\tlatin1_german1_ci\t"), "{expected:?}");
+    assert!(
+        expected[0].starts_with("latin1\tlatin1_german1_ci\t"),
+        "{expected:?}"
+    );
 
     // A dump of several databases restores into their own names, properties included.
     let all: Vec<&str> = CASES.iter().map(|(database, _)| *database).collect();
@@ -174,7 +192,11 @@ async fn character_sets_collations_and_comments_survive() {
 async fn generated_names_fit_in_64_characters() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
-    let names = ["表".repeat(45), format!("{}_long", "m".repeat(55)), "ü".repeat(50)];
+    let names = [
+        "表".repeat(45),
+        format!("{}_long", "m".repeat(55)),
+        "ü".repeat(50),
+    ];
     for (index, database) in names.iter().enumerate() {
         server
             .sql(&format!("CREATE DATABASE {}", ident(database)))
@@ -183,7 +205,10 @@ async fn generated_names_fit_in_64_characters() {
         server
             .sql_in(
                 database,
-                &format!("CREATE TABLE t (id int); INSERT INTO t VALUES {};", "(1),".repeat(index) + "(1)"),
+                &format!(
+                    "CREATE TABLE t (id int); INSERT INTO t VALUES {};",
+                    "(1),".repeat(index) + "(1)"
+                ),
             )
             .await
             .unwrap();
@@ -197,7 +222,10 @@ async fn generated_names_fit_in_64_characters() {
             .to_owned();
         assert!(target.chars().count() <= 64, "{target:?}");
         assert!(target.contains("_restore_"), "{target}");
-        let rows = server.sql_in(&target, "SELECT COUNT(*) FROM t").await.unwrap();
+        let rows = server
+            .sql_in(&target, "SELECT COUNT(*) FROM t")
+            .await
+            .unwrap();
         assert_eq!(rows.trim(), (index + 1).to_string(), "{target}");
         let store = dir.path().join("store").display().to_string();
         let mut drill = strings(&["drill", "--path", &store, "--name", &name]);
@@ -205,7 +233,12 @@ async fn generated_names_fit_in_64_characters() {
         run(&drill).await.expect_code(0, "drill");
     }
     let too_long = "x".repeat(65);
-    restore(server, dir.path(), "long-0", &["--target-database", &too_long])
-        .await
-        .expect_code(3, "a 65-character target name");
+    restore(
+        server,
+        dir.path(),
+        "long-0",
+        &["--target-database", &too_long],
+    )
+    .await
+    .expect_code(3, "a 65-character target name");
 }

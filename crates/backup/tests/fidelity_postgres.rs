@@ -52,10 +52,7 @@ async fn source() -> &'static Postgres {
             };
             open(locales.path());
             let server = Postgres::start_with(PostgresOptions {
-                env: vec![(
-                    "LOCPATH".to_owned(),
-                    locales.path().display().to_string(),
-                )],
+                env: vec![("LOCPATH".to_owned(), locales.path().display().to_string())],
                 ..PostgresOptions::default()
             })
             .await
@@ -106,7 +103,14 @@ fn strings(args: &[&str]) -> Vec<String> {
 /// Backs up `database` of `server` as `name` into the store in `dir`.
 async fn backup(server: &Postgres, database: &str, dir: &Path, name: &str) {
     let store = dir.join("store").display().to_string();
-    let mut args = strings(&["backup", "--path", &store, "--name", name, "--no-encryption"]);
+    let mut args = strings(&[
+        "backup",
+        "--path",
+        &store,
+        "--name",
+        name,
+        "--no-encryption",
+    ]);
     args.extend(flags(server, database, dir));
     run(&args).await.expect_code(0, "backup");
 }
@@ -114,7 +118,9 @@ async fn backup(server: &Postgres, database: &str, dir: &Path, name: &str) {
 /// Restores backup `name` from the store in `dir` onto `server`, with `extra` flags, as JSON.
 async fn restore(server: &Postgres, dir: &Path, name: &str, extra: &[&str]) -> Outcome {
     let store = dir.join("store").display().to_string();
-    let mut args = strings(&["restore", "--path", &store, "--name", name, "--output", "json"]);
+    let mut args = strings(&[
+        "restore", "--path", &store, "--name", name, "--output", "json",
+    ]);
     args.extend(flags(server, "postgres", dir));
     args.extend(strings(extra));
     run(&args).await
@@ -157,7 +163,10 @@ async fn properties(server: &Postgres, database: &str) -> String {
         ))
         .await
         .unwrap();
-    assert!(!row.trim().is_empty(), "database {database:?} does not exist");
+    assert!(
+        !row.trim().is_empty(),
+        "database {database:?} does not exist"
+    );
     format!("{}\n{}", row.trim(), settings.trim())
 }
 
@@ -210,14 +219,22 @@ async fn a_sql_ascii_database_keeps_its_encoding_and_bytes() {
     let original = server.sql_in("ascii src", bytes).await.unwrap();
     backup(server, "ascii src", dir.path(), "ascii").await;
 
-    let restored = restore(server, dir.path(), "ascii", &["--target-database", "ascii copy"]).await;
+    let restored = restore(
+        server,
+        dir.path(),
+        "ascii",
+        &["--target-database", "ascii copy"],
+    )
+    .await;
     restored.expect_code(0, "restore of a SQL_ASCII database");
     assert_eq!(
         properties(server, "ascii copy").await,
         properties(server, "ascii src").await
     );
     assert!(
-        properties(server, "ascii copy").await.starts_with("SQL_ASCII | C | C"),
+        properties(server, "ascii copy")
+            .await
+            .starts_with("SQL_ASCII | C | C"),
         "{}",
         properties(server, "ascii copy").await
     );
@@ -231,10 +248,18 @@ async fn a_sql_ascii_database_keeps_its_encoding_and_bytes() {
 
     // And the copy backs up and restores again, bytes intact.
     backup(server, "ascii copy", dir.path(), "ascii-copy").await;
-    restore(server, dir.path(), "ascii-copy", &["--target-database", "ascii copy 2"])
-        .await
-        .expect_code(0, "restore of the copy's backup");
-    assert_eq!(server.sql_in("ascii copy 2", bytes).await.unwrap(), original);
+    restore(
+        server,
+        dir.path(),
+        "ascii-copy",
+        &["--target-database", "ascii copy 2"],
+    )
+    .await
+    .expect_code(0, "restore of the copy's backup");
+    assert_eq!(
+        server.sql_in("ascii copy 2", bytes).await.unwrap(),
+        original
+    );
 }
 
 #[tokio::test]
@@ -277,8 +302,14 @@ async fn settings_role_settings_comment_locale_and_limit_survive() {
             format!("ALTER DATABASE {db} SET search_path = app, \"$user\", public"),
             format!("ALTER DATABASE {db} SET statement_timeout = '42s'"),
             format!(r"ALTER DATABASE {db} SET app.note = E'it''s a \\ note, x=1'"),
-            format!("ALTER ROLE {} IN DATABASE {db} SET work_mem = '8MB'", ident(role)),
-            format!("ALTER ROLE {} IN DATABASE {db} SET search_path = app", ident(role)),
+            format!(
+                "ALTER ROLE {} IN DATABASE {db} SET work_mem = '8MB'",
+                ident(role)
+            ),
+            format!(
+                "ALTER ROLE {} IN DATABASE {db} SET search_path = app",
+                ident(role)
+            ),
             format!(r"COMMENT ON DATABASE {db} IS E'the shop''s data \\ {index}'"),
         ] {
             server.sql(&statement).await.unwrap();
@@ -305,7 +336,10 @@ async fn settings_role_settings_comment_locale_and_limit_survive() {
     // The libc and ICU locales sort like the source, not like C (where 'Z' < 'a').
     for copy in ["german src copy", "icu src copy"] {
         let sorted = server
-            .sql_in(copy, "SELECT string_agg(name, ',' ORDER BY name) FROM items")
+            .sql_in(
+                copy,
+                "SELECT string_agg(name, ',' ORDER BY name) FROM items",
+            )
             .await
             .unwrap();
         assert_eq!(sorted.trim(), "apple,mango,Zebra", "{copy}");
@@ -330,7 +364,13 @@ async fn a_server_without_the_source_locale_refuses_naming_it() {
     .await;
     backup(server, "locale src", dir.path(), "locale").await;
 
-    let refused = restore(target, dir.path(), "locale", &["--target-database", "locale copy"]).await;
+    let refused = restore(
+        target,
+        dir.path(),
+        "locale",
+        &["--target-database", "locale copy"],
+    )
+    .await;
     refused.expect_code(4, "restore onto a server without the locale");
     let message = error_message(&refused);
     assert!(
@@ -342,9 +382,14 @@ async fn a_server_without_the_source_locale_refuses_naming_it() {
     assert_no_staging(target).await;
 
     // The same backup onto the server that has the locale restores it.
-    restore(server, dir.path(), "locale", &["--target-database", "locale copy"])
-        .await
-        .expect_code(0, "restore onto the source server");
+    restore(
+        server,
+        dir.path(),
+        "locale",
+        &["--target-database", "locale copy"],
+    )
+    .await
+    .expect_code(0, "restore onto the source server");
     assert_eq!(
         properties(server, "locale copy").await,
         properties(server, "locale src").await
@@ -368,7 +413,9 @@ async fn generated_names_fit_in_63_bytes() {
             server,
             database,
             "",
-            &format!("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, {index} + 3);"),
+            &format!(
+                "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, {index} + 3);"
+            ),
         )
         .await;
         let name = format!("long-{index}");
@@ -382,7 +429,10 @@ async fn generated_names_fit_in_63_bytes() {
         assert!(target.len() <= 63, "{target:?} is {} bytes", target.len());
         assert!(target.contains("_restore_"), "{target}");
         assert!(exists(server, &target).await, "{target}");
-        let rows = server.sql_in(&target, "SELECT count(*) FROM t").await.unwrap();
+        let rows = server
+            .sql_in(&target, "SELECT count(*) FROM t")
+            .await
+            .unwrap();
         assert_eq!(rows.trim(), (index + 3).to_string());
         // A drill's scratch name fits too.
         let store = dir.path().join("store").display().to_string();
@@ -391,7 +441,10 @@ async fn generated_names_fit_in_63_bytes() {
         run(&drill).await.expect_code(0, "drill");
     }
     // Two long names alike in their first 40 bytes restore into different databases.
-    let twins = [format!("{}_one_", "t".repeat(42)), format!("{}_two_", "t".repeat(42))];
+    let twins = [
+        format!("{}_one_", "t".repeat(42)),
+        format!("{}_two_", "t".repeat(42)),
+    ];
     let mut targets = Vec::new();
     for (index, database) in twins.iter().enumerate() {
         create(server, database, "", "").await;
@@ -405,13 +458,24 @@ async fn generated_names_fit_in_63_bytes() {
 
     // A name given by the user that does not fit is refused before anything happens.
     let too_long = "x".repeat(64);
-    let refused = restore(server, dir.path(), "long-0", &["--target-database", &too_long]).await;
+    let refused = restore(
+        server,
+        dir.path(),
+        "long-0",
+        &["--target-database", &too_long],
+    )
+    .await;
     refused.expect_code(3, "a 64-byte target name");
     assert!(error_message(&refused).contains("63 bytes"), "{refused:?}");
     let multibyte = "ü".repeat(32);
-    restore(server, dir.path(), "long-0", &["--target-database", &multibyte])
-        .await
-        .expect_code(3, "32 two-byte characters");
+    restore(
+        server,
+        dir.path(),
+        "long-0",
+        &["--target-database", &multibyte],
+    )
+    .await
+    .expect_code(3, "32 two-byte characters");
 }
 
 #[tokio::test]
@@ -423,7 +487,13 @@ async fn tool_errors_carry_no_password_file_warning() {
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"this is not a pg_dump archive\n".repeat(100)).unwrap();
     run(&strings(&[
-        "backup", "--path", &store, "--name", "garbage", "--no-encryption", "--from-file",
+        "backup",
+        "--path",
+        &store,
+        "--name",
+        "garbage",
+        "--no-encryption",
+        "--from-file",
         &garbage.display().to_string(),
     ]))
     .await
@@ -448,9 +518,23 @@ async fn tool_errors_carry_no_password_file_warning() {
         ("warn", "relation \"t\" does not exist"),
     ] {
         let outcome = run(&strings(&[
-            "restore", "--path", &store, "--name", backup, "--engine", "postgres", "--host",
-            &socket, "--port", &port, "--user", server.superuser(), "--bin-dir", &bin_dir,
-            "--target-database", "warn copy",
+            "restore",
+            "--path",
+            &store,
+            "--name",
+            backup,
+            "--engine",
+            "postgres",
+            "--host",
+            &socket,
+            "--port",
+            &port,
+            "--user",
+            server.superuser(),
+            "--bin-dir",
+            &bin_dir,
+            "--target-database",
+            "warn copy",
         ]))
         .await;
         outcome.expect_code(4, "a failing pg_restore");
@@ -459,6 +543,13 @@ async fn tool_errors_carry_no_password_file_warning() {
         assert!(!outcome.stderr.contains("WARNING"), "{}", outcome.stderr);
     }
 }
+
+/// A failure's missing role, the flags its message names, and those it must not name.
+type ExpectedFailure = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
 
 #[tokio::test]
 async fn a_missing_role_names_no_owner_and_no_privileges_which_are_independent() {
@@ -481,8 +572,11 @@ async fn a_missing_role_names_no_owner_and_no_privileges_which_are_independent()
     .await;
     backup(server, "owned src", dir.path(), "owned").await;
 
-    let cases: [(&[&str], Option<(&str, &[&str], &[&str])>); 4] = [
-        (&[], Some(("app owner", &["--no-owner", "--no-privileges"], &[]))),
+    let cases: [(&[&str], Option<ExpectedFailure>); 4] = [
+        (
+            &[],
+            Some(("app owner", &["--no-owner", "--no-privileges"], &[])),
+        ),
         (
             &["--no-privileges"],
             Some(("app owner", &["--no-owner"], &["--no-privileges ("])),
@@ -502,9 +596,15 @@ async fn a_missing_role_names_no_owner_and_no_privileges_which_are_independent()
             Some((role, named, not_named)) => {
                 outcome.expect_code(4, "restore with a missing role");
                 let message = error_message(&outcome);
-                assert!(message.contains(&format!("role \"{role}\"")), "{flags:?}: {message}");
+                assert!(
+                    message.contains(&format!("role \"{role}\"")),
+                    "{flags:?}: {message}"
+                );
                 for flag in *named {
-                    assert!(message.contains(flag), "{flags:?} should name {flag}: {message}");
+                    assert!(
+                        message.contains(flag),
+                        "{flags:?} should name {flag}: {message}"
+                    );
                 }
                 for flag in *not_named {
                     assert!(!message.contains(flag), "{flags:?} names {flag}: {message}");
@@ -514,7 +614,10 @@ async fn a_missing_role_names_no_owner_and_no_privileges_which_are_independent()
             }
             None => {
                 outcome.expect_code(0, "restore with both flags");
-                let rows = target.sql_in(&copy, "SELECT count(*) FROM t").await.unwrap();
+                let rows = target
+                    .sql_in(&copy, "SELECT count(*) FROM t")
+                    .await
+                    .unwrap();
                 assert_eq!(rows.trim(), "2");
             }
         }
@@ -548,7 +651,10 @@ async fn a_dump_pg_restore_cannot_complete_names_the_commands_that_recover_it() 
         "createdb --template=template0 'mv copy'",
         "pg_restore --dbname='mv copy' mv.pgdump",
     ] {
-        assert!(message.contains(expected), "should say {expected:?}: {message}");
+        assert!(
+            message.contains(expected),
+            "should say {expected:?}: {message}"
+        );
     }
     assert!(!exists(server, "mv copy").await);
     assert_no_staging(server).await;
@@ -557,11 +663,20 @@ async fn a_dump_pg_restore_cannot_complete_names_the_commands_that_recover_it() 
     let file = dir.path().join("mv.pgdump");
     let store = dir.path().join("store").display().to_string();
     run(&strings(&[
-        "restore", "--path", &store, "--name", "mv", "--to-file", &file.display().to_string(),
+        "restore",
+        "--path",
+        &store,
+        "--name",
+        "mv",
+        "--to-file",
+        &file.display().to_string(),
     ]))
     .await
     .expect_code(0, "restore --to-file");
-    server.sql("CREATE DATABASE \"mv copy\" TEMPLATE template0").await.unwrap();
+    server
+        .sql("CREATE DATABASE \"mv copy\" TEMPLATE template0")
+        .await
+        .unwrap();
     let pg_restore = server
         .client_command("pg_restore")
         .arg("--dbname=mv copy")
@@ -572,6 +687,9 @@ async fn a_dump_pg_restore_cannot_complete_names_the_commands_that_recover_it() 
         String::from_utf8_lossy(&pg_restore.stderr).contains("relation \"t\" does not exist"),
         "{pg_restore:?}"
     );
-    let rows = server.sql_in("mv copy", "SELECT count(*) FROM t").await.unwrap();
+    let rows = server
+        .sql_in("mv copy", "SELECT count(*) FROM t")
+        .await
+        .unwrap();
     assert_eq!(rows.trim(), "5");
 }

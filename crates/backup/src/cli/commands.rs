@@ -21,10 +21,10 @@ use crate::progress::{Progress, human_bytes, spawn_reporter};
 use crate::rekey::rekey_manifest;
 use crate::restore::VerifiedBackup;
 use crate::retention::{BackupSummary, RetentionPolicy, plan};
+use crate::source::identifier::{check_database_name, generated_name};
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::identifier::{check_database_name, generated_name};
 use crate::source::{DatabaseProperties, DatabaseSource, Engine, RestoreTarget};
 use crate::store::BackupStore;
 use crate::verify::OpenedBackup;
@@ -424,7 +424,9 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
                     .await
                     .map_err(|error| match error {
                         // The hint's recovery commands name this backup.
-                        BackupError::Source(error) => BackupError::Source(error.for_backup(&args.name)),
+                        BackupError::Source(error) => {
+                            BackupError::Source(error.for_backup(&args.name))
+                        }
                         other => other,
                     })?;
                 let text = format!(

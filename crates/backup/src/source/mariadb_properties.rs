@@ -124,7 +124,8 @@ impl MariadbDatabaseProperties {
 
 /// What a session that creates databases with [`MariadbDatabaseProperties::create_options`]
 /// runs first: UTF-8 for the comment's bytes, and backslashes as ordinary characters.
-pub const SESSION_SETUP: &str = "SET NAMES utf8mb4;\nSET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES';\n";
+pub const SESSION_SETUP: &str =
+    "SET NAMES utf8mb4;\nSET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES';\n";
 
 impl MariadbDatabasesProperties {
     /// The `CREATE DATABASE` statement for `target`, restored from the dumped database
@@ -143,9 +144,13 @@ impl MariadbDatabasesProperties {
     /// [`MariadbDatabaseProperties::create_failure`]).
     pub fn create_failure(&self, dumped: &[String], error: SourceError) -> SourceError {
         let message = error.to_string();
-        let failing = dumped.iter().filter_map(|name| self.0.get(name)).find(|properties| {
-            message.contains(&properties.collation) || message.contains(&properties.character_set)
-        });
+        let failing = dumped
+            .iter()
+            .filter_map(|name| self.0.get(name))
+            .find(|properties| {
+                message.contains(&properties.collation)
+                    || message.contains(&properties.character_set)
+            });
         match failing {
             Some(properties) => properties.create_failure(error),
             None => error,

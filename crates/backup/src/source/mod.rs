@@ -145,8 +145,8 @@ pub enum SourceError {
         tool: String,
         /// Exit status and the end of its stderr, without secrets.
         message: String,
-        /// How to get past it.
-        hint: restore_failure::RestoreHint,
+        /// How to get past it (boxed: it keeps every `Result` of this error small).
+        hint: Box<restore_failure::RestoreHint>,
     },
     /// Anything else, with a message safe to show.
     #[error("{0}")]

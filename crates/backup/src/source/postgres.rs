@@ -20,8 +20,8 @@ use tokio_postgres::{Client, NoTls};
 
 use super::credentials::{PasswordSource, Secret, private_temp_file, scrub};
 use super::postgres_properties::{PostgresDatabaseProperties, read_properties};
-use super::restore_failure::classify_pg_restore_failure;
 use super::process::{Tool, find_tool, then, tool_version};
+use super::restore_failure::classify_pg_restore_failure;
 use super::{
     DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump,
 };
@@ -231,7 +231,10 @@ impl PostgresSource {
         // DATABASE; a server that lacks them refuses with the property named.
         let create = match &options.properties {
             Some(properties) => properties.create_statement(&staging),
-            None => format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&staging)),
+            None => format!(
+                "CREATE DATABASE {} TEMPLATE template0",
+                quote_ident(&staging)
+            ),
         };
         admin.batch_execute(&create).await.map_err(|e| {
             match (&options.properties, e.as_db_error()) {

@@ -62,8 +62,12 @@ fn no_limit() -> i32 {
 
 /// Reads the properties of the database `client` is connected to.
 pub async fn read_properties(client: &Client) -> Result<PostgresDatabaseProperties, SourceError> {
-    let failed =
-        |error: tokio_postgres::Error| SourceError::Other(format!("reading the database's properties: {}", error_text(&error)));
+    let failed = |error: tokio_postgres::Error| {
+        SourceError::Other(format!(
+            "reading the database's properties: {}",
+            error_text(&error)
+        ))
+    };
     let row = client
         .query_one(
             "SELECT to_jsonb(d)::text, pg_catalog.pg_encoding_to_char(d.encoding)::text, \
@@ -78,7 +82,12 @@ pub async fn read_properties(client: &Client) -> Result<PostgresDatabaseProperti
     let comment: Option<String> = row.try_get(2).map_err(failed)?;
     let columns: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)
         .map_err(|error| SourceError::Other(format!("unexpected pg_database row: {error}")))?;
-    let text = |name: &str| columns.get(name).and_then(|value| value.as_str()).map(str::to_owned);
+    let text = |name: &str| {
+        columns
+            .get(name)
+            .and_then(|value| value.as_str())
+            .map(str::to_owned)
+    };
     let locale_provider = match text("datlocprovider").as_deref() {
         Some("i") => "icu",
         Some("b") => "builtin",
@@ -229,13 +238,13 @@ impl PostgresDatabaseProperties {
                         "the source database has settings for role {role:?} (ALTER ROLE … IN \
                          DATABASE … SET), and role \"{role}\" does not exist on the target server"
                     ),
-                    hint: super::restore_failure::RestoreHint {
+                    hint: Box::new(super::restore_failure::RestoreHint {
                         missing_role: Some(role.clone()),
                         no_owner: false,
                         no_privileges: false,
                         target: database.to_owned(),
                         backup: None,
-                    },
+                    }),
                 });
             }
             for setting in settings {
@@ -275,10 +284,15 @@ async fn run(admin: &Client, statement: &str, what: &str) -> Result<(), SourceEr
 
 async fn role_exists(admin: &Client, role: &str) -> Result<bool, SourceError> {
     admin
-        .query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", &[&role])
+        .query(
+            "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+            &[&role],
+        )
         .await
         .map(|rows| !rows.is_empty())
-        .map_err(|error| SourceError::Other(format!("looking up role {role:?}: {}", error_text(&error))))
+        .map_err(|error| {
+            SourceError::Other(format!("looking up role {role:?}: {}", error_text(&error)))
+        })
 }
 
 /// Settings whose value is a list of names, kept by the server with each element quoted as an
@@ -402,7 +416,10 @@ mod tests {
             provider_locale: Some("de-DE".into()),
             ..libc
         };
-        assert!(icu.create_statement("x").ends_with("LOCALE_PROVIDER 'icu' ICU_LOCALE 'de-DE'"));
+        assert!(
+            icu.create_statement("x")
+                .ends_with("LOCALE_PROVIDER 'icu' ICU_LOCALE 'de-DE'")
+        );
     }
 
     #[test]
@@ -415,7 +432,12 @@ mod tests {
             ..Default::default()
         };
         let error = properties.create_failure("invalid locale name: \"de_DE.ISO-8859-1\"");
-        assert!(error.to_string().contains("LC_COLLATE \"de_DE.ISO-8859-1\""), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("LC_COLLATE \"de_DE.ISO-8859-1\""),
+            "{error}"
+        );
         let error = properties.create_failure("something else");
         assert!(error.to_string().contains("encoding \"LATIN1\""), "{error}");
     }

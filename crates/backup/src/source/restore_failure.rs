@@ -92,7 +92,7 @@ pub fn classify_pg_restore_failure(
             SourceError::RestoreStatement {
                 tool,
                 message,
-                hint,
+                hint: Box::new(hint),
             }
         }
         other => other,
@@ -186,7 +186,9 @@ mod tests {
     #[test]
     fn other_statement_failures_name_the_recovery_commands() {
         let error = classify_pg_restore_failure(
-            tool_error("pg_restore: error: could not execute query: ERROR:  relation \"t\" does not exist"),
+            tool_error(
+                "pg_restore: error: could not execute query: ERROR:  relation \"t\" does not exist",
+            ),
             "it's",
             true,
             false,
