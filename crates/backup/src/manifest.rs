@@ -312,6 +312,23 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn manifests_without_database_properties_still_parse() {
+        // What a backup made before properties were recorded wrote.
+        let json = sample().to_json().unwrap();
+        assert!(!String::from_utf8_lossy(&json).contains("databaseProperties"));
+        assert_eq!(
+            Manifest::from_json(&json).unwrap().database_properties,
+            None
+        );
+        let mut with = sample();
+        with.database_properties = Some(crate::source::DatabaseProperties::Mariadb(
+            crate::source::mariadb_properties::MariadbDatabasesProperties::default(),
+        ));
+        let json = with.to_json().unwrap();
+        assert_eq!(Manifest::from_json(&json).unwrap(), with);
+    }
+
+    #[test]
     fn unknown_format_versions_are_refused_first() {
         let json = br#"{"formatVersion": 2, "whatever": true}"#;
         assert!(matches!(
