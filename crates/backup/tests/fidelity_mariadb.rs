@@ -242,3 +242,47 @@ async fn generated_names_fit_in_64_characters() {
     .await
     .expect_code(3, "a 65-character target name");
 }
+
+/// A backup from a server with a collation this one lacks (MySQL 8's default
+/// `utf8mb4_0900_ai_ci`, unknown to MariaDB 10.11), simulated by recording it in an
+/// unencrypted backup's manifest:
+/// the restore refuses naming the collation, and leaves no database behind.
+#[tokio::test]
+async fn a_server_without_the_collation_refuses_naming_it() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    server
+        .sql("CREATE DATABASE `newer src` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        .await
+        .unwrap();
+    backup(server, &["newer src"], dir.path(), "newer").await;
+    let manifest = dir.path().join("store/newer/manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\"utf8mb4_unicode_ci\""), "{text}");
+    std::fs::write(
+        &manifest,
+        text.replace("\"utf8mb4_unicode_ci\"", "\"utf8mb4_0900_ai_ci\""),
+    )
+    .unwrap();
+    let refused = restore(
+        server,
+        dir.path(),
+        "newer",
+        &["--target-database", "newer copy"],
+    )
+    .await;
+    refused.expect_code(4, "restore of a collation the server lacks");
+    let message = refused.json()["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("collation \"utf8mb4_0900_ai_ci\"") && message.contains("cannot provide"),
+        "{message}"
+    );
+    let left = server
+        .sql("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'newer copy'")
+        .await
+        .unwrap();
+    assert_eq!(left.trim(), "0");
+}
