@@ -1,20 +1,28 @@
-//! `drill`: proves a backup restores. Verifies it, restores it into a scratch target (a new
+//! `drill`: proves a backup restores. Restores it (checking everything on the way) into a scratch target (a new
 //! database with a generated name, or a temporary Redis data directory), compares the row/key
 //! counts with those the manifest recorded at dump time, reports the restore duration, and
-//! removes the scratch target.
+//! removes the scratch target. The copy must act on nothing but itself: it is restored with
+//! its events disabled (drills never run events), and its "isolated" check fails when it holds
+//! anything that reaches outside it (see [`crate::isolation`]).
 
 use serde::Serialize;
 
 use crate::error::BackupError;
 use crate::format::to_hex;
+use crate::isolation::IsolationReport;
+use crate::manifest::Manifest;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
-use crate::restore::{RestoreReport, VerifiedBackup};
+use crate::restore::{RestoreReport, restore_backup};
 use crate::source::identifier::generated_name;
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::{DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RestoreTarget};
+use crate::source::{
+    DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RedisKeyCounts, RestoreTarget,
+};
+use crate::verify::OpenedBackup;
+use tokio_util::sync::CancellationToken;
 
 /// A scratch database name, `vertice_drill_<hex>`, within `engine`'s name limit.
 fn scratch_name(engine: Engine, suffix: &str) -> String {
@@ -33,8 +41,19 @@ pub struct DrillReport {
     pub expected: Option<ObjectCounts>,
     /// Counts in the restored scratch target.
     pub restored: ObjectCounts,
-    /// Differences, one line per table (empty when the drill passed).
+    /// Differences, one line per table (empty when the counts match).
     pub differences: Vec<String>,
+    /// What the copy holds that reaches outside it, and its events/subscriptions.
+    pub isolation: IsolationReport,
+    /// Whether the copy is isolated: nothing in it reaches outside it or runs on its own.
+    pub isolated: bool,
+}
+
+impl DrillReport {
+    /// Whether the drill passed: the counts match and the copy is isolated.
+    pub fn passed(&self) -> bool {
+        self.differences.is_empty() && self.isolated
+    }
 }
 
 /// A scratch target for `source`'s engine, and what removes it.
@@ -81,13 +100,12 @@ impl Scratch {
         })
     }
 
-    /// The restore target, with the backup's database-level `properties` (the scratch copy
-    /// must hold the data as dumped: a SQL_ASCII or LATIN1 dump in a UTF8 database is not).
-    pub fn target(
-        &self,
-        databases: &[String],
-        properties: Option<&DatabaseProperties>,
-    ) -> RestoreTarget {
+    /// The restore target for a backup of `manifest`, with its database-level properties
+    /// (the scratch copy must hold the data as dumped: a SQL_ASCII or LATIN1 dump in a UTF8
+    /// database is not).
+    pub fn target(&self, manifest: &Manifest) -> RestoreTarget {
+        let databases = &manifest.databases;
+        let properties = manifest.database_properties.as_ref();
         match self {
             Scratch::Postgres(database) => RestoreTarget::Postgres(PostgresRestoreOptions {
                 database: database.clone(),
@@ -101,12 +119,15 @@ impl Scratch {
                 dumped_databases: databases.to_vec(),
                 overwrite: false,
                 properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
+                // Drills never run events.
+                keep_events_enabled: false,
             }),
             Scratch::Redis { dir, bin_dir } => RestoreTarget::Redis(RedisRestoreOptions {
                 data_dir: dir.path().to_path_buf(),
                 dbfilename: "dump.rdb".into(),
                 overwrite: false,
                 bin_dir: bin_dir.clone(),
+                databases: redis_databases(manifest),
             }),
         }
     }
@@ -123,6 +144,10 @@ impl Scratch {
     pub async fn remove(self, source: &DatabaseSource) -> Result<(), BackupError> {
         match (self, source) {
             (Scratch::Postgres(database), DatabaseSource::Postgres(server)) => {
+                // Never through the publisher: that would drop the source's slot.
+                if server.database_exists(&database).await? {
+                    server.detach_subscriptions(&database).await?;
+                }
                 server.drop_database(&database).await?;
             }
             (Scratch::Mariadb(database), DatabaseSource::Mariadb(server)) => {
@@ -135,9 +160,48 @@ impl Scratch {
     }
 }
 
+/// The Redis `databases` setting a manifest recorded for its source, if any.
+pub fn redis_databases(manifest: &Manifest) -> Option<u32> {
+    manifest
+        .source
+        .as_ref()?
+        .settings
+        .get("databases")?
+        .parse()
+        .ok()
+}
+
 /// Differences between dump-time and restored counts, one line each.
+///
+/// Redis keys: the restored snapshot is counted as loaded by a replica, so keys whose expiry
+/// passed after the dump are still counted (see `source::redis::count_keys_in_data_dir`).
+/// What may legitimately differ is only what changed between the count and the snapshot an
+/// instant later: keys with an expiry may have expired and been removed in it. So keys
+/// without an expiry must match exactly, and keys with one may be fewer, never more.
 pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<String> {
     match (expected, restored) {
+        (ObjectCounts::RedisKeys(expected), ObjectCounts::RedisKeys(restored)) => {
+            let mut differences = Vec::new();
+            let persistent = |counts: &RedisKeyCounts| counts.keys.saturating_sub(counts.expiring);
+            if persistent(expected) != persistent(restored) {
+                differences.push(format!(
+                    "keys without an expiry: {} at dump time, {} restored",
+                    persistent(expected),
+                    persistent(restored)
+                ));
+            }
+            if restored.expiring > expected.expiring {
+                differences.push(format!(
+                    "keys with an expiry: {} at dump time, {} restored",
+                    expected.expiring, restored.expiring
+                ));
+            }
+            differences
+        }
+        (ObjectCounts::Keys(expected), ObjectCounts::RedisKeys(restored)) => compare_counts(
+            &ObjectCounts::Keys(*expected),
+            &ObjectCounts::Keys(restored.keys),
+        ),
         (ObjectCounts::Keys(expected), ObjectCounts::Keys(restored)) => {
             if expected == restored {
                 Vec::new()
@@ -172,29 +236,51 @@ pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<S
     }
 }
 
-/// Restores a verified backup into a scratch target on `server` and compares counts.
-pub async fn run_drill(
-    verified: &VerifiedBackup,
+/// Restores a backup into a scratch target on `server` (one pass: the scratch target is
+/// itself staged, so every check runs while it streams in) and compares counts.
+pub async fn run_drill<B: AsRef<OpenedBackup>>(
+    backup: &B,
     server: &DatabaseSource,
     progress: &Progress,
 ) -> Result<DrillReport, BackupError> {
-    let databases = verified.manifest().databases.clone();
+    run_drill_until(backup.as_ref(), server, progress, &CancellationToken::new()).await
+}
+
+/// [`run_drill`] that stops (`BackupError::Cancelled`, scratch target removed) when `cancel`
+/// fires.
+pub async fn run_drill_until(
+    backup: &OpenedBackup,
+    server: &DatabaseSource,
+    progress: &Progress,
+    cancel: &CancellationToken,
+) -> Result<DrillReport, BackupError> {
+    let databases = backup.manifest().databases.clone();
     let scratch = Scratch::new(server, &databases)?;
-    let target = scratch.target(&databases, verified.manifest().database_properties.as_ref());
+    let target = scratch.target(backup.manifest());
     let scratch_target = scratch.describe();
     let outcome = async {
         let stream = server.restore(&target).await?;
-        let restore = verified.restore_into(stream, progress).await?;
-        let restored = server.count_restored(&target, &databases).await?;
-        Ok::<_, BackupError>((restore, restored))
+        // The restore handles a cancel itself: it must finish removing its staging target.
+        let restore = restore_backup(backup, stream, progress, cancel).await?;
+        // A cancel while counting or inspecting stops the scratch server (killed on drop).
+        let checked = async {
+            let restored = server.count_restored(&target, &databases).await?;
+            let isolation = server.isolation_report(&target, &databases).await?;
+            Ok::<_, BackupError>((restored, isolation))
+        };
+        let (restored, isolation) = tokio::select! {
+            checked = checked => checked?,
+            () = cancel.cancelled() => return Err(BackupError::Cancelled),
+        };
+        Ok::<_, BackupError>((restore, restored, isolation))
     }
     .await;
     let removed = scratch.remove(server).await;
-    let (restore, restored) = outcome?;
+    let (restore, restored, isolation) = outcome?;
     if let Err(error) = removed {
         tracing::warn!(%error, target = %scratch_target, "could not remove the drill's scratch target");
     }
-    let expected = verified.manifest().counts.clone();
+    let expected = backup.manifest().counts.clone();
     let differences = match &expected {
         Some(expected) => compare_counts(expected, &restored),
         None => Vec::new(),
@@ -205,6 +291,8 @@ pub async fn run_drill(
         expected,
         restored,
         differences,
+        isolated: isolation.isolated(),
+        isolation,
     })
 }
 

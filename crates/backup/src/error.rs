@@ -68,7 +68,8 @@ pub mod exit_code {
     pub const NOT_FOUND: u8 = 7;
     /// Refused to overwrite: the backup or the restore target already exists.
     pub const EXISTS: u8 = 8;
-    /// A drill's restored counts differ from the dump-time counts.
+    /// A drill failed its checks: the restored counts differ from the dump-time counts, or
+    /// the restored copy is not isolated (it reaches outside itself).
     pub const DRILL_MISMATCH: u8 = 9;
     /// Cancelled by a signal.
     pub const CANCELLED: u8 = 130;

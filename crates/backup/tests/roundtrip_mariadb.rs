@@ -166,7 +166,7 @@ async fn round_trip(server: &MariaDb, store: &BackupStore, name: &str) {
         database: Some(target_db.clone()),
         dumped_databases: manifest.databases.clone(),
         overwrite: false,
-        properties: None,
+        ..Default::default()
     });
     let stream = source.restore(&target).await.unwrap();
     let restore = verified.restore_into(stream, &progress).await.unwrap();

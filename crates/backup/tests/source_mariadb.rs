@@ -80,7 +80,7 @@ async fn round_trip_with_hostile_names_into_a_new_database() {
         database: Some(target.to_owned()),
         dumped_databases: vec![HOSTILE_DB.to_owned()],
         overwrite: false,
-        properties: None,
+        ..Default::default()
     };
     write_restore(source.restore(&options).await.unwrap(), &dump)
         .await
@@ -154,7 +154,7 @@ async fn several_databases_restore_under_their_names_and_refuse_existing_ones() 
         database: None,
         dumped_databases: vec!["one".to_owned(), "two".to_owned()],
         overwrite: false,
-        properties: None,
+        ..Default::default()
     };
     let refused = source.restore(&options).await;
     assert!(matches!(refused, Err(SourceError::TargetExists { .. })));
@@ -188,7 +188,7 @@ async fn restore_refuses_an_existing_database_and_failed_restore_cleans_up() {
         database: Some("taken".to_owned()),
         dumped_databases: vec!["src".to_owned()],
         overwrite: false,
-        properties: None,
+        ..Default::default()
     };
     let refused = source.restore(&options).await;
     assert!(
@@ -201,7 +201,7 @@ async fn restore_refuses_an_existing_database_and_failed_restore_cleans_up() {
         database: Some("fresh".to_owned()),
         dumped_databases: vec!["src".to_owned()],
         overwrite: false,
-        properties: None,
+        ..Default::default()
     };
     let error = write_restore(
         source.restore(&options).await.unwrap(),

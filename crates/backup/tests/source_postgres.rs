@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use db_compare::{
     assert_same_text, postgres_config, postgres_plain_dump, read_dump, write_restore,
 };
-use tokio::io::AsyncWriteExt;
 use vertice_backup::source::postgres::{PostgresRestoreOptions, PostgresSource, quote_ident};
 use vertice_backup::source::{Engine, ObjectCounts, PasswordSource, SourceError};
 use vertice_testkit::services::Postgres;
@@ -261,10 +260,8 @@ async fn failed_restore_leaves_the_target_untouched() {
         no_privileges: false,
         properties: None,
     };
-    let mut stream = source.restore(&options).await.unwrap();
-    let _ = stream.writer.write_all(b"PGDMP garbage").await;
-    let _ = stream.writer.shutdown().await;
-    assert!(stream.finish().await.is_err());
+    let stream = source.restore(&options).await.unwrap();
+    assert!(write_restore(stream, b"PGDMP garbage").await.is_err());
     assert_eq!(
         server
             .sql_in("keep", "SELECT v FROM t")

@@ -72,11 +72,17 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|condition| condition.status == "True")
 }
 
-/// The current time at whole-second precision: the API stores `Time` in seconds, so a finer
-/// value would never compare equal to what we read back.
+/// The current wall-clock time at whole-second precision (see [`time`]). The runtime stamps
+/// conditions with [`Context::now`](crate::Context::now) instead, so that an injected
+/// [`Clock`](crate::clock::Clock) decides it.
 pub fn now() -> Time {
-    let now = Timestamp::now();
-    Time(Timestamp::from_second(now.as_second()).unwrap_or(now))
+    time(chrono::Utc::now())
+}
+
+/// `at` as a condition time at whole-second precision: the API stores `Time` in seconds, so a
+/// finer value would never compare equal to what we read back.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> Time {
+    Time(Timestamp::from_second(at.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
 /// The conditions to write: `desired` in order, each stamped with `generation`, keeping the
@@ -198,6 +204,13 @@ mod tests {
         assert_eq!(conditions[1].observed_generation, Some(1));
         assert!(!is_true(&conditions, READY));
         assert!(is_true(&conditions, "Synced"));
+    }
+
+    #[test]
+    fn time_drops_sub_seconds() {
+        let instant =
+            chrono::DateTime::from_timestamp(1_700_000_123, 999_000_000).unwrap_or_default();
+        assert_eq!(time(instant), at(1_700_000_123));
     }
 
     #[test]

@@ -174,6 +174,41 @@ pub fn truncate(mut text: String, max_bytes: usize) -> String {
     text
 }
 
+/// Why an operator stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// No Kubernetes client could be built.
+    #[error(transparent)]
+    Client(#[from] crate::cli::ClientError),
+    /// The signal handlers could not be installed.
+    #[error("installing signal handlers failed: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The admin server could not bind its address.
+    #[error("the admin server could not listen: {0}")]
+    Admin(#[source] std::io::Error),
+    /// Leader election is misconfigured.
+    #[error(transparent)]
+    Leader(#[from] crate::leader::LeaderError),
+    /// The kind of a controller cannot be listed: usually its CRD is not installed (or RBAC
+    /// forbids listing it).
+    #[error(
+        "controller {controller} cannot list its kind (is the CRD installed and RBAC granted?): {source}"
+    )]
+    CrdMissing {
+        /// The controller name.
+        controller: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Another replica holds the Lease now; this process must restart as a standby.
+    #[error("leadership lost: another replica may be acting now, exiting")]
+    LeadershipLost,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

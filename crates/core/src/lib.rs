@@ -13,10 +13,11 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use vertice_core::{Applied, Context, ControllerBuilder, Operator, Reconciler};
+//! use vertice_core::{Applied, Context, ControllerBuilder, Operator, PrimaryStoreExt, Reconciler};
 //! use vertice_core::error::{ErrorClass, ReconcileError};
-//! use vertice_core::k8s_openapi::{api::batch::v1::Job, apimachinery::pkg::apis::meta::v1::Condition};
-//! use vertice_core::kube::CustomResource;
+//! use vertice_core::k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
+//! use vertice_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+//! use vertice_core::kube::{CustomResource, ResourceExt, runtime::watcher::Config};
 //! # use serde::{Deserialize, Serialize};
 //!
 //! #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
@@ -69,17 +70,55 @@
 //!     // `args` is the `run` subcommand's `vertice_core::cli::RunArgs`.
 //!     let mut operator = Operator::new("backup", args);
 //!     // operator.registry() takes the operator's own metrics (prefix `vertice_backup_`).
+//!     let (wake_backups, wake) = vertice_core::trigger::channel::<VerticeBackup>();
 //!     operator
 //!         .controller(
 //!             ControllerBuilder::new(Backups)
 //!                 .finalizer("backup.vertice.dev/cleanup")
-//!                 .owns::<Job>(),
+//!                 // Only the Jobs this operator labelled, not every Job of the cluster.
+//!                 .owns_with::<Job>(Config::default().labels("app.kubernetes.io/managed-by=vertice-backup"))
+//!                 // A changed Secret reconciles every backup naming it (metadata only: no data
+//!                 // in memory); `backups` is the controller's cache of VerticeBackups.
+//!                 .watches_metadata_with_store::<Secret, _>(|secret, backups| {
+//!                     backups.refs_where(|backup| backup.spec.schedule == secret.name_any())
+//!                 })
+//!                 // Per-object series, gone with the object: vertice_backup_schedule_info{…} 1.
+//!                 .cache_gauge("schedule_info", "The schedule of each backup", |backup| {
+//!                     let labels = vec![
+//!                         ("namespace", backup.namespace().unwrap_or_default()),
+//!                         ("backup", backup.name_any()),
+//!                     ];
+//!                     vec![(labels, 1.0)]
+//!                 })
+//!                 // `wake_backups.reconcile_object(&backup)` from any task reconciles it.
+//!                 .reconcile_on(wake),
 //!         )
 //!         .run()
 //!         .await?;
+//!     # drop(wake_backups);
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Beyond one reconcile
+//!
+//! - **The controller's cache** ([`PrimaryStore`]): created with the builder
+//!   ([`ControllerBuilder::store`], or [`ControllerBuilder::new_with_store`] to hand it to the
+//!   reconciler), read by mappers ([`watches_with_store`](ControllerBuilder::watches_with_store),
+//!   [`watches_metadata_with_store`](ControllerBuilder::watches_metadata_with_store)) through
+//!   [`PrimaryStoreExt`].
+//! - **Narrow watches of children**: [`owns_with`](ControllerBuilder::owns_with) (a label
+//!   selector), [`owns_metadata`](ControllerBuilder::owns_metadata).
+//! - **Waking a reconcile from outside the watches**: [`trigger::channel`] and
+//!   [`ControllerBuilder::reconcile_on`].
+//! - **Background work per object** ([`tasks::ObjectTasks`]): at most one task per object, its
+//!   end reconciles the object, which then takes the result; cancelled through
+//!   [`Context::stop_token`] on shutdown or lost leadership, and awaited before the Lease is
+//!   released.
+//! - **Time**: [`Context::now`] reads the operator's [`clock::Clock`] ([`Operator::clock`]; tests
+//!   use [`clock::ManualClock`]); conditions' `lastTransitionTime` is stamped with it.
+//! - **Per-object gauges** computed from the cache at scrape time:
+//!   [`ControllerBuilder::cache_gauge`].
 //!
 //! What [`Operator::run`] does: logging (text/JSON, env filter), the admin server (`/metrics`,
 //! `/healthz`, `/readyz`), leader election on a Lease, the controllers with bounded concurrency
@@ -90,7 +129,8 @@
 //!
 //! Modules, one idea each: [`runner`] (the controller), [`operator`] (the process),
 //! [`error`], [`backoff`], [`conditions`], [`status`], [`finalizer`], [`events`], [`metrics`],
-//! [`admin`], [`leader`], [`shutdown`], [`telemetry`], [`context`], [`cli`].
+//! [`admin`], [`leader`], [`shutdown`], [`telemetry`], [`context`], [`cli`], [`clock`],
+//! [`trigger`], [`tasks`].
 
 pub use k8s_openapi;
 pub use kube;
@@ -99,6 +139,7 @@ pub use schemars;
 pub mod admin;
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod conditions;
 pub mod context;
 pub mod error;
@@ -108,11 +149,17 @@ pub mod leader;
 pub mod metrics;
 pub mod operator;
 pub mod runner;
+mod runtime;
+pub mod schema;
 pub mod shutdown;
 pub mod status;
+pub mod tasks;
 pub mod telemetry;
 pub mod tls;
+pub mod trigger;
 
 pub use context::Context;
 pub use operator::{Operator, OperatorError};
-pub use runner::{Applied, ControllerBuilder, Reconciler, WatchedKind};
+pub use runner::{
+    Applied, ControllerBuilder, PrimaryStore, PrimaryStoreExt, Reconciler, WatchedKind,
+};

@@ -12,6 +12,12 @@
 //! Labels are bounded: controller names and error reasons come from code, never from objects.
 //! The names mirror controller-runtime's `controller_runtime_reconcile_*`, so users of Go
 //! operators recognise them.
+//!
+//! Per-object series (`vertice_backup_last_success_timestamp_seconds{namespace,backup}`) do
+//! carry object names; they come only from [`CacheGauges`], computed at scrape time from a
+//! controller's cache ([`ControllerBuilder::cache_gauge`](crate::ControllerBuilder::cache_gauge)),
+//! so the series of a deleted object disappears with it and the label set stays as large as the
+//! set of live objects.
 
 use std::{
     collections::BTreeMap,
@@ -202,6 +208,76 @@ impl Collector for ResourceGauges {
 
 const RESOURCES_NAME: &str = "vertice_resources";
 
+/// The labels of one series of a cache gauge: `(name, value)` pairs, names from code, values
+/// from the object (e.g. `[("namespace", ns), ("backup", name)]`).
+pub type GaugeLabels = Vec<(&'static str, String)>;
+
+/// Computes every series of one cache gauge from one controller's cache.
+pub type GaugeSamples = Box<dyn Fn() -> Vec<(GaugeLabels, f64)> + Send + Sync>;
+
+struct CacheGauge {
+    help: String,
+    sources: Vec<GaugeSamples>,
+}
+
+/// Gauges whose series are computed on every scrape from the controllers' caches. Registered
+/// once per operator under its prefix; the controllers add their sources when they start.
+#[derive(Clone, Default)]
+pub struct CacheGauges {
+    gauges: Arc<Mutex<BTreeMap<String, CacheGauge>>>,
+}
+
+impl std::fmt::Debug for CacheGauges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheGauges").finish_non_exhaustive()
+    }
+}
+
+impl CacheGauges {
+    /// Registers the collector in `registry`; gauge names get the registry's prefix.
+    pub fn register(registry: &mut Registry) -> Self {
+        let gauges = Self::default();
+        registry.register_collector(Box::new(gauges.clone()));
+        gauges
+    }
+
+    /// Adds `samples` to the gauge `name` (created with `help` if new; sources of the same name
+    /// are exported as one family).
+    pub fn add(&self, name: &str, help: &str, samples: GaugeSamples) {
+        self.lock()
+            .entry(name.to_owned())
+            .or_insert_with(|| CacheGauge {
+                help: help.to_owned(),
+                sources: Vec::new(),
+            })
+            .sources
+            .push(samples);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CacheGauge>> {
+        // Only inserts happen under the lock; a poisoned map is still a valid map.
+        self.gauges
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Collector for CacheGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges = self.lock();
+        for (name, gauge) in gauges.iter() {
+            let mut family =
+                encoder.encode_descriptor(name, &gauge.help, None, MetricType::Gauge)?;
+            for source in &gauge.sources {
+                for (labels, value) in source() {
+                    ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Records the reconcile duration when dropped.
 pub struct ReconcileTimer {
     histogram: Histogram,
@@ -271,6 +347,55 @@ mod tests {
             text.contains(r#"vertice_resources{controller="sample",ready="False"} 0"#),
             "{text}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn cache_gauges_export_every_source_under_the_prefix() -> Result<(), std::fmt::Error> {
+        let mut registry = Registry::default();
+        let gauges = CacheGauges::register(registry.sub_registry_with_prefix("vertice_backup"));
+        gauges.add(
+            "last_success_timestamp_seconds",
+            "When the last backup succeeded",
+            Box::new(|| {
+                vec![
+                    (
+                        vec![("namespace", "a".to_owned()), ("backup", "x".to_owned())],
+                        1.5,
+                    ),
+                    (
+                        vec![("namespace", "b".to_owned()), ("backup", "y".to_owned())],
+                        2.0,
+                    ),
+                ]
+            }),
+        );
+        gauges.add(
+            "last_success_timestamp_seconds",
+            "ignored: the first help wins",
+            Box::new(|| vec![(vec![("namespace", "c".to_owned())], 3.0)]),
+        );
+        gauges.add("empty", "No series", Box::new(Vec::new));
+        let text = encode(&registry)?;
+        let family = "vertice_backup_last_success_timestamp_seconds";
+        assert_eq!(
+            text.matches(&format!("# TYPE {family} gauge")).count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(r#"{family}{{namespace="a",backup="x"}} 1.5"#)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(r#"{family}{{namespace="b",backup="y"}} 2.0"#)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(r#"{family}{{namespace="c"}} 3.0"#)),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE vertice_backup_empty gauge"), "{text}");
         Ok(())
     }
 

@@ -6,7 +6,9 @@
 //! 2. the admin server, so probes answer while this replica waits as a standby;
 //! 3. leader election (unless disabled): block until the Lease is ours;
 //! 4. all controllers, until SIGTERM/SIGINT or until the Lease is lost;
-//! 5. drain in-flight reconciles, release the Lease, stop the admin server.
+//! 5. drain in-flight reconciles, wait for the background tasks (cancelled through
+//!    [`Context::stop_token`](crate::Context::stop_token)), release the Lease, stop the admin
+//!    server.
 //!
 //! Losing the Lease makes [`Operator::run`] return [`OperatorError::LeadershipLost`]; `main`
 //! returns the error, the process exits non-zero and Kubernetes restarts the pod as a standby.
@@ -18,65 +20,25 @@ use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use tokio_util::task::TaskTracker;
+
+pub use crate::error::OperatorError;
 use crate::{
     admin::{self, AdminState, Readiness},
-    cli::{ClientError, RunArgs},
-    leader::{self, LeaderElector, LeaderError, LeaseConfig},
-    metrics::{self, ReconcileMetrics, ResourceGauges},
+    cli::RunArgs,
+    clock::{SharedClock, SystemClock},
+    leader::{self, LeaderElector, LeaseConfig},
+    metrics::{self, CacheGauges, ReconcileMetrics, ResourceGauges},
     runner::{ControllerBuilder, Reconciler, RunController},
+    runtime::Runtime,
     shutdown,
     status::ManagedResource,
-    telemetry::{self, TelemetryError},
+    telemetry,
 };
 
-/// Why an operator stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorError {
-    /// Logging could not be set up.
-    #[error(transparent)]
-    Telemetry(#[from] TelemetryError),
-    /// No Kubernetes client could be built.
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// The signal handlers could not be installed.
-    #[error("installing signal handlers failed: {0}")]
-    Signals(#[source] std::io::Error),
-    /// The admin server could not bind its address.
-    #[error("the admin server could not listen: {0}")]
-    Admin(#[source] std::io::Error),
-    /// Leader election is misconfigured.
-    #[error(transparent)]
-    Leader(#[from] LeaderError),
-    /// The kind of a controller cannot be listed: usually its CRD is not installed (or RBAC
-    /// forbids listing it).
-    #[error(
-        "controller {controller} cannot list its kind (is the CRD installed and RBAC granted?): {source}"
-    )]
-    CrdMissing {
-        /// The controller name.
-        controller: String,
-        /// The API error.
-        #[source]
-        source: kube::Error,
-    },
-    /// Another replica holds the Lease now; this process must restart as a standby.
-    #[error("leadership lost: another replica may be acting now, exiting")]
-    LeadershipLost,
-}
-
-/// Everything the controllers of one process share.
-#[derive(Clone)]
-pub(crate) struct Runtime {
-    pub(crate) client: Client,
-    pub(crate) namespace: Option<String>,
-    pub(crate) field_manager: String,
-    pub(crate) identity: String,
-    pub(crate) concurrency: u16,
-    pub(crate) metrics: ReconcileMetrics,
-    pub(crate) resources: ResourceGauges,
-    pub(crate) readiness: Arc<Readiness>,
-    pub(crate) stop: CancellationToken,
-}
+/// How long a stopping operator waits for background tasks (after cancelling them) before it
+/// releases the Lease anyway: within Kubernetes' default 30 s termination grace period.
+const TASK_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One operator process: its controllers, metrics and runtime settings. See the
 /// [crate docs](crate) for an example.
@@ -87,6 +49,8 @@ pub struct Operator {
     registry: Registry,
     metrics: ReconcileMetrics,
     resources: ResourceGauges,
+    cache_gauges: CacheGauges,
+    clock: SharedClock,
     controllers: Vec<Box<dyn RunController>>,
     shutdown: CancellationToken,
     handle_signals: bool,
@@ -101,6 +65,9 @@ impl Operator {
         let mut registry = Registry::default();
         let metrics = ReconcileMetrics::register(&mut registry);
         let resources = ResourceGauges::register(&mut registry);
+        let cache_gauges = CacheGauges::register(
+            registry.sub_registry_with_prefix(metrics::operator_prefix(name)),
+        );
         Self {
             name: name.to_owned(),
             args,
@@ -108,6 +75,8 @@ impl Operator {
             registry,
             metrics,
             resources,
+            cache_gauges,
+            clock: Arc::new(SystemClock),
             controllers: Vec::new(),
             shutdown: CancellationToken::new(),
             handle_signals: true,
@@ -119,6 +88,15 @@ impl Operator {
     #[must_use]
     pub fn client(mut self, client: Client) -> Self {
         self.client = Some(client);
+        self
+    }
+
+    /// Uses `clock` for the time of day (conditions' `lastTransitionTime`,
+    /// [`Context::now`](crate::Context::now)) instead of the system clock. Tests pass a
+    /// [`ManualClock`](crate::clock::ManualClock).
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -178,6 +156,8 @@ impl Operator {
             registry,
             metrics,
             resources,
+            cache_gauges,
+            clock,
             controllers,
             shutdown,
             handle_signals,
@@ -216,8 +196,11 @@ impl Operator {
             concurrency: args.concurrency.max(1),
             metrics,
             resources,
+            cache_gauges,
             readiness,
             stop: shutdown.child_token(),
+            tasks: TaskTracker::new(),
+            clock,
             client: client.clone(),
         };
         let result = run_elected(
@@ -308,6 +291,7 @@ async fn run_elected(
     let results = futures::future::join_all(runs).await;
     stop.cancel();
     let first_error = results.into_iter().find_map(Result::err);
+    drain_tasks(&runtime.tasks).await;
 
     if let Some(leadership) = leadership {
         if leadership.is_lost() {
@@ -316,4 +300,23 @@ async fn run_elected(
         leadership.release().await;
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Waits for the background tasks (cancelled through the stop token) to end, so that another
+/// replica taking the Lease never overlaps with them; gives up after [`TASK_DRAIN_TIMEOUT`].
+async fn drain_tasks(tasks: &TaskTracker) {
+    tasks.close();
+    if tasks.is_empty() {
+        return;
+    }
+    tracing::info!(tasks = tasks.len(), "waiting for background tasks to stop");
+    if tokio::time::timeout(TASK_DRAIN_TIMEOUT, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            tasks = tasks.len(),
+            "background tasks did not stop within {TASK_DRAIN_TIMEOUT:?}; releasing anyway"
+        );
+    }
 }

@@ -7,6 +7,8 @@
 //! `--exact leader_child` and `VERTICE_SAMPLE_CHILD=1`; without that variable `leader_child`
 //! does nothing.
 
+mod common;
+
 use std::{
     collections::HashMap,
     io::Read,
@@ -17,14 +19,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
+use common::{eventually, install_crd};
 use k8s_openapi::{
     api::{coordination::v1::Lease, events::v1::Event},
-    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
     apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{
-    Api, Client, CustomResource, CustomResourceExt, ResourceExt,
+    Api, Client, CustomResource, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use schemars::JsonSchema;
@@ -283,48 +285,6 @@ impl Running {
     }
 }
 
-async fn install_crd(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = Sample::crd();
-    let name = crd.name_any();
-    crds.patch(
-        &name,
-        &PatchParams::apply("vertice-core-tests").force(),
-        &Patch::Apply(&crd),
-    )
-    .await?;
-    eventually(
-        "the Sample CRD to be established",
-        Duration::from_secs(30),
-        || async {
-            let crd = crds.get(&name).await.ok()?;
-            let conditions = crd.status?.conditions?;
-            conditions
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True")
-                .then_some(())
-        },
-    )
-    .await
-}
-
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn sample(name: &str, value: &str) -> Sample {
     let mut sample = Sample::new(
         name,
@@ -426,7 +386,7 @@ async fn finalizer_conditions_status_events_and_metrics() -> anyhow::Result<()> 
     let cp = ControlPlane::shared().await?;
     eprintln!("control plane: kube-apiserver {}", cp.server_version());
     let client = cp.admin_client().await?;
-    install_crd(&client).await?;
+    install_crd::<Sample>(&client).await?;
     let ns = TestNamespace::create(&client, "core-basics").await?;
     let api: Api<Sample> = Api::namespaced(client.clone(), ns.name());
     let operator = Running::start(cp, ns.name()).await?;
@@ -534,7 +494,7 @@ async fn finalizer_conditions_status_events_and_metrics() -> anyhow::Result<()> 
 async fn transient_errors_back_off_and_reset_on_success() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let client = cp.admin_client().await?;
-    install_crd(&client).await?;
+    install_crd::<Sample>(&client).await?;
     let ns = TestNamespace::create(&client, "core-backoff").await?;
     let api: Api<Sample> = Api::namespaced(client.clone(), ns.name());
     let operator = Running::start(cp, ns.name()).await?;
@@ -605,7 +565,7 @@ async fn transient_errors_back_off_and_reset_on_success() -> anyhow::Result<()> 
 async fn invalid_spec_is_reported_once_and_not_retried() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let client = cp.admin_client().await?;
-    install_crd(&client).await?;
+    install_crd::<Sample>(&client).await?;
     let ns = TestNamespace::create(&client, "core-invalid").await?;
     let api: Api<Sample> = Api::namespaced(client.clone(), ns.name());
     let operator = Running::start(cp, ns.name()).await?;
@@ -654,7 +614,7 @@ async fn invalid_spec_is_reported_once_and_not_retried() -> anyhow::Result<()> {
 async fn malformed_object_does_not_break_the_watch_nor_block_deletion() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let client = cp.admin_client().await?;
-    install_crd(&client).await?;
+    install_crd::<Sample>(&client).await?;
     let ns = TestNamespace::create(&client, "core-malformed").await?;
     let api: Api<Sample> = Api::namespaced(client.clone(), ns.name());
     let operator = Running::start(cp, ns.name()).await?;
@@ -744,7 +704,7 @@ async fn lease_holder(client: &Client, namespace: &str) -> Option<String> {
 async fn leader_hand_over_between_processes() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
     let client = cp.admin_client().await?;
-    install_crd(&client).await?;
+    install_crd::<Sample>(&client).await?;
     let ns = TestNamespace::create(&client, "core-leader").await?;
     let api: Api<Sample> = Api::namespaced(client.clone(), ns.name());
 

@@ -2,6 +2,9 @@
 //! directory, and stops them when dropped. No mock stands in for any of them.
 
 pub mod control_plane;
+pub mod crds;
+pub mod kubelet;
+pub mod log_capture;
 pub mod namespace;
 pub mod ports;
 pub mod process;

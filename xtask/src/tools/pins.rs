@@ -27,4 +27,6 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "redis-sentinel",
     "prometheus",
     "iproute2",
+    // The SMTP receiver (testkit services/smtp), run by Debian's /usr/bin/python3.
+    "python3-aiosmtpd",
 ];

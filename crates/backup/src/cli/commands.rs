@@ -12,14 +12,14 @@ use tokio_util::sync::CancellationToken;
 use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs, parse_labels};
 use super::output::Report;
 use crate::backup::{DumpInput, run_backup};
-use crate::drill::run_drill;
+use crate::drill::run_drill_until;
 use crate::error::BackupError;
 use crate::error::exit_code;
 use crate::manifest::Manifest;
 use crate::names::default_backup_name;
 use crate::progress::{Progress, human_bytes, spawn_reporter};
 use crate::rekey::rekey_manifest;
-use crate::restore::VerifiedBackup;
+use crate::restore::{VerifiedBackup, restore_backup};
 use crate::retention::{BackupSummary, RetentionPolicy, plan};
 use crate::source::identifier::{check_database_name, generated_name};
 use crate::source::mariadb::MariadbRestoreOptions;
@@ -87,6 +87,11 @@ pub struct RestoreArgs {
     /// do not exist here. Independent of --no-owner.
     #[arg(long)]
     pub no_privileges: bool,
+    /// MariaDB: keep the dump's events enabled. By default they arrive DISABLED, so the copy
+    /// runs no scheduled SQL (an event that names its source database would write into it);
+    /// enable them yourself once the copy may run them.
+    #[arg(long)]
+    pub keep_events_enabled: bool,
     /// Keys that may open the backup.
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -379,6 +384,7 @@ fn restore_target(
             dumped_databases: manifest.databases.clone(),
             overwrite: args.overwrite,
             properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
+            keep_events_enabled: args.keep_events_enabled,
         }),
         DatabaseSource::Redis(_) => RestoreTarget::Redis(RedisRestoreOptions {
             data_dir: args.target_data_dir.clone().ok_or_else(|| {
@@ -387,11 +393,13 @@ fn restore_target(
             dbfilename: "dump.rdb".into(),
             overwrite: args.overwrite,
             bin_dir: args.source.bin_dir.clone(),
+            databases: crate::drill::redis_databases(manifest),
         }),
     })
 }
 
-/// Restores a backup.
+/// Restores a backup: in one pass into a staged target (a database, a data directory, a
+/// file), in two passes to stdout (see [`crate::restore`]).
 pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
     let store = BackupStore::open(&args.common.store)?;
     let source = args.source.config()?.map(DatabaseSource::new);
@@ -400,14 +408,26 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
             "name the target server (--engine …, or --source-spec) or --to-file".into(),
         ));
     }
+    let cancel = CancellationToken::new();
+    cancel_on_signal(cancel.clone());
     let progress = Progress::new();
-    let verified = verified(&store, &args.name, &args.keys, args.parallelism, &progress).await?;
+    if args.to_file.as_deref() == Some(std::path::Path::new("-")) {
+        return tokio::select! {
+            report = restore_to_stdout(&store, &args, &progress) => report,
+            () = cancel.cancelled() => Err(BackupError::Cancelled),
+        };
+    }
+    let parallelism = args
+        .parallelism
+        .unwrap_or_else(crate::backup::default_parallelism);
+    let opened =
+        OpenedBackup::open(&store, &args.name, &args.keys.key_ring()?, parallelism).await?;
     let stop = CancellationToken::new();
     let reporter = spawn_reporter("restore", progress.clone(), stop.clone());
     let outcome = async {
-        match (&source, &args.to_file) {
+        let (stream, target_json, described, database) = match (&source, &args.to_file) {
             (Some(source), _) => {
-                if let Some(info) = &verified.manifest().source
+                if let Some(info) = &opened.manifest().source
                     && info.engine != source.engine()
                 {
                     return Err(BackupError::Config(format!(
@@ -417,80 +437,57 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
                         source.engine()
                     )));
                 }
-                let target = restore_target(&args, source, verified.manifest())?;
+                let target = restore_target(&args, source, opened.manifest())?;
                 let stream = source.restore(&target).await?;
-                let report = verified
-                    .restore_into(stream, &progress)
-                    .await
-                    .map_err(|error| match error {
-                        // The hint's recovery commands name this backup.
-                        BackupError::Source(error) => {
-                            BackupError::Source(error.for_backup(&args.name))
-                        }
-                        other => other,
-                    })?;
-                let text = format!(
-                    "restored {} ({}) into {}: verified in {:.1} s, restored in {:.1} s",
-                    report.name,
-                    human_bytes(report.raw_size),
-                    describe_target(&target),
-                    report.verify_seconds,
-                    report.restore_seconds
-                );
-                let mut json = serde_json::to_value(&report)
+                let json = serde_json::to_value(&target)
                     .map_err(|error| BackupError::Internal(error.to_string()))?;
-                json["target"] = serde_json::to_value(&target)
-                    .map_err(|error| BackupError::Internal(error.to_string()))?;
-                Ok(Report {
-                    json,
-                    text,
-                    exit_code: 0,
-                })
+                let described = describe_target(&target);
+                (stream, json, described, Some((source, target)))
             }
             (None, Some(path)) => {
-                let (raw_size, duration) = if path.as_os_str() == "-" {
-                    verified
-                        .write_to(&mut tokio::io::stdout(), &progress)
-                        .await?
-                } else {
-                    if path.exists() && !args.overwrite {
-                        return Err(BackupError::Source(
-                            crate::source::SourceError::TargetExists {
-                                target: path.display().to_string(),
-                            },
-                        ));
-                    }
-                    let mut file = tokio::fs::File::create(path).await?;
-                    let written = verified.write_to(&mut file, &progress).await;
-                    if written.is_err() {
-                        drop(file);
-                        let _ = tokio::fs::remove_file(path).await;
-                    }
-                    written?
+                let (file, staged) =
+                    crate::source::staged_file::stage_file(path, args.overwrite, None).await?;
+                let stream = crate::source::RestoreStream {
+                    writer: Box::pin(file),
+                    completion: Box::pin(async { Ok(()) }),
+                    staged,
                 };
-                let json = serde_json::json!({
-                    "name": args.name, "rawSize": raw_size, "target": path,
-                    "verifySeconds": verified.report().duration.as_secs_f64(),
-                    "restoreSeconds": duration.as_secs_f64(),
-                });
-                let text = if path.as_os_str() == "-" {
-                    String::new()
-                } else {
-                    format!(
-                        "restored {} ({}) into {}",
-                        args.name,
-                        human_bytes(raw_size),
-                        path.display()
-                    )
-                };
-                Ok(Report {
-                    json,
-                    text,
-                    exit_code: 0,
-                })
+                (
+                    stream,
+                    serde_json::json!(path),
+                    path.display().to_string(),
+                    None,
+                )
             }
-            (None, None) => Err(BackupError::Internal("no target".into())),
+            (None, None) => return Err(BackupError::Internal("no target".into())),
+        };
+        let report = restore_backup(&opened, stream, &progress, &cancel)
+            .await
+            .map_err(|error| match error {
+                // The hint's recovery commands name this backup.
+                BackupError::Source(error) => BackupError::Source(error.for_backup(&args.name)),
+                other => other,
+            })?;
+        let text = format!(
+            "restored {} ({}) into {}: {} checked while restoring, {:.1} s",
+            report.name,
+            human_bytes(report.raw_size),
+            described,
+            counted(report.chunks, "chunk"),
+            report.restore_seconds
+        );
+        let mut text = text;
+        let mut json = serde_json::to_value(&report)
+            .map_err(|error| BackupError::Internal(error.to_string()))?;
+        json["target"] = target_json;
+        if let Some((source, target)) = database {
+            report_isolation(source, &target, opened.manifest(), &mut text, &mut json).await?;
         }
+        Ok(Report {
+            json,
+            text,
+            exit_code: 0,
+        })
     }
     .await;
     stop.cancel();
@@ -498,6 +495,65 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
         let _ = reporter.await;
     }
     outcome
+}
+
+/// Adds what the restored copy reaches outside itself (see [`crate::isolation`]) to a restore's
+/// report. The restore is done by then: a check that cannot run is a warning, not a failure.
+async fn report_isolation(
+    source: &DatabaseSource,
+    target: &RestoreTarget,
+    manifest: &Manifest,
+    text: &mut String,
+    json: &mut serde_json::Value,
+) -> Result<(), BackupError> {
+    match source.isolation_report(target, &manifest.databases).await {
+        Ok(isolation) => {
+            for line in isolation.text_lines() {
+                text.push_str(&format!("\n{line}"));
+            }
+            json["isolated"] = isolation.isolated().into();
+            json["isolation"] = serde_json::to_value(&isolation)
+                .map_err(|error| BackupError::Internal(error.to_string()))?;
+        }
+        Err(error) => {
+            text.push_str(&format!(
+                "\nwarning: could not check what the copy reaches outside itself: {error}"
+            ));
+            json["isolated"] = serde_json::Value::Null;
+            json["isolationError"] = error.to_string().into();
+        }
+    }
+    Ok(())
+}
+
+/// `restore --to-file -`: nothing can be staged on stdout, so a verify pass runs first and
+/// nothing is written unless it passed; the write pass checks everything again.
+async fn restore_to_stdout(
+    store: &BackupStore,
+    args: &RestoreArgs,
+    progress: &Arc<Progress>,
+) -> Result<Report, BackupError> {
+    let verified = verified(store, &args.name, &args.keys, args.parallelism, progress).await?;
+    let stop = CancellationToken::new();
+    let reporter = spawn_reporter("restore", progress.clone(), stop.clone());
+    let written = verified.write_to(&mut tokio::io::stdout(), progress).await;
+    stop.cancel();
+    if let Some(reporter) = reporter {
+        let _ = reporter.await;
+    }
+    let (raw_size, duration) = written?;
+    let json = serde_json::json!({
+        "name": args.name, "rawSize": raw_size, "target": "-",
+        "chunks": verified.report().chunks, "objects": verified.report().objects,
+        "passes": 2,
+        "verifySeconds": verified.report().duration.as_secs_f64(),
+        "restoreSeconds": duration.as_secs_f64(),
+    });
+    Ok(Report {
+        json,
+        text: String::new(),
+        exit_code: 0,
+    })
 }
 
 fn describe_target(target: &RestoreTarget) -> String {
@@ -541,24 +597,42 @@ pub async fn drill(args: DrillArgs) -> Result<Report, BackupError> {
         .map(DatabaseSource::new)
         .ok_or_else(|| BackupError::Config("a drill needs a server (--engine …)".into()))?;
     let progress = Progress::new();
-    let verified = verified(&store, &args.name, &args.keys, args.parallelism, &progress).await?;
-    let report = run_drill(&verified, &server, &progress).await?;
-    let passed = report.differences.is_empty();
+    let cancel = CancellationToken::new();
+    cancel_on_signal(cancel.clone());
+    let parallelism = args
+        .parallelism
+        .unwrap_or_else(crate::backup::default_parallelism);
+    let opened =
+        OpenedBackup::open(&store, &args.name, &args.keys.key_ring()?, parallelism).await?;
+    let report = run_drill_until(&opened, &server, &progress, &cancel).await?;
+    let passed = report.passed();
     if passed && !args.no_record {
         let record = serde_json::json!({"kind": "drill", "at": Utc::now(), "result": &report});
         store.write_verification(&args.name, &record).await?;
     }
     let mut text = format!(
-        "drill of {}: restored {} into {} in {:.1} s (verified in {:.1} s); counts {}",
+        "drill of {}: restored {} into {} in {:.1} s ({} checked while restoring); counts {}",
         args.name,
         human_bytes(report.restore.raw_size),
         report.scratch_target,
         report.restore.restore_seconds,
-        report.restore.verify_seconds,
-        if passed { "match" } else { "DIFFER" }
+        counted(report.restore.chunks, "chunk"),
+        if report.differences.is_empty() {
+            "match"
+        } else {
+            "DIFFER"
+        }
     );
     for difference in &report.differences {
         text.push_str(&format!("\n  {difference}"));
+    }
+    text.push_str(if report.isolated {
+        "\nisolated: the copy reaches nothing outside itself"
+    } else {
+        "\nNOT ISOLATED: the copy reaches outside itself"
+    });
+    for problem in report.isolation.problems() {
+        text.push_str(&format!("\n  {problem}"));
     }
     let mut out = Report::new(&report, text)?;
     if !passed {

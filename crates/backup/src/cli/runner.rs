@@ -92,6 +92,9 @@ pub struct RestoreSpec {
     /// PostgreSQL: skip privileges (GRANT/REVOKE).
     #[serde(default)]
     pub no_privileges: bool,
+    /// MariaDB: keep the dump's events enabled (by default they arrive disabled).
+    #[serde(default)]
+    pub keep_events_enabled: bool,
 }
 
 /// One run's spec.
@@ -202,6 +205,7 @@ pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, Bac
                 overwrite: spec.restore.overwrite,
                 no_owner: spec.restore.no_owner,
                 no_privileges: spec.restore.no_privileges,
+                keep_events_enabled: spec.restore.keep_events_enabled,
                 keys: keys(&spec.encryption),
                 parallelism: spec.parallelism,
             })

@@ -1,5 +1,9 @@
 //! MySQL / MariaDB: `mariadb-dump --single-transaction` streamed from stdout, restored with the
-//! `mariadb` client from stdin.
+//! `mariadb` client from stdin into staging databases (`vertice_stage_…`; a dump of several
+//! databases is pointed at them by `rename_stream`), which the commit step moves into the
+//! targets only after the whole dump was verified (`staged`, `swap`): MariaDB has no
+//! `RENAME DATABASE`, so contents move — tables by one atomic `RENAME TABLE`, views,
+//! triggers, routines and events by their definitions.
 //!
 //! Credentials reach both tools through a private option file (`--defaults-file`, mode 0600,
 //! removed when the tool exits). `--defaults-file` rather than `--defaults-extra-file`: only
@@ -20,6 +24,21 @@
 //! counts' snapshot and the dump's may differ by the writes of the few milliseconds between
 //! them; on a quiet server (and for every drill of a quiet source) they are exact.
 //!
+//! A restored copy must not act on its source: its events arrive `DISABLE`d unless
+//! [`MariadbRestoreOptions::keep_events_enabled`] (see `restore_filter`), and
+//! [`MariadbSource::isolation_report`] lists the routines, views, triggers and events that name
+//! other databases (see `isolation`).
+//!
+//! Large rows: whatever was dumped from a server restores onto that same server. A value's
+//! literal is longer than the value (escapes; `--hex-blob`, which older backups used, doubles
+//! it), so a row the server holds can make an `INSERT` larger than the server's
+//! `max_allowed_packet`. Dumps now write binary columns as escaped strings (not hex), and the
+//! restore builds every value larger than a quarter of the target's limit (at most 4 MiB) in a
+//! user variable, piece by piece, before inserting its row (see `long_values`). Both tools use
+//! the protocol's largest packet (1 GiB, at least as large as any server's). A value larger than
+//! the target server's limit fails the restore with [`SourceError::ValueTooLarge`] (a statement
+//! still too large, with [`SourceError::PacketTooLarge`]); both name max_allowed_packet.
+//!
 //! Every name in SQL is either a backtick-quoted identifier (backticks doubled) or a hex
 //! literal, so hostile names (quotes, backslashes, semicolons, unicode) cannot break out.
 
@@ -29,8 +48,24 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::credentials::{PasswordSource, Secret, private_temp_file};
-use super::process::{Tool, find_tool, then, tool_version};
-use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump};
+use super::process::{Tool, find_tool, tool_version};
+use super::staging::unique_suffix;
+use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump};
+
+mod rename_stream;
+mod staged;
+mod swap;
+
+mod isolation;
+mod long_values;
+mod restore_filter;
+
+pub use isolation::qualifiers;
+pub use restore_filter::{LongestLine, StatementWatch, disable_event};
+
+/// The largest packet the MariaDB/MySQL protocol allows: the tools' own limit, so that the
+/// server's (at most this) is always the one that decides.
+const PROTOCOL_MAX_PACKET: u64 = 1 << 30;
 
 /// Databases that belong to the server, never dumped by "all databases".
 const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
@@ -84,14 +119,21 @@ pub struct MariadbRestoreOptions {
     pub database: Option<String>,
     /// The databases the dump holds (`StartedDump::databases`, recorded in the manifest).
     pub dumped_databases: Vec<String>,
-    /// Replace existing target databases. MariaDB cannot rename a database, so they are
-    /// dropped before the restore starts.
+    /// Replace existing target databases. They stay untouched while the dump streams into
+    /// staging databases, and are replaced only after the whole restore succeeded (their
+    /// contents are moved aside first and dropped last).
     #[serde(default)]
     pub overwrite: bool,
     /// The dumped databases' character sets, collations and comments (from the manifest),
-    /// given to the created databases; `None` for backups made before they were recorded.
+    /// given to the staging databases and, by the commit, to the targets; `None` for backups
+    /// made before they were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<super::mariadb_properties::MariadbDatabasesProperties>,
+    /// Keep the dump's events as they were (enabled ones run in the copy as soon as it is
+    /// restored). By default every event arrives `DISABLE`d: a copy's event would otherwise
+    /// start running at once, and an event that names its source database writes into it.
+    #[serde(default)]
+    pub keep_events_enabled: bool,
 }
 
 /// A MySQL/MariaDB server as a backup source and restore target.
@@ -133,6 +175,7 @@ impl MariadbSource {
             engine: Engine::Mariadb,
             server_version,
             tool_versions,
+            settings: BTreeMap::new(),
         })
     }
 
@@ -173,10 +216,10 @@ impl MariadbSource {
             "--skip-lock-tables",
             "--quick",
             "--triggers",
-            "--hex-blob",
             "--default-character-set=utf8mb4",
-            "--max-allowed-packet=1073741824",
         ]);
+        // No --hex-blob: see the module doc (large rows).
+        tool.arg(format!("--max-allowed-packet={PROTOCOL_MAX_PACKET}"));
         if self.config.routines {
             tool.arg("--routines");
         }
@@ -210,83 +253,121 @@ impl MariadbSource {
         })
     }
 
-    /// Starts the `mariadb` client reading a dump (see [`MariadbRestoreOptions`]).
+    /// Starts the `mariadb` client reading a dump into staging databases (see
+    /// [`MariadbRestoreOptions`] and the `staged` module): the targets are replaced only by
+    /// the commit step.
     pub async fn restore(
         &self,
         options: &MariadbRestoreOptions,
     ) -> Result<RestoreStream, SourceError> {
         let targets = restore_targets(options)?;
-        let mut created = Vec::new();
+        let server_max_packet = self.max_allowed_packet().await?;
         let existing = self.existing_databases(&targets).await?;
         if !existing.is_empty() && !options.overwrite {
             return Err(SourceError::TargetExists {
                 target: existing.join(", "),
             });
         }
-        let mut setup = String::new();
-        for database in &existing {
-            setup.push_str(&format!("DROP DATABASE {};\n", quote_ident(database)));
-        }
-        let single_target = match targets.as_slice() {
-            [target] if options.dumped_databases.len() == 1 => Some(target.clone()),
+        let suffix = unique_suffix();
+        let plan: Vec<staged::StagedDatabase> = targets
+            .iter()
+            .enumerate()
+            .map(|(index, target)| staged::StagedDatabase {
+                target: target.clone(),
+                staging: super::identifier::generated_name(
+                    Engine::Mariadb,
+                    "vertice_stage",
+                    &format!("_{suffix}_{index}"),
+                ),
+            })
+            .collect();
+        let single = options.dumped_databases.len() == 1;
+        let single_staging = match plan.as_slice() {
+            [database] if single => Some(database.staging.clone()),
             _ => None,
         };
-        // --- database-level properties (fidelity): the created databases get the dumped
-        // ones' character set, collation and comment. A single-database dump has no CREATE
-        // DATABASE of its own; a dump of several creates its databases only "IF NOT EXISTS",
-        // so creating them first with the recorded properties is what gives them their
-        // comments too. Runs after the drops above, so on failure every target is one this
-        // restore created (or none), and dropping them all is safe.
-        if !setup.is_empty() {
-            self.run_sql(&setup).await?;
-        }
+        // --- database-level properties (fidelity): the staging databases get the dumped
+        // ones' character set, collation and comment, and the commit copies them onto the
+        // targets (`swap`). A single-database dump has no CREATE DATABASE of its own; a dump
+        // of several creates its (renamed) databases only "IF NOT EXISTS", so creating them
+        // first with the recorded properties is what gives them their comments too.
         let properties = options.properties.clone().unwrap_or_default();
         let mut create = String::new();
-        if let Some(target) = &single_target {
+        if let Some(staging) = &single_staging {
             let dumped = options.dumped_databases.first().map_or("", String::as_str);
-            create.push_str(&properties.create_statement(target, dumped));
+            create.push_str(&properties.create_statement(staging, dumped));
         } else if options.properties.is_some() {
-            for database in &targets {
-                create.push_str(&properties.create_statement(database, database));
+            for (dumped, database) in options.dumped_databases.iter().zip(&plan) {
+                create.push_str(&properties.create_statement(&database.staging, dumped));
             }
         }
         if !create.is_empty() {
             let script = format!("{}{create}", super::mariadb_properties::SESSION_SETUP);
             if let Err(error) = self.run_sql(&script).await {
-                self.drop_databases(&targets).await;
+                self.drop_staging(&plan).await;
                 return Err(properties.create_failure(&options.dumped_databases, error));
             }
         }
         // --- end of database-level properties
-        created.extend(targets.iter().cloned());
-
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
-        tool.args([
-            "--binary-mode",
-            "--max-allowed-packet=1073741824",
-            "--batch",
-        ]);
-        if let Some(target) = &single_target {
-            tool.arg(format!("--database={target}"));
+        tool.args(["--binary-mode", "--batch"]);
+        tool.arg(format!("--max-allowed-packet={PROTOCOL_MAX_PACKET}"));
+        if let Some(staging) = &single_staging {
+            tool.arg(format!("--database={staging}"));
         }
         let stream = match tool.spawn_restore() {
             Ok(stream) => stream,
             Err(error) => {
-                self.drop_databases(&created).await;
+                self.drop_staging(&plan).await;
                 return Err(error);
             }
         };
+        let writer: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>> =
+            if single_staging.is_some() {
+                stream.writer
+            } else {
+                let renames = options
+                    .dumped_databases
+                    .iter()
+                    .cloned()
+                    .zip(plan.iter().map(|database| database.staging.clone()))
+                    .collect();
+                Box::pin(rename_stream::RenameDatabases::new(stream.writer, renames))
+            };
+        let committer = self.clone();
+        let commit_plan = plan.clone();
+        let overwrite = options.overwrite;
         let cleaner = self.clone();
-        let completion = then(stream.completion, move |result| async move {
-            if result.is_err() {
-                // A half-restored database must not look like a restore.
-                cleaner.drop_databases(&created).await;
-            }
-            result
-        });
-        Ok(RestoreStream {
-            writer: stream.writer,
-            completion,
+        let mut stream = RestoreStream {
+            writer,
+            completion: stream.completion,
+            staged: Staged::new(
+                async move { committer.commit_staged(&commit_plan, overwrite).await },
+                async move {
+                    cleaner.drop_staging(&plan).await;
+                    Ok(())
+                },
+            ),
+        };
+        restore_filter::apply(&mut stream, !options.keep_events_enabled, server_max_packet);
+        Ok(stream)
+    }
+
+    /// The target server's `max_allowed_packet` in bytes (the global value: the one a new
+    /// session such as the restore's gets).
+    pub async fn max_allowed_packet(&self) -> Result<u64, SourceError> {
+        let rows = self
+            .query_rows("SELECT @@GLOBAL.max_allowed_packet;")
+            .await?;
+        let value = rows
+            .first()
+            .and_then(|row| row.first())
+            .cloned()
+            .unwrap_or_default();
+        value.parse::<u64>().map_err(|_| {
+            SourceError::Other(format!(
+                "unexpected max_allowed_packet {value:?} from mariadb"
+            ))
         })
     }
 
@@ -596,15 +677,13 @@ mod tests {
         let one = MariadbRestoreOptions {
             database: Some("new".into()),
             dumped_databases: vec!["old".into()],
-            overwrite: false,
-            properties: None,
+            ..Default::default()
         };
         assert_eq!(restore_targets(&one).unwrap(), ["new"]);
         let many = MariadbRestoreOptions {
             database: Some("new".into()),
             dumped_databases: vec!["a".into(), "b".into()],
-            overwrite: false,
-            properties: None,
+            ..Default::default()
         };
         assert!(restore_targets(&many).is_err());
     }

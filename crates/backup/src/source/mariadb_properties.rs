@@ -2,8 +2,10 @@
 //! every table, column and routine created later in it inherits) and its comment (MariaDB
 //! 10.5+). A dump of one database (made without `--databases`) holds none of them, so they are
 //! read at dump time from `information_schema.SCHEMATA`, recorded in the manifest, and given to
-//! the `CREATE DATABASE` of the restore's target. A server that lacks the character set or
-//! collation fails the restore with [`SourceError::UnsupportedProperty`] naming it.
+//! the `CREATE DATABASE` of the restore's staging database; the commit gives the target the
+//! staging database's (see `mariadb::staged`). A server that lacks the character set or
+//! collation fails the restore with [`SourceError::UnsupportedProperty`] naming it, before any
+//! data streams.
 
 use std::collections::BTreeMap;
 
@@ -102,6 +104,25 @@ impl MariadbDatabaseProperties {
         options
     }
 
+    /// `ALTER DATABASE` giving `database` (whose properties are now `current`) these
+    /// properties: character set and collation always, the comment when it differs (an
+    /// absent comment clears one `current` has; servers without comments never get a
+    /// `COMMENT` clause, as neither side has one there). Quoted like [`Self::create_options`].
+    pub fn alter_statement(&self, database: &str, current: &Self) -> String {
+        let mut sql = format!(
+            "ALTER DATABASE {} CHARACTER SET {} COLLATE {}",
+            quote_ident(database),
+            quote_ident(&self.character_set),
+            quote_ident(&self.collation)
+        );
+        if self.comment != current.comment {
+            let comment = self.comment.as_deref().unwrap_or_default();
+            sql.push_str(&format!(" COMMENT '{}'", comment.replace('\'', "''")));
+        }
+        sql.push_str(";\n");
+        sql
+    }
+
     /// The error for a failed `CREATE DATABASE` with these options: which property the server
     /// lacks, when its message says so.
     pub fn create_failure(&self, error: SourceError) -> SourceError {
@@ -184,6 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn alter_statements_set_or_clear_a_differing_comment() {
+        let with = |comment: Option<&str>| MariadbDatabaseProperties {
+            character_set: "latin1".into(),
+            collation: "latin1_swedish_ci".into(),
+            comment: comment.map(str::to_owned),
+        };
+        assert_eq!(
+            with(Some("it's")).alter_statement("t`x", &with(None)),
+            "ALTER DATABASE `t``x` CHARACTER SET `latin1` COLLATE `latin1_swedish_ci` \
+             COMMENT 'it''s';\n"
+        );
+        assert_eq!(
+            with(None).alter_statement("t", &with(Some("old"))),
+            "ALTER DATABASE `t` CHARACTER SET `latin1` COLLATE `latin1_swedish_ci` \
+             COMMENT '';\n"
+        );
+        assert_eq!(
+            with(Some("same")).alter_statement("t", &with(Some("same"))),
+            "ALTER DATABASE `t` CHARACTER SET `latin1` COLLATE `latin1_swedish_ci`;\n"
+        );
+    }
+
+    #[test]
     fn unknown_collations_are_named() {
         let properties = MariadbDatabaseProperties {
             character_set: "utf8mb4".into(),
@@ -192,8 +236,7 @@ mod tests {
         };
         let error = properties.create_failure(SourceError::Tool {
             tool: "mariadb".into(),
-            message: "ERROR 1273 (HY000) at line 3: Unknown collation: 'utf8mb4_0900_ai_ci'"
-                .into(),
+            message: "ERROR 1273 (HY000) at line 3: Unknown collation: 'utf8mb4_0900_ai_ci'".into(),
         });
         assert!(
             matches!(&error, SourceError::UnsupportedProperty { property, .. }

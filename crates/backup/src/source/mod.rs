@@ -6,7 +6,9 @@
 //! - a dump is read to EOF from `DumpStream::reader`, then `DumpStream::finish` says whether the
 //!   tool succeeded (exit status, stderr): a dump whose tool failed is never a backup;
 //! - a restore is written to `RestoreStream::writer`, which is then shut down, then
-//!   `RestoreStream::finish` says whether the tool succeeded;
+//!   `RestoreStream::completion` says whether the tool succeeded; the tool writes into a
+//!   staging target only, and `RestoreStream::staged` is committed (or aborted) by the caller
+//!   once it knows the whole stream was read and verified (see [`staging`]);
 //! - passwords never appear on a command line or in an error message.
 
 use std::collections::BTreeMap;
@@ -25,8 +27,12 @@ pub mod postgres_properties;
 pub mod process;
 pub mod redis;
 pub mod restore_failure;
+pub mod staged_file;
+pub mod staging;
+pub mod tool_output;
 
 pub use credentials::{PasswordSource, Secret};
+pub use staging::Staged;
 
 /// How long the database tools wait for a connection unless the spec says otherwise.
 pub(crate) fn default_connect_timeout_seconds() -> u64 {
@@ -54,6 +60,11 @@ pub struct SourceInfo {
     pub server_version: String,
     /// Versions of the client tools used, by tool name.
     pub tool_versions: BTreeMap<String, String>,
+    /// Server settings that decide whether (and how) a dump loads elsewhere, by name; e.g.
+    /// Redis `databases` (a snapshot with keys in db 20 loads only where `databases` > 20).
+    /// Empty when the engine records none or the server would not tell.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
 }
 
 /// Counts taken at dump time, compared after a drill restore.
@@ -62,8 +73,22 @@ pub struct SourceInfo {
 pub enum ObjectCounts {
     /// Rows per table, keyed by `schema.table` (PostgreSQL) or `database.table` (MariaDB).
     Tables(BTreeMap<String, u64>),
-    /// Number of keys in the Redis server (all logical databases).
+    /// Number of keys in the Redis server (all logical databases); written by older
+    /// versions, compared exactly.
     Keys(u64),
+    /// Redis keys in all logical databases, and how many of them carry an expiry (those may
+    /// legitimately be gone from a snapshot taken a moment after the count).
+    RedisKeys(RedisKeyCounts),
+}
+
+/// Redis key counts (see [`ObjectCounts::RedisKeys`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisKeyCounts {
+    /// All keys, expired-but-not-yet-removed ones included (Redis' own `keys=`).
+    pub keys: u64,
+    /// Keys with an expiry (`expires=`).
+    pub expiring: u64,
 }
 
 /// A boxed future that resolves once the tool behind a stream has exited.
@@ -84,19 +109,16 @@ impl DumpStream {
     }
 }
 
-/// A restore in progress.
+/// A restore in progress, writing into a staging target.
 pub struct RestoreStream {
     /// Where the dump bytes go.
     pub writer: Pin<Box<dyn AsyncWrite + Send>>,
-    /// Resolves when the tool has exited; call after shutting down the writer.
+    /// Resolves when the tool has exited; await after shutting down the writer. It never
+    /// touches the target: success means the staging target holds what the tool was given.
     pub completion: Completion,
-}
-
-impl RestoreStream {
-    /// Waits for the tool; call after the writer was shut down.
-    pub async fn finish(self) -> Result<(), SourceError> {
-        self.completion.await
-    }
+    /// Commits the staging target into place, or aborts it; exactly one, decided by the
+    /// caller after `completion` (see [`staging`]).
+    pub staged: Staged,
 }
 
 /// Why a source or target failed. Messages never contain a password.
@@ -147,6 +169,49 @@ pub enum SourceError {
         message: String,
         /// How to get past it (boxed: it keeps every `Result` of this error small).
         hint: Box<restore_failure::RestoreHint>,
+    },
+    /// A statement of a MariaDB dump is larger than the target server accepts in one packet
+    /// (its `max_allowed_packet`), so the server cut the restore off.
+    #[error(
+        "{tool} failed: the dump's statement at line {line} is {} ({statement_bytes} bytes), \
+         larger than the server's max_allowed_packet of {} ({max_allowed_packet} bytes); raise \
+         max_allowed_packet on the target server to at least {needed_bytes} (SET GLOBAL \
+         max_allowed_packet = {needed_bytes}, or its configuration file; MariaDB allows up to \
+         1073741824) and restore again. {tool} said: {output}",
+        crate::progress::human_bytes(*.statement_bytes),
+        crate::progress::human_bytes(*.max_allowed_packet)
+    )]
+    PacketTooLarge {
+        /// The client tool.
+        tool: String,
+        /// 1-based line of the dump that holds the statement.
+        line: u64,
+        /// The statement's size in bytes.
+        statement_bytes: u64,
+        /// The server's `max_allowed_packet` in bytes.
+        max_allowed_packet: u64,
+        /// A `max_allowed_packet` that accepts the statement (rounded up to 1 MiB).
+        needed_bytes: u64,
+        /// The end of the tool's output, long lines trimmed.
+        output: String,
+    },
+    /// A value of a MariaDB dump is larger than the target server's `max_allowed_packet`:
+    /// the server cannot hold it (the restore builds large values piece by piece, so only the
+    /// value's own size counts).
+    #[error(
+        "{tool} failed: a value of the dump is larger than the server's max_allowed_packet of \
+         {} ({max_allowed_packet} bytes); raise max_allowed_packet on the target server to at \
+         least the source server's (SET GLOBAL max_allowed_packet = …, or its configuration \
+         file; MariaDB allows up to 1073741824) and restore again. {tool} said: {output}",
+        crate::progress::human_bytes(*.max_allowed_packet)
+    )]
+    ValueTooLarge {
+        /// The client tool.
+        tool: String,
+        /// The server's `max_allowed_packet` in bytes.
+        max_allowed_packet: u64,
+        /// The end of the tool's output, long lines trimmed.
+        output: String,
     },
     /// Anything else, with a message safe to show.
     #[error("{0}")]
@@ -250,6 +315,26 @@ impl DatabaseSource {
             SourceConfig::Postgres(config) => Self::Postgres(postgres::PostgresSource::new(config)),
             SourceConfig::Mariadb(config) => Self::Mariadb(mariadb::MariadbSource::new(config)),
             SourceConfig::Redis(config) => Self::Redis(redis::RedisSource::new(config)),
+        }
+    }
+
+    /// What the restored copy in `target` holds that reaches outside it (see
+    /// [`crate::isolation`]); empty for Redis, whose snapshots act only on their own server.
+    pub async fn isolation_report(
+        &self,
+        target: &RestoreTarget,
+        dumped_databases: &[String],
+    ) -> Result<crate::isolation::IsolationReport, SourceError> {
+        match (self, target) {
+            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
+                source
+                    .isolation_report(&options.database, dumped_databases)
+                    .await
+            }
+            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
+                source.isolation_report(options).await
+            }
+            _ => Ok(crate::isolation::IsolationReport::default()),
         }
     }
 

@@ -6,10 +6,13 @@
 //! transaction — so they see exactly the rows the dump holds, even under concurrent writes. The
 //! counts run concurrently with the dump (they are awaited separately) so they add no latency.
 //!
-//! Restore goes into a staging database with a generated name, which is renamed to the target
-//! only after `pg_restore` succeeded: a failed restore leaves the target as it was (absent, or
+//! Restore goes into a staging database with a generated name, which the commit step renames
+//! to the target only after the whole dump was verified and `pg_restore` succeeded: a failed restore leaves the target as it was (absent, or
 //! — with `overwrite` — the old database), and a half-restored database never carries the
 //! target's name. Without `overwrite`, an existing target is refused before anything is done.
+//!
+//! What a restored copy could reach outside itself (foreign servers, dblink calls,
+//! subscriptions) is reported by [`PostgresSource::isolation_report`] (see `isolation`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,9 +25,12 @@ use super::credentials::{PasswordSource, Secret, private_temp_file, scrub};
 use super::postgres_properties::{PostgresDatabaseProperties, read_properties};
 use super::process::{Tool, find_tool, then, tool_version};
 use super::restore_failure::classify_pg_restore_failure;
+use super::staging::unique_suffix;
 use super::{
-    DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump,
+    DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump,
 };
+
+mod isolation;
 
 /// How to reach a PostgreSQL server and what to dump.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,6 +125,7 @@ impl PostgresSource {
             engine: Engine::Postgres,
             server_version,
             tool_versions,
+            settings: BTreeMap::new(),
         })
     }
 
@@ -263,35 +270,52 @@ impl PostgresSource {
         let target = options.database.clone();
         let overwrite = options.overwrite;
         let (no_owner, no_privileges) = (options.no_owner, options.no_privileges);
+        // A failed statement gets a hint: the flags for a missing role, or how to restore the
+        // rest by hand.
+        let completion = {
+            let target = target.clone();
+            then(stream.completion, move |result| async move {
+                result.map_err(|error| {
+                    classify_pg_restore_failure(error, &target, no_owner, no_privileges)
+                })
+            })
+        };
         let properties = options.properties.clone();
-        let completion = then(stream.completion, move |result| async move {
-            // A failed statement gets a hint: the flags for a missing role, or how to restore
-            // the rest by hand.
-            let result = result.map_err(|error| {
-                classify_pg_restore_failure(error, &target, no_owner, no_privileges)
-            });
-            // --- database-level properties (fidelity): settings, role settings, comment and
-            // connection limit, set on the restored database before it takes the target's
-            // name (after pg_restore, so e.g. a read-only default cannot break the restore).
-            let result = match (result, &properties) {
-                (Ok(()), Some(properties)) => properties.apply(&admin, &staging, no_owner).await,
-                (result, _) => result,
-            };
-            // --- end of database-level properties
-            if let Err(error) = result {
-                drop_database(&admin, &staging).await;
-                return Err(error);
+        let admin = std::sync::Arc::new(admin);
+        let commit = {
+            let admin = admin.clone();
+            let staging = staging.clone();
+            async move {
+                // --- database-level properties (fidelity): settings, role settings, comment
+                // and connection limit, set on the staging database (after pg_restore, so e.g.
+                // a read-only default cannot break the restore) before it takes the target's
+                // name; they are kept by the database's OID, so they follow it through RENAME.
+                let applied = match &properties {
+                    Some(properties) => properties.apply(&admin, &staging, no_owner).await,
+                    None => Ok(()),
+                };
+                // --- end of database-level properties
+                let swapped = match applied {
+                    Ok(()) => {
+                        swap_into_place(&admin, &staging, &target, overwrite, password.as_ref())
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+                if swapped.is_err() {
+                    drop_database(&admin, &staging).await;
+                }
+                swapped
             }
-            let swapped =
-                swap_into_place(&admin, &staging, &target, overwrite, password.as_ref()).await;
-            if swapped.is_err() {
-                drop_database(&admin, &staging).await;
-            }
-            swapped
-        });
+        };
+        let abort = async move {
+            drop_database(&admin, &staging).await;
+            Ok(())
+        };
         Ok(RestoreStream {
             writer: stream.writer,
             completion,
+            staged: Staged::new(commit, abort),
         })
     }
 
@@ -513,8 +537,11 @@ async fn database_exists(
     Ok(!rows.is_empty())
 }
 
-/// Renames the restored staging database to the target, dropping the old target first when
-/// overwriting. The existence check is repeated: the target may have appeared meanwhile.
+/// Renames the restored staging database to the target. An existing target (with
+/// `overwrite`) is first renamed aside, and dropped only once the staging database carries the
+/// target's name: at every instant one of the two names holds a complete database, and a
+/// failed rename puts the old one back. The existence check is repeated: the target may have
+/// appeared meanwhile.
 async fn swap_into_place(
     admin: &Client,
     staging: &str,
@@ -522,28 +549,96 @@ async fn swap_into_place(
     overwrite: bool,
     password: Option<&Secret>,
 ) -> Result<(), SourceError> {
-    if database_exists(admin, target, password).await? {
-        if !overwrite {
-            return Err(SourceError::TargetExists {
-                target: target.to_owned(),
-            });
-        }
-        admin
-            .batch_execute(&format!(
-                "DROP DATABASE {} WITH (FORCE)",
-                quote_ident(target)
-            ))
-            .await
-            .map_err(|e| pg_error("dropping the database being overwritten", &e, password))?;
+    if !database_exists(admin, target, password).await? {
+        return rename_database(admin, staging, target, password).await;
     }
-    admin
+    if !overwrite {
+        return Err(SourceError::TargetExists {
+            target: target.to_owned(),
+        });
+    }
+    let aside = super::identifier::generated_name(
+        Engine::Postgres,
+        "vertice_old",
+        &format!("_{}", unique_suffix()),
+    );
+    rename_database(admin, target, &aside, password).await?;
+    if let Err(error) = rename_database(admin, staging, target, password).await {
+        if let Err(back) = rename_database(admin, &aside, target, password).await {
+            return Err(SourceError::Other(format!(
+                "{error}; the previous database could not be renamed back ({back}): it is \
+                 kept as {aside:?}"
+            )));
+        }
+        return Err(error);
+    }
+    if let Err(error) = admin
         .batch_execute(&format!(
-            "ALTER DATABASE {} RENAME TO {}",
-            quote_ident(staging),
-            quote_ident(target)
+            "DROP DATABASE {} WITH (FORCE)",
+            quote_ident(&aside)
         ))
         .await
-        .map_err(|e| pg_error("renaming the restored database into place", &e, password))
+    {
+        // The restore is in place; the old copy is only a leftover to report.
+        tracing::warn!(
+            database = %aside,
+            error = %scrub(&error_text(&error), password),
+            "could not drop the database the restore replaced"
+        );
+    }
+    Ok(())
+}
+
+/// `ALTER DATABASE … RENAME`, after ending the sessions connected to `from` (a database in
+/// use cannot be renamed). A session that connects in between makes it fail with
+/// `object_in_use`; it is tried a few times.
+async fn rename_database(
+    admin: &Client,
+    from: &str,
+    to: &str,
+    password: Option<&Secret>,
+) -> Result<(), SourceError> {
+    let mut attempt = 0;
+    loop {
+        admin
+            .query(
+                "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid()",
+                &[&from],
+            )
+            .await
+            .map_err(|e| {
+                pg_error(
+                    "ending the sessions of the database to rename",
+                    &e,
+                    password,
+                )
+            })?;
+        let renamed = admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                quote_ident(from),
+                quote_ident(to)
+            ))
+            .await;
+        match renamed {
+            Ok(()) => return Ok(()),
+            Err(error)
+                if attempt < 5
+                    && error.code() == Some(&tokio_postgres::error::SqlState::OBJECT_IN_USE) =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            Err(error) => {
+                return Err(pg_error(
+                    &format!("renaming database {from:?} to {to:?}"),
+                    &error,
+                    password,
+                ));
+            }
+        }
+    }
 }
 
 /// Best-effort cleanup of a staging database after a failure (the failure is what we report).
@@ -559,14 +654,10 @@ async fn drop_database(admin: &Client, database: &str) {
 /// A staging database name that no user database has: lowercase, unique per process and
 /// moment, and within PostgreSQL's 63 bytes.
 fn staging_name() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
     super::identifier::generated_name(
         Engine::Postgres,
         "vertice_restore",
-        &format!("_{}_{nanos:x}", std::process::id()),
+        &format!("_{}", unique_suffix()),
     )
 }
 

@@ -2,7 +2,6 @@
 //! scrubbed from it, a non-zero exit turned into an error, and the child killed when the
 //! stream is abandoned.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -135,7 +134,8 @@ impl Tool {
         })
     }
 
-    /// Starts the tool with its stdin as the restore stream; its stdout is discarded.
+    /// Starts the tool with its stdin as the restore stream; its stdout is discarded. Nothing
+    /// is staged: the engine that stages its target sets `RestoreStream::staged`.
     pub fn spawn_restore(self) -> Result<RestoreStream, SourceError> {
         let mut running = self.spawn(Stdio::piped(), Stdio::null())?;
         let stdin = running
@@ -146,6 +146,7 @@ impl Tool {
         Ok(RestoreStream {
             writer: Box::pin(ClosingStdin(Some(stdin))),
             completion: Box::pin(running.wait()),
+            staged: super::Staged::nothing(),
         })
     }
 
@@ -315,21 +316,18 @@ fn install_hint(engine: Engine) -> &'static str {
     }
 }
 
-/// Reads a stream to its end, keeping only its last `STDERR_TAIL_BYTES` bytes.
+/// Reads a stream to its end, keeping only its last `STDERR_TAIL_BYTES` bytes with long
+/// lines trimmed (see [`super::tool_output`]).
 async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut tail: VecDeque<u8> = VecDeque::with_capacity(STDERR_TAIL_BYTES);
+    let mut tail = super::tool_output::TrimmedTail::new(STDERR_TAIL_BYTES);
     let mut buffer = [0u8; 4096];
     loop {
         match stream.read(&mut buffer).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                tail.extend(&buffer[..n]);
-                let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
-                tail.drain(..excess);
-            }
+            Ok(n) => tail.push(&buffer[..n]),
         }
     }
-    tail.into()
+    tail.finish()
 }
 
 /// Finds a tool: in `bin_dir` when given, then in `extra_dirs`, then on PATH.
@@ -349,7 +347,8 @@ pub fn find_tool(name: &str, bin_dir: Option<&Path>, extra_dirs: &[PathBuf]) -> 
 }
 
 /// A completion that first waits for `inner` and then runs `after` with its result, e.g. to
-/// rename a staged restore into place or to drop a half-restored database.
+/// end the snapshot transaction a dump imported. Never used to commit a restore (see
+/// [`super::staging`]).
 pub fn then<F, Fut>(inner: Completion, after: F) -> Completion
 where
     F: FnOnce(Result<(), SourceError>) -> Fut + Send + 'static,

@@ -8,13 +8,14 @@
 //! password reaches it through `REDISCLI_AUTH`, never argv.
 //!
 //! Restore: a running server cannot be made to load a file over the network, so the RDB is
-//! written to `<dataDir>/<dbFilename>` (through a temporary name, renamed when complete) and a
-//! server started there loads it. [`RedisScratchServer`] does that for drills and tests:
+//! written to `<dataDir>/<dbFilename>` (through a temporary name, renamed by the commit step
+//! once the whole stream was verified) and a server started there loads it. [`RedisScratchServer`] does that for drills and tests:
 //! a private server on a Unix socket, no TCP port, no persistence of its own.
 //!
-//! Key count: the sum of `keys=` over all databases in `INFO keyspace`, taken just before the
-//! snapshot. A Redis under writes (or with expiring keys) can differ by what changed in that
-//! instant; a quiet one is exact.
+//! Key counts: the sums of `keys=` and `expires=` over all databases in `INFO keyspace`, taken
+//! just before the snapshot. A Redis under writes can differ by what changed in that instant;
+//! keys with an expiry may also have been removed in it (see `drill::compare_counts`). The
+//! source's `databases` setting is recorded too: a snapshot loads only where it is as large.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -25,7 +26,10 @@ use tokio::process::{Child, Command};
 
 use super::credentials::PasswordSource;
 use super::process::{Tool, find_tool, tool_version};
-use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, StartedDump};
+use super::staged_file::{ExpectedStart, stage_file};
+use super::{
+    Engine, ObjectCounts, RedisKeyCounts, RestoreStream, SourceError, SourceInfo, StartedDump,
+};
 
 /// How to reach a Redis server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +70,10 @@ pub struct RedisRestoreOptions {
     /// Where `redis-server` lives for counting keys of the restored snapshot; default PATH.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_dir: Option<PathBuf>,
+    /// The source's `databases` setting (from the manifest): a server loading the snapshot
+    /// needs at least as many. `None`: the server's default (16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub databases: Option<u32>,
 }
 
 fn default_dbfilename() -> String {
@@ -99,22 +107,36 @@ impl RedisSource {
             "redis-cli".to_owned(),
             tool_version(Engine::Redis, "redis-cli", &cli).await?,
         );
+        let mut settings = std::collections::BTreeMap::new();
+        // CONFIG may be renamed or denied to this user: then nothing is recorded and a
+        // scratch server uses its default.
+        if let Ok(reply) = self.cli(&["CONFIG", "GET", "databases"]).await
+            && let Some(databases) = config_value(&reply, "databases")
+        {
+            settings.insert("databases".to_owned(), databases);
+        }
         Ok(SourceInfo {
             engine: Engine::Redis,
             server_version,
             tool_versions,
+            settings,
         })
     }
 
     /// The number of keys in all logical databases.
     pub async fn count_keys(&self) -> Result<u64, SourceError> {
+        Ok(keyspace_keys(&self.cli(&["INFO", "keyspace"]).await?).keys)
+    }
+
+    /// Keys in all logical databases, and how many carry an expiry.
+    pub async fn count_key_kinds(&self) -> Result<RedisKeyCounts, SourceError> {
         Ok(keyspace_keys(&self.cli(&["INFO", "keyspace"]).await?))
     }
 
     /// Starts `redis-cli --rdb -`: the server forks and streams an RDB snapshot.
     pub async fn dump(&self) -> Result<StartedDump, SourceError> {
         let info = self.info().await?;
-        let keys = self.count_keys().await?;
+        let keys = self.count_key_kinds().await?;
         let mut tool = self.tool()?;
         tool.args(["--rdb", "-"]);
         let stream = tool.spawn_dump()?;
@@ -122,7 +144,7 @@ impl RedisSource {
             info,
             databases: Vec::new(),
             stream,
-            counts: Box::pin(async move { Ok(ObjectCounts::Keys(keys)) }),
+            counts: Box::pin(async move { Ok(ObjectCounts::RedisKeys(keys)) }),
             properties: None,
         })
     }
@@ -174,81 +196,60 @@ impl RedisSource {
     }
 }
 
-/// Writes the RDB to a temporary name in the data dir and renames it into place when the
-/// stream completed and looks like an RDB.
+/// Writes the RDB to a temporary name in the data dir; the commit step renames it into place
+/// after checking that it starts like an RDB (see [`super::staged_file`]).
 pub async fn restore_to_data_dir(
     options: &RedisRestoreOptions,
 ) -> Result<RestoreStream, SourceError> {
     let target = options.data_dir.join(&options.dbfilename);
-    if !options.overwrite && tokio::fs::try_exists(&target).await? {
-        return Err(SourceError::TargetExists {
-            target: target.display().to_string(),
-        });
-    }
-    tokio::fs::create_dir_all(&options.data_dir).await?;
-    let partial = options.data_dir.join(format!(
-        ".{}.partial-{}",
-        options.dbfilename,
-        unique_suffix()
-    ));
-    let file = tokio::fs::File::create(&partial).await?;
-    let overwrite = options.overwrite;
-    let data_dir = options.data_dir.clone();
-    let completion = Box::pin(async move {
-        let result = finish_rdb(&partial, &target, overwrite).await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&partial).await;
-        }
-        if result.is_ok() {
-            // Make the rename durable; a failure here is not worth failing the restore.
-            if let Ok(dir) = tokio::fs::File::open(&data_dir).await {
-                let _ = dir.sync_all().await;
-            }
-        }
-        result
-    });
+    let (file, staged) = stage_file(
+        &target,
+        options.overwrite,
+        Some(ExpectedStart {
+            magic: b"REDIS",
+            min_len: 9,
+            what: "an RDB snapshot",
+        }),
+    )
+    .await?;
     Ok(RestoreStream {
         writer: Box::pin(file),
-        completion,
+        completion: Box::pin(async { Ok(()) }),
+        staged,
     })
 }
 
-async fn finish_rdb(partial: &Path, target: &Path, overwrite: bool) -> Result<(), SourceError> {
-    let file = tokio::fs::File::open(partial).await?;
-    let length = file.metadata().await?.len();
-    let mut header = [0u8; 5];
-    {
-        use tokio::io::AsyncReadExt;
-        let mut reader = tokio::fs::File::open(partial).await?;
-        if length < 9 || reader.read_exact(&mut header).await.is_err() || &header != b"REDIS" {
-            return Err(SourceError::Other(
-                "the restored data is not an RDB snapshot (no REDIS header)".to_owned(),
-            ));
-        }
-    }
-    file.sync_all().await?;
-    if !overwrite && tokio::fs::try_exists(target).await? {
-        return Err(SourceError::TargetExists {
-            target: target.display().to_string(),
-        });
-    }
-    tokio::fs::rename(partial, target).await?;
-    Ok(())
-}
-
 /// Loads the restored RDB into a scratch server and counts its keys (what a drill compares).
+/// The server loads it as a replica does — keeping keys whose expiry has passed since the
+/// snapshot, which a primary would drop while loading — so the count is the snapshot's own,
+/// however long after the dump the drill runs.
 pub async fn count_keys_in_data_dir(
     options: &RedisRestoreOptions,
 ) -> Result<ObjectCounts, SourceError> {
-    let mut server = RedisScratchServer::start(
+    let mut server = RedisScratchServer::start_with(
         &options.data_dir,
         &options.dbfilename,
         options.bin_dir.as_deref(),
+        ScratchOptions {
+            databases: options.databases,
+            keep_expired_keys: true,
+        },
     )
     .await?;
-    let keys = server.count_keys().await;
+    let keys = server.count_key_kinds().await;
     server.stop().await;
-    Ok(ObjectCounts::Keys(keys?))
+    Ok(ObjectCounts::RedisKeys(keys?))
+}
+
+/// How a scratch server is set up beyond its data directory.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScratchOptions {
+    /// The `databases` setting (at least the source's); `None` for the default 16.
+    pub databases: Option<u32>,
+    /// Load as a replica: keys whose expiry has passed are loaded (a primary skips them), and
+    /// nothing expires while the server runs. Its replication source is an address nothing
+    /// listens on, so it never syncs (which would empty it).
+    pub keep_expired_keys: bool,
 }
 
 /// A private `redis-server` that loads an RDB from a data directory: Unix socket only (in a
@@ -267,6 +268,16 @@ impl RedisScratchServer {
         data_dir: &Path,
         dbfilename: &str,
         bin_dir: Option<&Path>,
+    ) -> Result<Self, SourceError> {
+        Self::start_with(data_dir, dbfilename, bin_dir, ScratchOptions::default()).await
+    }
+
+    /// [`Self::start`] with [`ScratchOptions`].
+    pub async fn start_with(
+        data_dir: &Path,
+        dbfilename: &str,
+        bin_dir: Option<&Path>,
+        options: ScratchOptions,
     ) -> Result<Self, SourceError> {
         let socket_dir = tempfile::Builder::new()
             .prefix("vertice-redis-")
@@ -298,6 +309,22 @@ impl RedisScratchServer {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(databases) = options.databases {
+            command
+                .arg("--databases")
+                .arg(databases.max(16).to_string());
+        }
+        if options.keep_expired_keys {
+            // Port 1 (tcpmux) on the loopback: nothing a test or a pod listens on; the
+            // replica retries in the background and keeps serving its loaded data.
+            command.args([
+                "--replicaof",
+                "127.0.0.1",
+                "1",
+                "--replica-read-only",
+                "yes",
+            ]);
+        }
         let child = command.spawn().map_err(|error| SourceError::Tool {
             tool: "redis-server".to_owned(),
             message: format!(
@@ -331,6 +358,11 @@ impl RedisScratchServer {
 
     /// Keys in all databases.
     pub async fn count_keys(&self) -> Result<u64, SourceError> {
+        Ok(self.count_key_kinds().await?.keys)
+    }
+
+    /// Keys in all databases, and how many carry an expiry.
+    pub async fn count_key_kinds(&self) -> Result<RedisKeyCounts, SourceError> {
         Ok(keyspace_keys(&self.cli(&["INFO", "keyspace"]).await?))
     }
 
@@ -418,26 +450,36 @@ fn info_field(text: &str, name: &str) -> Option<String> {
     })
 }
 
-/// Sum of `keys=` over the `dbN:keys=…,expires=…` lines of `INFO keyspace`.
-fn keyspace_keys(text: &str) -> u64 {
-    text.lines()
-        .filter(|line| line.starts_with("db"))
-        .filter_map(|line| {
-            let (_, fields) = line.trim_end_matches('\r').split_once(':')?;
-            fields
-                .split(',')
-                .find_map(|field| field.strip_prefix("keys="))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .sum()
+/// Sums of `keys=` and `expires=` over the `dbN:keys=…,expires=…` lines of `INFO keyspace`.
+fn keyspace_keys(text: &str) -> RedisKeyCounts {
+    let field_sum = |name: &str| -> u64 {
+        text.lines()
+            .filter(|line| line.starts_with("db"))
+            .filter_map(|line| {
+                let (_, fields) = line.trim_end_matches('\r').split_once(':')?;
+                fields
+                    .split(',')
+                    .find_map(|field| field.strip_prefix(name))
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .sum()
+    };
+    RedisKeyCounts {
+        keys: field_sum("keys="),
+        expiring: field_sum("expires="),
+    }
 }
 
-fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{}-{nanos:x}", std::process::id())
+/// The value of `name` in a `CONFIG GET` reply (`name` and value on alternate lines).
+fn config_value(reply: &str, name: &str) -> Option<String> {
+    let mut lines = reply.lines().map(|line| line.trim_end_matches('\r'));
+    while let Some(key) = lines.next() {
+        let value = lines.next()?;
+        if key == name {
+            return Some(value.to_owned());
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -448,8 +490,18 @@ mod tests {
     fn keyspace_sums_all_databases() {
         let text =
             "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=0\r\ndb5:keys=10,expires=0,avg_ttl=0\r\n";
-        assert_eq!(keyspace_keys(text), 13);
-        assert_eq!(keyspace_keys("# Keyspace\r\n"), 0);
+        assert_eq!(
+            keyspace_keys(text),
+            RedisKeyCounts {
+                keys: 13,
+                expiring: 1
+            }
+        );
+        assert_eq!(keyspace_keys("# Keyspace\r\n").keys, 0);
+        assert_eq!(
+            config_value("databases\n32\n", "databases").as_deref(),
+            Some("32")
+        );
     }
 
     #[test]

@@ -71,14 +71,28 @@ pub async fn read_dump(mut stream: DumpStream) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes a whole dump into a restore and waits for the tool.
-pub async fn write_restore(mut stream: RestoreStream, bytes: &[u8]) -> anyhow::Result<()> {
+pub async fn write_restore(stream: RestoreStream, bytes: &[u8]) -> anyhow::Result<()> {
+    let RestoreStream {
+        mut writer,
+        completion,
+        staged,
+    } = stream;
     // A tool that fails early closes its stdin; its exit status is the better error.
-    let written = stream.writer.write_all(bytes).await;
-    let shut = stream.writer.shutdown().await;
-    stream.finish().await?;
-    written?;
-    shut?;
-    Ok(())
+    let written = writer.write_all(bytes).await;
+    let shut = writer.shutdown().await;
+    drop(writer);
+    let outcome = match (completion.await, written, shut) {
+        (Err(error), _, _) => Err(anyhow::Error::from(error)),
+        (Ok(()), Err(error), _) | (Ok(()), Ok(()), Err(error)) => Err(error.into()),
+        (Ok(()), Ok(()), Ok(())) => Ok(()),
+    };
+    match outcome {
+        Ok(()) => Ok(staged.commit().await?),
+        Err(error) => {
+            staged.abort().await;
+            Err(error)
+        }
+    }
 }
 
 /// A plain-SQL `pg_dump` of `database`, for comparing two databases.
@@ -238,4 +252,20 @@ pub async fn redis_key_count(server: &Redis) -> anyhow::Result<u64> {
         total += size.trim().parse::<u64>()?;
     }
     Ok(total)
+}
+
+/// Keys in databases 0–15 of a testkit Redis, and how many carry an expiry (`TTL` ≥ 0 is
+/// not asked key by key: `INFO keyspace` counts them, as the engine does).
+pub async fn redis_key_counts(
+    server: &Redis,
+) -> anyhow::Result<vertice_backup::source::RedisKeyCounts> {
+    let keys = redis_key_count(server).await?;
+    let info = server.cli(&["INFO", "keyspace"]).await?;
+    let expiring = info
+        .lines()
+        .filter_map(|line| line.trim_end().split_once(":keys="))
+        .filter_map(|(_, fields)| fields.split(',').find_map(|f| f.strip_prefix("expires=")))
+        .map(|n| n.parse::<u64>())
+        .sum::<Result<u64, _>>()?;
+    Ok(vertice_backup::source::RedisKeyCounts { keys, expiring })
 }

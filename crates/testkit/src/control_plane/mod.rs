@@ -1,8 +1,10 @@
 //! A real Kubernetes control plane for tests, the way controller-runtime's envtest runs one:
 //! `etcd` + `kube-apiserver` (client-certificate auth, RBAC, service-account keys) + a
-//! `kube-controller-manager` running only the garbage-collector, namespace and endpointslice
-//! controllers, so ownerReference cleanup and namespace deletion behave as in a cluster. No pod
-//! ever runs. The binaries come from `cargo xtask tools`; a missing one fails, never skips.
+//! `kube-controller-manager` running only the garbage-collector, namespace, endpointslice and job
+//! controllers, so ownerReference cleanup, namespace deletion and Jobs (Pods created, backoffLimit,
+//! podFailurePolicy, Job conditions) behave as in a cluster. No Pod runs by itself: a test that
+//! needs one run starts the kubelet stand-in (`crate::kubelet`). The binaries come from
+//! `cargo xtask tools`; a missing one fails, never skips.
 
 mod kubeconfig;
 mod pki;
@@ -51,7 +53,7 @@ static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
 
 impl ControlPlane {
     /// One control plane per test binary, started on first use (etcd + kube-apiserver +
-    /// kube-controller-manager with only the garbagecollector, namespace and endpointslice
+    /// kube-controller-manager with only the garbagecollector, namespace, endpointslice and job
     /// controllers). Its processes and temp dir are cleaned up when the test binary exits, by
     /// the watchdog of each `ServiceProcess`.
     ///
@@ -349,7 +351,7 @@ async fn start_once(binaries: &Binaries) -> anyhow::Result<ControlPlane> {
             "--kubeconfig={}",
             controller_manager_kubeconfig.display()
         ))
-        .arg("--controllers=garbagecollector,namespace,endpointslice")
+        .arg("--controllers=garbagecollector,namespace,endpointslice,job")
         .arg("--leader-elect=false")
         // Nothing scrapes or probes it; not serving avoids one more port race.
         .arg("--secure-port=0")

@@ -8,21 +8,27 @@
 pub mod azurite;
 pub mod fault_proxy;
 pub mod gcs;
+pub mod http_sink;
 mod lifecycle;
 pub mod mariadb;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
 pub mod s3;
+mod self_signed;
+pub mod smtp;
 
 pub use azurite::Azurite;
 pub use fault_proxy::{Fault, FaultProxy, HostHeader};
 pub use gcs::FakeGcs;
+pub use http_sink::{HttpSink, RecordedRequest, Reply};
 pub use mariadb::{MariaDb, MariaDbOptions};
 pub use postgres::{Postgres, PostgresOptions};
 pub use prometheus::{Prometheus, PrometheusOptions};
 pub use redis::{Redis, RedisOptions, ReplicaOf};
 pub use s3::S3Server;
+pub use self_signed::SelfSigned;
+pub use smtp::{ReceivedMessage, SmtpOptions, SmtpReceiver};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

@@ -1,0 +1,140 @@
+//! `BackupRequest`: one backup run, created by a VerticeBackup's schedule or by hand. Its spec
+//! never changes, and once it finished neither does its result.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::executor::ExecutorSpec;
+use super::policy::{CompressionSpec, EncryptionSpec};
+use super::refs::LocalRef;
+use super::run::{ErrorKind, RunPhase, RunTimes};
+use super::storage::StorageSpec;
+use super::target::DatabaseTarget;
+
+/// One backup run.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "backup.vertice.dev",
+    version = "v1alpha1",
+    kind = "BackupRequest",
+    plural = "backuprequests",
+    shortname = "br",
+    category = "vertice",
+    namespaced,
+    status = "BackupRequestStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.backupRef.name"}"#,
+    printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.result.backupName"}"#,
+    printcolumn = r#"{"name":"Size","type":"integer","format":"int64","jsonPath":".status.result.storedSize"}"#,
+    printcolumn = r#"{"name":"Raw","type":"integer","format":"int64","jsonPath":".status.result.rawSize","priority":1}"#,
+    printcolumn = r#"{"name":"Duration","type":"number","jsonPath":".status.durationSeconds"}"#,
+    printcolumn = r#"{"name":"Attempts","type":"integer","jsonPath":".status.attempts"}"#,
+    printcolumn = r#"{"name":"Error","type":"string","jsonPath":".status.result.errorKind","priority":1}"#,
+    printcolumn = r#"{"name":"Location","type":"string","jsonPath":".status.result.location","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self == oldSelf").message("spec is immutable: create a new BackupRequest"),
+    validation = Rule::new("has(self.backupRef) != has(self.target)").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or `target` (an inline run)"),
+    validation = Rule::new("!has(self.target) || (has(self.storage) && has(self.encryption))").message("an inline run (`target`) needs `storage` and `encryption`"),
+    validation = Rule::new("has(self.target) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
+)]
+pub struct BackupRequestSpec {
+    /// The VerticeBackup whose target, storage, encryption, compression, hooks and
+    /// notifications this run uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_ref: Option<LocalRef>,
+    /// Inline run: the database to back up (instead of `backupRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<DatabaseTarget>,
+    /// Inline run: where to store the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<StorageSpec>,
+    /// Inline run: encryption (a key Secret or `disabled: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionSpec>,
+    /// Inline run: compression. Default zstd level 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionSpec>,
+    /// Where the run executes; default the VerticeBackup's executor, else a Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorSpec>,
+    /// The backup's name in the store. Default: this object's name. 1–200 characters of
+    /// `A–Z a–z 0–9 . _ -`, not starting with `.` or `-`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = "^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+    )]
+    pub backup_name: Option<String>,
+    /// Labels recorded in the backup's manifest (the operator adds its own owner labels).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// How a backup run ended. Written once, when the run finishes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupResult {
+    /// The backup's name in the store (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_name: Option<String>,
+    /// Where it is, e.g. `s3://backups/team/app/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Bytes of the dump before compression and encryption (read from the stored manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<i64>,
+    /// Bytes stored (read from the stored manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_size: Option<i64>,
+    /// Why it failed, by kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    /// What went wrong, without secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+/// Observed state of a BackupRequest.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(oldSelf.phase) || !(oldSelf.phase in ['Succeeded', 'Failed']) || (self.phase == oldSelf.phase && has(self.result) == has(oldSelf.result) && (!has(oldSelf.result) || self.result == oldSelf.result))").message("a finished run's phase and result are immutable"))]
+pub struct BackupRequestStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (the run is healthy or finished well) and `Succeeded`/`Failed` details.
+    #[serde(default)]
+    #[schemars(schema_with = "vertice_core::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// `Pending`, `Queued`, `Running`, `Succeeded` or `Failed`.
+    #[serde(default)]
+    pub phase: RunPhase,
+    /// Start, completion and duration.
+    #[serde(flatten)]
+    pub times: RunTimes,
+    /// Attempts started (a Job per attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+    /// How it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<BackupResult>,
+}
+
+impl vertice_core::status::ObjectStatus for BackupRequestStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}

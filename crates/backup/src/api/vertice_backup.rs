@@ -1,0 +1,209 @@
+//! `VerticeBackup`: a backup policy — what to back up, when, where, how long to keep it, and
+//! who to tell. Each scheduled time creates a `BackupRequest` (one run).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::executor::ExecutorSpec;
+use super::notify::{HooksSpec, NotificationSpec};
+use super::policy::{CompressionSpec, EncryptionSpec, RetentionSpec, VerificationSpec};
+use super::refs::LocalRef;
+use super::storage::StorageSpec;
+use super::target::DatabaseTarget;
+
+/// What a new scheduled run does while another run of the same VerticeBackup is active
+/// (CronJob's `concurrencyPolicy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Skip the new run (the default): one backup of a database at a time.
+    #[default]
+    Forbid,
+    /// Start it anyway.
+    Allow,
+    /// Cancel the active run and start the new one.
+    Replace,
+}
+
+/// What deleting the VerticeBackup does to the backups in storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Keep them (the default).
+    #[default]
+    Retain,
+    /// Delete every backup this policy made (only those carrying its owner label).
+    Delete,
+}
+
+/// A backup policy.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "backup.vertice.dev",
+    version = "v1alpha1",
+    kind = "VerticeBackup",
+    plural = "verticebackups",
+    shortname = "vb",
+    category = "vertice",
+    namespaced,
+    status = "VerticeBackupStatus",
+    printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.target.engine"}"#,
+    printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
+    printcolumn = r#"{"name":"Suspend","type":"boolean","jsonPath":".spec.suspend"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Last Success","type":"date","jsonPath":".status.lastSuccessfulBackup.time"}"#,
+    printcolumn = r#"{"name":"Next","type":"date","jsonPath":".status.nextScheduleTime"}"#,
+    printcolumn = r#"{"name":"Size","type":"integer","format":"int64","jsonPath":".status.lastSuccessfulBackup.storedSize","priority":1}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VerticeBackupSpec {
+    /// The database to back up.
+    pub target: DatabaseTarget,
+    /// When backups run: a 5-field cron expression (minute hour day-of-month month
+    /// day-of-week) or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
+    #[schemars(schema_with = "super::validation::schedule_schema")]
+    pub schedule: String,
+    /// IANA time zone of `schedule`, e.g. `Europe/Madrid`. Default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::validation::time_zone_schema")]
+    pub time_zone: Option<String>,
+    /// Stop scheduling new runs; active runs finish. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// `Forbid` (default), `Allow` or `Replace` a run while one is active.
+    #[serde(default)]
+    pub concurrency_policy: ConcurrencyPolicy,
+    /// A scheduled run that cannot start within this many seconds of its time is skipped
+    /// and counted as missed. Default: no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub starting_deadline_seconds: Option<i64>,
+    /// Where backups are stored.
+    pub storage: StorageSpec,
+    /// Compression. Default zstd level 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionSpec>,
+    /// Encryption: a key Secret, or `disabled: true`. Required.
+    pub encryption: EncryptionSpec,
+    /// Which backups to keep. Default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionSpec>,
+    /// Restore drills that prove the backups restore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationSpec>,
+    /// HTTP calls before and after each run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<HooksSpec>,
+    /// Who is told about runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("notification names must be unique"))]
+    pub notifications: Vec<NotificationSpec>,
+    /// Where runs execute. Default: a Job per run with the operator's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorSpec>,
+    /// Finished successful BackupRequests kept as objects (the backups themselves follow
+    /// `retention`). Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub successful_runs_history_limit: Option<i32>,
+    /// Finished failed BackupRequests kept as objects. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failed_runs_history_limit: Option<i32>,
+    /// `Retain` (default) or `Delete` the stored backups when this object is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The newest successful backup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// The backup's name in the store.
+    pub name: String,
+    /// The BackupRequest that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    /// When it completed.
+    pub time: Time,
+    /// Bytes of the dump before compression and encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_size: Option<i64>,
+    /// Bytes stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_size: Option<i64>,
+    /// Where it is, e.g. `s3://backups/team/app/nightly-20260101T030000Z`.
+    pub location: String,
+}
+
+/// One backup that the next retention sweep deletes, and why.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionCandidate {
+    /// The backup's name in the store.
+    pub name: String,
+    /// Why it goes, e.g. `older than maxAge 720h` or `beyond keepLast 7`.
+    pub reason: String,
+}
+
+/// What retention would do now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPreview {
+    /// Backups kept by the policy.
+    pub kept: i32,
+    /// The backups the next sweep deletes (at most 20 listed), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next_deletions: Vec<RetentionCandidate>,
+    /// When the preview was computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_time: Option<Time>,
+}
+
+/// Observed state of a VerticeBackup.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerticeBackupStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, `Scheduled`, `LastBackupSucceeded`, `Verified`.
+    #[serde(default)]
+    #[schemars(schema_with = "vertice_core::schema::conditions")]
+    pub conditions: Vec<Condition>,
+    /// The scheduled time of the newest run created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// The next scheduled time (absent while suspended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
+    /// The newest successful backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_backup: Option<BackupRecord>,
+    /// When the newest verification drill passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<Time>,
+    /// The BackupRequests running or queued now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub active: Vec<LocalRef>,
+    /// Scheduled times skipped (concurrency, deadline) since the last run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_schedules: Option<i32>,
+    /// What retention would delete next, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPreview>,
+}
+
+impl vertice_core::status::ObjectStatus for VerticeBackupStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+    fn set_observed_generation(&mut self, generation: Option<i64>) {
+        self.observed_generation = generation;
+    }
+}
