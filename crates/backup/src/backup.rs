@@ -24,6 +24,7 @@ use crate::pipeline::{ChunkCodec, RawChunk};
 use crate::progress::Progress;
 use crate::source::{CountsFuture, DatabaseProperties, DumpStream, SourceInfo, StartedDump};
 use crate::store::BackupStore;
+use crate::store::reservation::Reservation;
 
 /// How to make a backup.
 #[derive(Clone, Debug)]
@@ -105,8 +106,11 @@ impl DumpInput {
     }
 }
 
-/// Runs one backup; returns its manifest. On any failure (source, store, cancellation) the
-/// open upload is aborted, finished data objects are deleted, and no manifest is written.
+/// Runs one backup; returns its manifest. The name is reserved first, create-only (see
+/// `store::reservation`): a run that loses the name to another fails with `NameReserved`
+/// (exit code 8) before it writes anything. On any later failure (source, store,
+/// cancellation) the open upload is aborted, this run's objects are deleted, and no manifest
+/// is written. The manifest is written create-only.
 pub async fn run_backup(
     store: &BackupStore,
     options: &BackupOptions,
@@ -129,6 +133,14 @@ pub async fn run_backup(
     }
     let started_at = Utc::now();
     let backup_id: BackupId = random_bytes()?;
+    store
+        .reserve_name(&Reservation {
+            name: options.name.clone(),
+            backup_id: to_hex(&backup_id),
+            reserved_at: started_at,
+            pid: std::process::id(),
+        })
+        .await?;
     let (data_key, encryption, seal_key) = match &options.key {
         Some(key) => {
             let (data_key, wrapped) = key.new_data_key(&backup_id)?;
@@ -203,6 +215,8 @@ pub async fn run_backup(
         Ok(done) => done,
         Err(error) => {
             writer.abort().await;
+            // Frees the name: the reservation, with anything the writer could not delete.
+            let _ = store.delete_folder(&options.name).await;
             return Err(error);
         }
     };
@@ -243,9 +257,15 @@ pub async fn run_backup(
         let _ = store.delete_folder(&options.name).await;
         return Err(BackupError::Cancelled);
     }
-    if let Err(error) = store.write_manifest(&manifest).await {
-        let _ = store.delete_folder(&options.name).await;
-        return Err(error);
+    match store.create_manifest(&manifest).await {
+        Ok(()) => {}
+        // A manifest appeared though this run holds the reservation: a writer that does not
+        // reserve names (an older version) made it. Its objects are not ours to delete.
+        Err(error @ BackupError::AlreadyExists(_)) => return Err(error),
+        Err(error) => {
+            let _ = store.delete_folder(&options.name).await;
+            return Err(error);
+        }
     }
     Ok(manifest)
 }

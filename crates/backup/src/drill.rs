@@ -5,6 +5,8 @@
 //! its events disabled (drills never run events), and its "isolated" check fails when it holds
 //! anything that reaches outside it (see [`crate::isolation`]).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::Serialize;
 
 use crate::error::BackupError;
@@ -20,6 +22,7 @@ use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
 use crate::source::{
     DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RedisKeyCounts, RestoreTarget,
+    TableRows,
 };
 use crate::verify::OpenedBackup;
 use tokio_util::sync::CancellationToken;
@@ -171,7 +174,14 @@ pub fn redis_databases(manifest: &Manifest) -> Option<u32> {
         .ok()
 }
 
-/// Differences between dump-time and restored counts, one line each.
+/// Differences between dump-time and restored counts, one line each; tables are named
+/// `"schema"."table"` with each part quoted, so a dot inside a name cannot hide a table.
+///
+/// Older manifests key tables by the joined string `schema.table` ([`ObjectCounts::Tables`]).
+/// They are compared by joining the restored names the same way; a joined key that more than
+/// one restored table produces (`a."b.c"` and `"a.b".c` both give `a.b.c`) cannot be told
+/// apart — that old manifest recorded only one count for them — so it is left out of the
+/// comparison and logged, rather than reported as a difference the backup does not have.
 ///
 /// Redis keys: the restored snapshot is counted as loaded by a replica, so keys whose expiry
 /// passed after the dump are still counted (see `source::redis::count_keys_in_data_dir`).
@@ -211,29 +221,95 @@ pub fn compare_counts(expected: &ObjectCounts, restored: &ObjectCounts) -> Vec<S
                 )]
             }
         }
-        (ObjectCounts::Tables(expected), ObjectCounts::Tables(restored)) => {
-            let mut differences = Vec::new();
-            for (table, rows) in expected {
-                match restored.get(table) {
-                    Some(found) if found == rows => {}
-                    Some(found) => {
-                        differences.push(format!(
-                            "{table}: {rows} rows at dump time, {found} restored"
-                        ));
-                    }
-                    None => differences.push(format!("{table}: missing after restore")),
-                }
+        (ObjectCounts::Rows(expected), ObjectCounts::Rows(restored)) => {
+            let flat = |rows: &TableRows| -> BTreeMap<String, u64> {
+                rows.iter()
+                    .flat_map(|(schema, tables)| {
+                        tables
+                            .iter()
+                            .map(move |(table, n)| (quoted_table(schema, table), *n))
+                    })
+                    .collect()
+            };
+            differences(&flat(expected), &flat(restored))
+        }
+        (
+            ObjectCounts::Tables(_) | ObjectCounts::Rows(_),
+            ObjectCounts::Tables(_) | ObjectCounts::Rows(_),
+        ) => {
+            let (expected, expected_ambiguous) = joined_keys(expected);
+            let (restored, restored_ambiguous) = joined_keys(restored);
+            let ambiguous: BTreeSet<&String> = expected_ambiguous
+                .iter()
+                .chain(&restored_ambiguous)
+                .collect();
+            for key in &ambiguous {
+                tracing::warn!(
+                    table = %key,
+                    "the dump-time count names several tables (an older manifest joined schema \
+                     and table with a dot); not compared"
+                );
             }
-            for table in restored
-                .keys()
-                .filter(|table| !expected.contains_key(*table))
-            {
-                differences.push(format!("{table}: not in the dump-time counts"));
-            }
-            differences
+            let keep = |map: BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+                map.into_iter()
+                    .filter(|(key, _)| !ambiguous.contains(key))
+                    .collect()
+            };
+            differences(&keep(expected.clone()), &keep(restored.clone()))
         }
         _ => vec!["dump-time and restored counts are of different kinds".into()],
     }
+}
+
+/// `"schema"."table"`, each part in double quotes with inner quotes doubled.
+pub fn quoted_table(schema: &str, table: &str) -> String {
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    format!("{}.{}", quote(schema), quote(table))
+}
+
+/// Counts keyed the old way (`schema.table` joined with a dot), and the keys that more than one
+/// table produces.
+fn joined_keys(counts: &ObjectCounts) -> (BTreeMap<String, u64>, BTreeSet<String>) {
+    match counts {
+        ObjectCounts::Tables(tables) => (tables.clone(), BTreeSet::new()),
+        ObjectCounts::Rows(rows) => {
+            let mut joined = BTreeMap::new();
+            let mut ambiguous = BTreeSet::new();
+            for (schema, tables) in rows {
+                for (table, n) in tables {
+                    let key = format!("{schema}.{table}");
+                    if joined.insert(key.clone(), *n).is_some() {
+                        ambiguous.insert(key);
+                    }
+                }
+            }
+            (joined, ambiguous)
+        }
+        ObjectCounts::Keys(_) | ObjectCounts::RedisKeys(_) => (BTreeMap::new(), BTreeSet::new()),
+    }
+}
+
+/// One line per table whose count differs, is missing, or is new.
+fn differences(expected: &BTreeMap<String, u64>, restored: &BTreeMap<String, u64>) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (table, rows) in expected {
+        match restored.get(table) {
+            Some(found) if found == rows => {}
+            Some(found) => {
+                differences.push(format!(
+                    "{table}: {rows} rows at dump time, {found} restored"
+                ));
+            }
+            None => differences.push(format!("{table}: missing after restore")),
+        }
+    }
+    for table in restored
+        .keys()
+        .filter(|table| !expected.contains_key(*table))
+    {
+        differences.push(format!("{table}: not in the dump-time counts"));
+    }
+    differences
 }
 
 /// Restores a backup into a scratch target on `server` (one pass: the scratch target is
@@ -298,28 +374,90 @@ pub async fn run_drill_until(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
+    fn rows(entries: &[(&str, &str, u64)]) -> ObjectCounts {
+        let mut rows = TableRows::new();
+        for (schema, table, n) in entries {
+            rows.entry(schema.to_string())
+                .or_default()
+                .insert(table.to_string(), *n);
+        }
+        ObjectCounts::Rows(rows)
+    }
+
     #[test]
     fn counts_comparison_names_each_difference() {
-        let expected = ObjectCounts::Tables(BTreeMap::from([
-            ("public.a".to_string(), 3),
-            ("public.b".to_string(), 5),
-        ]));
+        let expected = rows(&[("public", "a", 3), ("public", "b", 5)]);
         assert!(compare_counts(&expected, &expected).is_empty());
-        let restored = ObjectCounts::Tables(BTreeMap::from([
-            ("public.a".to_string(), 2),
-            ("public.c".to_string(), 1),
-        ]));
+        let restored = rows(&[("public", "a", 2), ("public", "c", 1)]);
         let differences = compare_counts(&expected, &restored);
-        assert_eq!(differences.len(), 3, "{differences:?}");
+        assert_eq!(
+            differences,
+            [
+                "\"public\".\"a\": 3 rows at dump time, 2 restored",
+                "\"public\".\"b\": missing after restore",
+                "\"public\".\"c\": not in the dump-time counts",
+            ]
+        );
         assert!(compare_counts(&ObjectCounts::Keys(3), &ObjectCounts::Keys(3)).is_empty());
         assert_eq!(
             compare_counts(&ObjectCounts::Keys(3), &ObjectCounts::Keys(4)).len(),
             1
         );
         assert_eq!(compare_counts(&ObjectCounts::Keys(3), &restored).len(), 1);
+    }
+
+    #[test]
+    fn dotted_names_are_distinct_tables() {
+        // a."b.c" holds 5 rows, "a.b".c none; a schema "a.b" with table "c" and a schema "a"
+        // with table "b.c" must never share a count.
+        let expected = rows(&[("a", "b.c", 5), ("a.b", "c", 0)]);
+        assert!(compare_counts(&expected, &expected).is_empty());
+        let lost = rows(&[("a", "b.c", 0), ("a.b", "c", 0)]);
+        assert_eq!(
+            compare_counts(&expected, &lost),
+            ["\"a\".\"b.c\": 5 rows at dump time, 0 restored"]
+        );
+        let swapped = rows(&[("a", "b.c", 0), ("a.b", "c", 5)]);
+        assert_eq!(compare_counts(&expected, &swapped).len(), 2);
+        for (schema, table) in [("x\"y", "t"), ("s", "t\"."), ("ü.ß", "表.1"), ("", ".")] {
+            let one = rows(&[(schema, table, 1)]);
+            let other = rows(&[(schema, table, 2)]);
+            assert_eq!(
+                compare_counts(&one, &other).len(),
+                1,
+                "{schema:?} {table:?}"
+            );
+        }
+        assert_ne!(quoted_table("a", "b.c"), quoted_table("a.b", "c"));
+        assert_ne!(quoted_table("a\".\"b", "c"), quoted_table("a", "b\".\"c"));
+    }
+
+    #[test]
+    fn older_manifests_with_joined_keys_still_compare() {
+        let legacy = ObjectCounts::Tables(BTreeMap::from([
+            ("public.items".to_string(), 10),
+            ("a.b.c".to_string(), 0),
+        ]));
+        // The same database today: a."b.c" and "a.b".c both join to a.b.c, so that key is not
+        // compared; public.items still is.
+        let today = rows(&[("public", "items", 10), ("a", "b.c", 5), ("a.b", "c", 0)]);
+        assert!(compare_counts(&legacy, &today).is_empty());
+        let fewer = rows(&[("public", "items", 9), ("a", "b.c", 5), ("a.b", "c", 0)]);
+        assert_eq!(
+            compare_counts(&legacy, &fewer),
+            ["public.items: 10 rows at dump time, 9 restored"]
+        );
+        // Without a collision a dotted joined key is compared like any other.
+        let single = rows(&[("public", "items", 10), ("a", "b.c", 0)]);
+        assert!(compare_counts(&legacy, &single).is_empty());
+        let single_changed = rows(&[("public", "items", 10), ("a", "b.c", 4)]);
+        assert_eq!(compare_counts(&legacy, &single_changed).len(), 1);
+        // And the old JSON still parses into the old form.
+        let parsed: ObjectCounts =
+            serde_json::from_str(r#"{"tables": {"public.items": 10, "a.b.c": 0}}"#).unwrap();
+        assert_eq!(parsed, legacy);
     }
 }

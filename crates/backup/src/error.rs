@@ -20,6 +20,19 @@ pub enum BackupError {
     /// A backup of that name already exists; backups are never overwritten.
     #[error("backup {0:?} already exists in the store")]
     AlreadyExists(String),
+    /// Another run holds the backup name: it is writing that backup now, or it was interrupted
+    /// and left its objects (which `prune` reclaims after its grace period).
+    #[error(
+        "backup name {name:?} is taken: another run reserved it {since} and is writing it now, \
+         or was interrupted (prune reclaims an interrupted run's objects after its grace period); \
+         nothing was written"
+    )]
+    NameReserved {
+        /// The backup name.
+        name: String,
+        /// When the other run reserved it, as far as the store tells (`at <time>`), or empty.
+        since: String,
+    },
     /// Data in the store does not match the manifest: corrupted, missing or reordered.
     #[error("integrity check failed: {0}")]
     Integrity(String),
@@ -84,7 +97,7 @@ impl BackupError {
             BackupError::Source(_) => exit_code::DATABASE,
             BackupError::Store(_) => exit_code::STORE,
             BackupError::NotFound(_) => exit_code::NOT_FOUND,
-            BackupError::AlreadyExists(_) => exit_code::EXISTS,
+            BackupError::AlreadyExists(_) | BackupError::NameReserved { .. } => exit_code::EXISTS,
             BackupError::Integrity(_)
             | BackupError::WrongKey(_)
             | BackupError::UnsupportedFormat { .. } => exit_code::INTEGRITY,
@@ -103,6 +116,7 @@ impl BackupError {
             BackupError::Store(_) => "Store",
             BackupError::NotFound(_) => "NotFound",
             BackupError::AlreadyExists(_) => "AlreadyExists",
+            BackupError::NameReserved { .. } => "NameReserved",
             BackupError::Integrity(_) => "Integrity",
             BackupError::WrongKey(_) => "WrongKey",
             BackupError::UnsupportedFormat { .. } => "UnsupportedFormat",

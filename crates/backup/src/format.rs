@@ -8,7 +8,14 @@
 //! PREFIX/NAME/data-000000.vbk    data objects, uploaded as streamed multipart uploads
 //! PREFIX/NAME/data-000001.vbk    (a new one starts when one would exceed the object size limit)
 //! PREFIX/NAME/manifest.json      written LAST: a folder without it is not a backup
+//! PREFIX/NAME/reservation.json   written FIRST, create-only: claims the name for one run
+//! PREFIX/NAME/verification.json  the last passed verify or drill (optional)
 //! ```
+//!
+//! These names are a backup's own objects: deleting a backup deletes exactly the objects of
+//! these names directly in its folder, never anything deeper (another store's prefix may be
+//! `PREFIX/NAME`, with backups of its own below it). Backups made before the reservation
+//! existed have none; nothing requires it when reading.
 //!
 //! # Data objects
 //!
@@ -82,6 +89,23 @@ pub const HEADER_LEN: u64 = 32;
 
 /// Name of the manifest object inside a backup's folder.
 pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// Name of the object that claims a backup's name for one run (create-only, written first).
+pub const RESERVATION_NAME: &str = "reservation.json";
+
+/// Name of the object that records a backup's last successful verification or drill.
+pub const VERIFICATION_NAME: &str = "verification.json";
+
+/// Whether `name` (the last segment of an object path) is one of the names a backup's own
+/// objects have: the manifest, the reservation, the verification record, or a data object
+/// (`data-` and at least six digits, `.vbk`).
+pub fn is_own_object_name(name: &str) -> bool {
+    matches!(name, MANIFEST_NAME | RESERVATION_NAME | VERIFICATION_NAME)
+        || name
+            .strip_prefix("data-")
+            .and_then(|rest| rest.strip_suffix(".vbk"))
+            .is_some_and(|digits| digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+}
 
 /// Default raw chunk size.
 pub const DEFAULT_CHUNK_SIZE: usize = 4 * 1024 * 1024;
@@ -193,6 +217,30 @@ mod tests {
         assert_eq!(from_hex("0001ABff"), Some(bytes.to_vec()));
         assert_eq!(from_hex("0g"), None);
         assert_eq!(from_hex("abc"), None);
+    }
+
+    #[test]
+    fn own_object_names() {
+        for own in [
+            "manifest.json",
+            "reservation.json",
+            "verification.json",
+            "data-000000.vbk",
+            "data-1234567.vbk",
+        ] {
+            assert!(is_own_object_name(own), "{own}");
+        }
+        for other in [
+            "nightly-1",
+            "data-1.vbk",
+            "data-00000x.vbk",
+            "data-000000.vbk#1",
+            "manifest.json.bak",
+            "app",
+        ] {
+            assert!(!is_own_object_name(other), "{other}");
+        }
+        assert!(is_own_object_name(&data_object_name(u32::MAX)));
     }
 
     #[test]

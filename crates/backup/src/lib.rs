@@ -16,6 +16,7 @@ pub mod manifest_seal;
 pub mod names;
 pub mod pipeline;
 pub mod progress;
+pub mod prune;
 pub mod rekey;
 pub mod restore;
 pub mod retention;

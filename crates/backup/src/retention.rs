@@ -18,6 +18,12 @@
 //!   run — verified. Independently of `minKeep` (even 0), the newest good backup and the newest
 //!   successful backup are never deleted: retention never deletes the last good backup
 //!   (velero#9061, #5381).
+//! - Future-dated backups: a backup that ended more than [`CLOCK_SKEW_TOLERANCE`] after `now`
+//!   was made (or is judged) by a clock that is wrong. It is not a candidate for any rule — it
+//!   takes no `keepLast` slot, no period, is not "the newest" for the floor, and `maxAge` does
+//!   not apply — so it can never push present backups out. It is never deleted either: its data
+//!   may be the only copy of a real database state, so it is kept with the reason
+//!   [`KeepReason::FutureDated`] for a person to look at (and delete by hand if it is junk).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -25,6 +31,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+
+/// How far past `now` a backup's end time may lie and still count as present: 5 minutes, the
+/// default maximum clock skew of Kerberos V5 (MIT krb5 `clockskew`, 300 s) — the usual bound
+/// for clocks meant to agree through NTP — and well inside the 15 minutes S3 itself tolerates
+/// between a client's clock and its own (SigV4 `RequestTimeTooSkewed`).
+pub const CLOCK_SKEW_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// What retention needs to know about one backup.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +119,13 @@ pub enum KeepReason {
     /// The newest successful backup, never deleted (with `requireVerified` it may not be
     /// verified yet, but it may be the only restorable copy of the newest data).
     LastSuccessful,
+    /// It ended after `now` plus [`CLOCK_SKEW_TOLERANCE`]: a clock was wrong. It is kept, and
+    /// ignored by every other rule so it cannot push present backups out.
+    FutureDated {
+        /// How far past `now` it ended, in whole seconds.
+        #[serde(rename = "aheadSeconds")]
+        ahead_seconds: u64,
+    },
 }
 
 /// A periodic (grandfather-father-son) rule.
@@ -232,11 +251,21 @@ pub fn plan(
     });
 
     let mut keep_reasons: Vec<BTreeSet<KeepReason>> = vec![BTreeSet::new(); backups.len()];
-    let successful: Vec<usize> = order
-        .iter()
-        .copied()
-        .filter(|&i| backups[i].succeeded)
-        .collect();
+    // Future-dated successful backups are set aside: kept, and seen by no other rule.
+    let mut successful = Vec::new();
+    for &i in &order {
+        if !backups[i].succeeded {
+            continue;
+        }
+        match future_by(backups[i].end_time, now) {
+            Some(ahead) => {
+                keep_reasons[i].insert(KeepReason::FutureDated {
+                    ahead_seconds: ahead.as_secs(),
+                });
+            }
+            None => successful.push(i),
+        }
+    }
 
     // Count rules: only successful backups are candidates.
     for (rank, &i) in successful
@@ -334,6 +363,12 @@ pub fn plan(
     result
 }
 
+/// How far past `now` `end_time` lies, when that is beyond [`CLOCK_SKEW_TOLERANCE`].
+pub fn future_by(end_time: DateTime<Utc>, now: DateTime<Utc>) -> Option<Duration> {
+    let ahead = end_time.signed_duration_since(now).to_std().ok()?;
+    (ahead > CLOCK_SKEW_TOLERANCE).then_some(ahead)
+}
+
 fn rank_u32(zero_based: usize) -> u32 {
     u32::try_from(zero_based.saturating_add(1)).unwrap_or(u32::MAX)
 }
@@ -347,6 +382,11 @@ impl fmt::Display for KeepReason {
             KeepReason::MinKeep { rank } => write!(f, "minKeep (#{rank} newest good backup)"),
             KeepReason::LastGood => write!(f, "newest good backup, never deleted"),
             KeepReason::LastSuccessful => write!(f, "newest successful backup, never deleted"),
+            KeepReason::FutureDated { ahead_seconds } => write!(
+                f,
+                "FUTURE-DATED: ends {ahead_seconds}s after now (a clock is wrong); kept and \
+                 ignored by every rule — check it and delete it by hand if it is not needed"
+            ),
         }
     }
 }
@@ -568,6 +608,66 @@ mod tests {
         let plan = plan(&[a], &RetentionPolicy::default(), at(2024, 1, 2, 0));
         assert!(plan.keep.is_empty());
         assert_eq!(deleted(&plan), ["a"]);
+    }
+
+    #[test]
+    fn a_backup_from_the_future_pushes_no_present_backup_out() {
+        let now = at(2024, 6, 1, 12);
+        let backups = vec![
+            ok("future", now + chrono::Duration::days(365)),
+            ok("today", now - chrono::Duration::hours(1)),
+            ok("yesterday", now - chrono::Duration::days(1)),
+            ok("last-week", now - chrono::Duration::days(7)),
+        ];
+        let keep_last_1 = RetentionPolicy {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        let result = plan(&backups, &keep_last_1, now);
+        assert_eq!(kept(&result), ["future", "today"]);
+        assert_eq!(deleted(&result), ["yesterday", "last-week"]);
+        assert_eq!(
+            result.keep[0].reasons,
+            [KeepReason::FutureDated {
+                ahead_seconds: 365 * 86_400
+            }]
+        );
+        assert!(
+            result.keep[1]
+                .reasons
+                .contains(&KeepReason::Last { rank: 1 })
+        );
+
+        // maxAge neither expires it nor lets it stand in for the newest good backup.
+        let max_age = RetentionPolicy {
+            max_age: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        };
+        let result = plan(&backups, &max_age, now + chrono::Duration::days(30));
+        assert_eq!(kept(&result), ["future", "today"]);
+        assert!(result.keep[1].reasons.contains(&KeepReason::LastGood));
+    }
+
+    #[test]
+    fn skew_within_the_tolerance_is_the_present() {
+        let now = at(2024, 6, 1, 12);
+        let tolerance = chrono::Duration::from_std(CLOCK_SKEW_TOLERANCE).unwrap_or_default();
+        let backups = vec![
+            ok("edge", now + tolerance),
+            ok("just-past", now + tolerance + chrono::Duration::seconds(1)),
+            ok("older", now - chrono::Duration::hours(1)),
+        ];
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        let result = plan(&backups, &policy, now);
+        assert_eq!(kept(&result), ["just-past", "edge"]);
+        assert_eq!(deleted(&result), ["older"]);
+        assert_eq!(
+            result.keep[0].reasons,
+            [KeepReason::FutureDated { ahead_seconds: 301 }]
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::error::BackupError;
 use crate::keys::KeyRing;
-use crate::manifest::Manifest;
+use crate::manifest::{ChunkEntry, Manifest};
 use crate::manifest_seal::unseal_data_key;
 use crate::pipeline::ChunkCodec;
 use crate::pipeline::encrypt::DataKey;
@@ -128,4 +128,28 @@ pub async fn verify_backup(
         .await?
         .verify(progress)
         .await
+}
+
+/// Adds where a damaged chunk lies to an integrity error about it: the data object's path in
+/// the store, the byte range inside that object, and the store, so a person can find the file
+/// (or restore it from a copy). Other errors pass unchanged.
+pub(crate) fn locate_chunk_error(
+    error: BackupError,
+    store: &BackupStore,
+    backup: &str,
+    chunk: &ChunkEntry,
+) -> BackupError {
+    let BackupError::Integrity(message) = error else {
+        return error;
+    };
+    let object = match store.data_path(backup, chunk.object) {
+        Ok(path) => path.to_string(),
+        Err(_) => crate::format::data_object_name(chunk.object),
+    };
+    BackupError::Integrity(format!(
+        "{message}; the chunk is bytes {}..{} of data object {object} in {}",
+        chunk.offset,
+        chunk.offset.saturating_add(chunk.stored_size),
+        store.description()
+    ))
 }

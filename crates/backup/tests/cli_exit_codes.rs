@@ -178,7 +178,7 @@ async fn a_postgres_backup_through_every_command() {
     assert!(result["chunks"].as_u64().unwrap() >= 2, "{result}");
     assert!(result["objects"].as_u64().unwrap() >= 1, "{result}");
     assert!(result["keyId"].is_string(), "encrypted: {result}");
-    assert_eq!(result["counts"]["tables"]["public.items"], ITEM_ROWS);
+    assert_eq!(result["counts"]["rows"]["public"]["items"], ITEM_ROWS);
     assert!(result["store"].as_str().unwrap().contains(&store));
 
     // list → the backup with the same sizes.
@@ -297,7 +297,7 @@ async fn a_postgres_backup_through_every_command() {
     let drill = run(json_args(&on_store("drill", "nightly", &key, &[], &source))).await;
     drill.expect_code(0, "drill");
     let drilled = drill.json();
-    assert_eq!(drilled["expected"]["tables"]["public.items"], ITEM_ROWS);
+    assert_eq!(drilled["expected"]["rows"]["public"]["items"], ITEM_ROWS);
     assert_eq!(drilled["restored"], drilled["expected"], "{drilled}");
     assert_eq!(drilled["differences"], serde_json::json!([]));
     let scratch = drilled["scratchTarget"].as_str().unwrap();

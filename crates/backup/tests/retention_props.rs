@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
-use vertice_backup::retention::{BackupSummary, DeleteReason, RetentionPolicy, plan};
+use vertice_backup::retention::{
+    BackupSummary, CLOCK_SKEW_TOLERANCE, DeleteReason, KeepReason, RetentionPolicy, future_by, plan,
+};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).unwrap()
@@ -83,6 +85,11 @@ fn policy() -> impl Strategy<Value = RetentionPolicy> {
         )
 }
 
+/// Whether `backup` ended too far after `now()` to count as present.
+fn future_dated(backup: &BackupSummary) -> bool {
+    future_by(backup.end_time, now()).is_some()
+}
+
 /// Backups sorted newest first, with the same tie-break as the retention function.
 fn newest_first(backups: &[BackupSummary]) -> Vec<&BackupSummary> {
     let mut sorted: Vec<_> = backups.iter().collect();
@@ -116,7 +123,7 @@ proptest! {
         let deleted: BTreeSet<_> = result.delete.iter().map(|v| v.name.as_str()).collect();
         let good: Vec<_> = newest_first(&backups)
             .into_iter()
-            .filter(|b| b.succeeded && (!policy.require_verified || b.verified))
+            .filter(|b| b.succeeded && !future_dated(b) && (!policy.require_verified || b.verified))
             .collect();
         for backup in good.iter().take(policy.min_keep.max(1) as usize) {
             prop_assert!(!deleted.contains(backup.name.as_str()), "deleted protected {}", backup.name);
@@ -144,10 +151,12 @@ proptest! {
     fn keep_last_alone_keeps_exactly_the_n_newest(backups in backups(), n in 1u32..10) {
         let policy = RetentionPolicy { keep_last: Some(n), ..Default::default() };
         let result = plan(&backups, &policy, now());
-        let expected: Vec<_> = newest_first(&backups)
-            .into_iter()
-            .filter(|b| b.succeeded)
-            .take(n as usize)
+        // Every future-dated backup (they sort first), then the n newest present ones.
+        let successful: Vec<_> = newest_first(&backups).into_iter().filter(|b| b.succeeded).collect();
+        let expected: Vec<_> = successful
+            .iter()
+            .filter(|b| future_dated(b))
+            .chain(successful.iter().filter(|b| !future_dated(b)).take(n as usize))
             .map(|b| b.name.clone())
             .collect();
         let kept: Vec<_> = result.keep.iter().map(|v| v.name.clone()).collect();
@@ -178,12 +187,52 @@ proptest! {
         let max_age = Duration::from_secs(max_age_seconds);
         let policy = RetentionPolicy { max_age: Some(max_age), ..Default::default() };
         let result = plan(&backups, &policy, now());
-        let newest_successful = newest_first(&backups).into_iter().find(|b| b.succeeded).map(|b| b.name.clone());
+        let newest_successful = newest_first(&backups)
+            .into_iter()
+            .find(|b| b.succeeded && !future_dated(b))
+            .map(|b| b.name.clone());
         for backup in &backups {
             let young = (now() - backup.end_time).to_std().unwrap_or(Duration::ZERO) <= max_age;
             let should_keep = backup.succeeded && (young || Some(&backup.name) == newest_successful.as_ref());
             let is_kept = result.keep.iter().any(|v| v.name == backup.name);
             prop_assert_eq!(should_keep, is_kept, "{:?}", backup);
+        }
+    }
+
+    /// Adding backups dated past `now` (beyond the skew tolerance) changes no verdict on the
+    /// others, and every one of them is kept, flagged as future-dated.
+    #[test]
+    fn future_dated_backups_change_nothing_else_and_are_kept(
+        backups in backups(),
+        policy in policy(),
+        ahead in prop::collection::vec(
+            (CLOCK_SKEW_TOLERANCE.as_secs() + 1)..(5 * 365 * 86_400u64),
+            1..5,
+        ),
+    ) {
+        let present: Vec<_> = backups.iter().filter(|b| !future_dated(b)).cloned().collect();
+        let mut with_future = present.clone();
+        for (i, seconds) in ahead.iter().enumerate() {
+            with_future.push(BackupSummary {
+                name: format!("future-{i}"),
+                end_time: now() + chrono::Duration::seconds(*seconds as i64),
+                succeeded: true,
+                verified: i % 2 == 0,
+            });
+        }
+        let alone = plan(&present, &policy, now());
+        let mixed = plan(&with_future, &policy, now());
+        let deleted_alone: Vec<_> = alone.delete.iter().map(|v| &v.name).collect();
+        let deleted_mixed: Vec<_> = mixed.delete.iter().map(|v| &v.name).collect();
+        prop_assert_eq!(deleted_alone, deleted_mixed);
+        for (i, seconds) in ahead.iter().enumerate() {
+            let name = format!("future-{i}");
+            let verdict = mixed.keep.iter().find(|v| v.name == name);
+            prop_assert!(verdict.is_some(), "{} was not kept", name);
+            prop_assert_eq!(
+                &verdict.map(|v| v.reasons.clone()).unwrap_or_default(),
+                &vec![KeepReason::FutureDated { ahead_seconds: *seconds }]
+            );
         }
     }
 }

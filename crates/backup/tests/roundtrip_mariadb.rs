@@ -19,7 +19,7 @@ use db_compare::{mariadb_config, mariadb_table_fingerprints};
 use pipeline::*;
 use tokio_util::sync::CancellationToken;
 use vertice_backup::backup::{BackupOptions, DumpInput, run_backup};
-use vertice_backup::drill::run_drill;
+use vertice_backup::drill::{quoted_table, run_drill};
 use vertice_backup::error::BackupError;
 use vertice_backup::keys::KeyRing;
 use vertice_backup::progress::Progress;
@@ -94,15 +94,13 @@ async fn seed(server: &MariaDb) {
 /// Row counts of every table, counted here with plain SQL (not by the code under test).
 async fn expected_counts(server: &MariaDb) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
+    // Keyed by table: the manifest files them all under the one dumped database.
     for name in [ORDERS, PEOPLE, "types", EMPTY] {
         let rows = server
             .sql(&format!("SELECT COUNT(*) FROM {}", table(HOSTILE_DB, name)))
             .await
             .unwrap();
-        counts.insert(
-            format!("{HOSTILE_DB}.{name}"),
-            rows.trim().parse::<u64>().unwrap(),
-        );
+        counts.insert(name.to_owned(), rows.trim().parse::<u64>().unwrap());
     }
     counts
 }
@@ -137,7 +135,13 @@ async fn round_trip(server: &MariaDb, store: &BackupStore, name: &str) {
     assert_eq!(manifest.databases, [HOSTILE_DB]);
     let expected = expected_counts(server).await;
     assert_eq!(expected.values().sum::<u64>(), 12_000 + 5 + 501);
-    assert_eq!(manifest.counts, Some(ObjectCounts::Tables(expected)));
+    assert_eq!(
+        manifest.counts,
+        Some(ObjectCounts::Rows(BTreeMap::from([(
+            HOSTILE_DB.to_owned(),
+            expected
+        )])))
+    );
     let info = manifest.source.as_ref().unwrap();
     assert_eq!(info.engine, Engine::Mariadb);
     assert!(info.server_version.contains("MariaDB"), "{info:?}");
@@ -250,9 +254,13 @@ async fn a_drill_reports_tables_whose_counts_differ() {
     )
     .await
     .unwrap();
-    let people = format!("{HOSTILE_DB}.{PEOPLE}");
     match &mut manifest.counts {
-        Some(ObjectCounts::Tables(tables)) => *tables.get_mut(&people).unwrap() += 1,
+        Some(ObjectCounts::Rows(tables)) => {
+            *tables
+                .get_mut(HOSTILE_DB)
+                .and_then(|tables| tables.get_mut(PEOPLE))
+                .unwrap() += 1;
+        }
         other => panic!("no table counts: {other:?}"),
     }
     reseal(&mut manifest, &key(4));
@@ -266,7 +274,10 @@ async fn a_drill_reports_tables_whose_counts_differ() {
     let drill = run_drill(&verified, &source, &progress).await.unwrap();
     assert_eq!(
         drill.differences,
-        [format!("{people}: 6 rows at dump time, 5 restored")]
+        [format!(
+            "{}: 6 rows at dump time, 5 restored",
+            quoted_table(HOSTILE_DB, PEOPLE)
+        )]
     );
     // The scratch database is gone even though the drill found differences.
     assert!(

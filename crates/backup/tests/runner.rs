@@ -163,7 +163,7 @@ async fn backup_restore_verify_and_drill_through_s3() {
     assert_eq!(result["name"], "nightly");
     assert!(result["rawSize"].as_u64().unwrap() > 50_000, "{result}");
     assert!(result["storedSize"].as_u64().unwrap() > 0, "{result}");
-    assert_eq!(result["counts"]["tables"]["public.items"], ITEM_ROWS);
+    assert_eq!(result["counts"]["rows"]["public"]["items"], ITEM_ROWS);
     assert!(
         result["store"].as_str().unwrap().contains("s3://backups"),
         "{result}"
@@ -272,7 +272,7 @@ async fn backup_restore_verify_and_drill_through_s3() {
     let drill = runner_with_env(&spec.to_string(), &result_file, &password_env).await;
     drill.expect_code(0, "runner drill");
     let drilled = read_json(&result_file);
-    assert_eq!(drilled["expected"]["tables"]["public.items"], ITEM_ROWS);
+    assert_eq!(drilled["expected"]["rows"]["public"]["items"], ITEM_ROWS);
     assert_eq!(drilled["restored"], drilled["expected"]);
     assert_eq!(drilled["differences"], json!([]));
     assert_no_secret(&drill, &result_file, &secrets);

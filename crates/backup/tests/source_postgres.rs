@@ -13,7 +13,7 @@ use db_compare::{
     assert_same_text, postgres_config, postgres_plain_dump, read_dump, write_restore,
 };
 use vertice_backup::source::postgres::{PostgresRestoreOptions, PostgresSource, quote_ident};
-use vertice_backup::source::{Engine, ObjectCounts, PasswordSource, SourceError};
+use vertice_backup::source::{Engine, ObjectCounts, PasswordSource, SourceError, TableRows};
 use vertice_testkit::services::Postgres;
 
 const HOSTILE_DB: &str = "we\"ird; DROP DATABASE postgres; -- 'ü'";
@@ -63,11 +63,16 @@ async fn seeded(server: &Postgres, database: &str, sql: &str) -> PostgresSource 
     PostgresSource::new(postgres_config(server, database))
 }
 
-fn expected_counts() -> BTreeMap<String, u64> {
+fn expected_counts() -> TableRows {
     BTreeMap::from([
-        (format!("{HOSTILE_SCHEMA}.{HOSTILE_TABLE}"), 501),
-        ("public.plain".to_owned(), 1234),
-        ("public.empty".to_owned(), 0),
+        (
+            HOSTILE_SCHEMA.to_owned(),
+            BTreeMap::from([(HOSTILE_TABLE.to_owned(), 501)]),
+        ),
+        (
+            "public".to_owned(),
+            BTreeMap::from([("plain".to_owned(), 1234), ("empty".to_owned(), 0)]),
+        ),
     ])
 }
 
@@ -94,7 +99,7 @@ async fn round_trip_with_hostile_names_is_identical() {
     assert_eq!(started.databases, [HOSTILE_DB]);
     let dump = read_dump(started.stream).await.unwrap();
     let counts = started.counts.await.unwrap();
-    assert_eq!(counts, ObjectCounts::Tables(expected_counts()));
+    assert_eq!(counts, ObjectCounts::Rows(expected_counts()));
     assert!(dump.starts_with(b"PGDMP"), "custom format expected");
 
     let target = "restored \"copy\"; ü";
@@ -142,7 +147,10 @@ async fn counts_come_from_the_dump_snapshot_under_concurrent_writes() {
     let counts = started.counts.await.unwrap();
     assert_eq!(
         counts,
-        ObjectCounts::Tables(BTreeMap::from([("public.t".to_owned(), 100)]))
+        ObjectCounts::Rows(BTreeMap::from([(
+            "public".to_owned(),
+            BTreeMap::from([("t".to_owned(), 100)])
+        )]))
     );
     let options = PostgresRestoreOptions {
         database: "busy_copy".to_owned(),

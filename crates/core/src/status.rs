@@ -46,6 +46,40 @@ pub trait ObjectStatus: Default + Clone + Serialize + Send + Sync + 'static {
     fn set_observed_generation(&mut self, generation: Option<i64>);
 }
 
+/// Implements [`ObjectStatus`] for a status struct whose fields are named `conditions`
+/// (`Vec<Condition>`) and `observed_generation` (`Option<i64>`), as every operator's are.
+///
+/// ```
+/// use vertice_core::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+///
+/// #[derive(Clone, Debug, Default, serde::Serialize)]
+/// pub struct SampleStatus {
+///     pub observed_generation: Option<i64>,
+///     pub conditions: Vec<Condition>,
+/// }
+/// vertice_core::object_status!(SampleStatus);
+/// ```
+#[macro_export]
+macro_rules! object_status {
+    ($status:ty) => {
+        impl $crate::status::ObjectStatus for $status {
+            fn conditions(
+                &self,
+            ) -> &[$crate::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(
+                &mut self,
+            ) -> &mut Vec<$crate::k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+                &mut self.conditions
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    };
+}
+
 /// A custom resource the runtime can drive: namespaced, typed, with a status subresource whose
 /// type implements [`ObjectStatus`]. Implemented automatically for every `#[derive(CustomResource)]`
 /// type with `#[kube(namespaced, status = "…")]` whose status implements [`ObjectStatus`].

@@ -196,14 +196,4 @@ pub struct VerticeBackupStatus {
     pub retention: Option<RetentionPreview>,
 }
 
-impl vertice_core::status::ObjectStatus for VerticeBackupStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-    fn set_observed_generation(&mut self, generation: Option<i64>) {
-        self.observed_generation = generation;
-    }
-}
+vertice_core::object_status!(VerticeBackupStatus);

@@ -16,11 +16,12 @@ use crate::drill::run_drill_until;
 use crate::error::BackupError;
 use crate::error::exit_code;
 use crate::manifest::Manifest;
-use crate::names::default_backup_name;
+use crate::names::new_default_backup_name;
 use crate::progress::{Progress, human_bytes, spawn_reporter};
+use crate::prune::{DEFAULT_PARTIAL_GRACE, PruneOptions};
 use crate::rekey::rekey_manifest;
 use crate::restore::{VerifiedBackup, restore_backup};
-use crate::retention::{BackupSummary, RetentionPolicy, plan};
+use crate::retention::RetentionPolicy;
 use crate::source::identifier::{check_database_name, generated_name};
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
@@ -35,7 +36,10 @@ pub struct BackupArgs {
     /// Store and output.
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Backup name; default `<engine>-<UTC timestamp>`.
+    /// Backup name: 1–200 characters of A–Z a–z 0–9 . _ - (not starting with . or -, and not
+    /// manifest.json, reservation.json, verification.json or data-NNNNNN.vbk); the backup is
+    /// the folder <prefix>/<name>/. Default `<engine>-<UTC time, ms>-<6 random hex digits>`,
+    /// e.g. postgres-20260101T020000.123Z-3fa9c1. A name in use exits 8.
     #[arg(long)]
     pub name: Option<String>,
     /// The database.
@@ -184,9 +188,13 @@ pub struct PruneArgs {
     /// "Good" also requires a passed verify/drill.
     #[arg(long)]
     pub require_verified: bool,
-    /// Only print what would be deleted, and why.
+    /// Only print what would be deleted or reclaimed, and why.
     #[arg(long)]
     pub dry_run: bool,
+    /// Folders without a manifest (left by a run that was killed) are reclaimed once their
+    /// newest object is this many seconds old; younger ones may still be being written.
+    #[arg(long, default_value_t = DEFAULT_PARTIAL_GRACE.as_secs())]
+    pub partial_grace_seconds: u64,
 }
 
 /// `rekey`.
@@ -260,10 +268,10 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
             ));
         }
     };
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| default_backup_name(&what, Utc::now()));
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => new_default_backup_name(&what)?,
+    };
     let options = args.pipeline.options(&name, key, labels)?;
     if store.exists(&name).await? {
         return Err(BackupError::AlreadyExists(name));
@@ -675,58 +683,28 @@ pub async fn list(args: ListArgs) -> Result<Report, BackupError> {
     Report::new(&listings, text)
 }
 
-/// Applies (or, with `--dry-run`, prints) a retention policy.
+/// Applies (or, with `--dry-run`, prints) a retention policy, and reclaims what interrupted
+/// runs left (see [`crate::prune`]).
 pub async fn prune(args: PruneArgs) -> Result<Report, BackupError> {
     let store = BackupStore::open(&args.common.store)?;
-    let policy = RetentionPolicy {
-        keep_last: args.keep_last,
-        keep_hourly: args.keep_hourly,
-        keep_daily: args.keep_daily,
-        keep_weekly: args.keep_weekly,
-        keep_monthly: args.keep_monthly,
-        keep_yearly: args.keep_yearly,
-        max_age: args.max_age_seconds.map(std::time::Duration::from_secs),
-        min_keep: args.min_keep,
-        require_verified: args.require_verified,
+    let options = PruneOptions {
+        policy: RetentionPolicy {
+            keep_last: args.keep_last,
+            keep_hourly: args.keep_hourly,
+            keep_daily: args.keep_daily,
+            keep_weekly: args.keep_weekly,
+            keep_monthly: args.keep_monthly,
+            keep_yearly: args.keep_yearly,
+            max_age: args.max_age_seconds.map(std::time::Duration::from_secs),
+            min_keep: args.min_keep,
+            require_verified: args.require_verified,
+        },
+        partial_grace: std::time::Duration::from_secs(args.partial_grace_seconds),
+        dry_run: args.dry_run,
     };
-    let mut backups = Vec::new();
-    for name in store.list_backup_names().await? {
-        // A manifest that cannot be read is never deleted by retention: a person looks first.
-        let Ok(manifest) = store.read_manifest(&name).await else {
-            continue;
-        };
-        backups.push(BackupSummary {
-            verified: store.is_verified(&name).await?,
-            name,
-            end_time: manifest.finished_at,
-            succeeded: true,
-        });
-    }
-    let decided = plan(&backups, &policy, Utc::now());
-    let mut text = String::new();
-    for verdict in &decided.delete {
-        let action = if args.dry_run {
-            "would delete"
-        } else {
-            "deleting"
-        };
-        text.push_str(&format!(
-            "{action} {}: {:?}\n",
-            verdict.name, verdict.reasons
-        ));
-        if !args.dry_run {
-            store.delete_backup(&verdict.name).await?;
-        }
-    }
-    for verdict in &decided.keep {
-        text.push_str(&format!("keep {}: {:?}\n", verdict.name, verdict.reasons));
-    }
-    let json = serde_json::json!({"dryRun": args.dry_run, "plan": decided});
-    Ok(Report {
-        json,
-        text,
-        exit_code: 0,
-    })
+    let outcome = crate::prune::prune(&store, &options, Utc::now()).await?;
+    let text = outcome.text();
+    Report::new(&outcome, text)
 }
 
 /// Re-wraps a backup's data key with a new key; the data is not touched.

@@ -20,6 +20,7 @@ use crate::format::{HEADER_LEN, check_header};
 use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::store::BackupStore;
+use crate::verify::locate_chunk_error;
 
 /// What a read pass saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,10 +155,12 @@ pub async fn scan(
     let expected_raw_size = manifest.raw_size;
     let objects = manifest.objects.len() as u64;
     let received = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let located_store = store.clone();
     let mut decoded = received
         .map(|item| {
             let codec = codec.clone();
             let manifest = manifest.clone();
+            let store = located_store.clone();
             async move {
                 let (index, stored) = item?;
                 let entry = manifest
@@ -165,10 +168,12 @@ pub async fn scan(
                     .get(usize::try_from(index).unwrap_or(usize::MAX))
                     .cloned()
                     .ok_or_else(|| BackupError::Internal("chunk index out of range".into()))?;
+                let located = entry.clone();
                 tokio::task::spawn_blocking(move || {
                     codec.decode(index, index == last, &entry, stored)
                 })
                 .await?
+                .map_err(|error| locate_chunk_error(error, &store, &manifest.name, &located))
             }
         })
         .buffered(parallelism.max(1));

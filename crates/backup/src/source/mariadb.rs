@@ -50,7 +50,9 @@ use serde::{Deserialize, Serialize};
 use super::credentials::{PasswordSource, Secret, private_temp_file};
 use super::process::{Tool, find_tool, tool_version};
 use super::staging::unique_suffix;
-use super::{Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump};
+use super::{
+    Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump, TableRows,
+};
 
 mod rename_stream;
 mod staged;
@@ -371,11 +373,11 @@ impl MariadbSource {
         })
     }
 
-    /// Exact row counts of every base table in `databases`, keyed `database.table`, in one
+    /// Exact row counts of every base table in `databases`, by database then table, in one
     /// consistent-snapshot transaction.
     pub async fn count_rows(&self, databases: &[String]) -> Result<ObjectCounts, SourceError> {
         if databases.is_empty() {
-            return Ok(ObjectCounts::Tables(BTreeMap::new()));
+            return Ok(ObjectCounts::Rows(BTreeMap::new()));
         }
         let names: Vec<String> = databases.iter().map(|name| hex_literal(name)).collect();
         let tables = self
@@ -410,30 +412,31 @@ impl MariadbSource {
         }
         script.push_str("COMMIT;\n");
         let rows = self.query_rows(&script).await?;
-        let mut counts = BTreeMap::new();
+        let mut counts: TableRows = BTreeMap::new();
+        let mut counted = 0usize;
         for row in rows {
             let [schema_hex, table_hex, count] = row.as_slice() else {
                 return Err(SourceError::Other(
                     "unexpected count output from mariadb".to_owned(),
                 ));
             };
-            let key = format!(
-                "{}.{}",
-                decode_hex_field(schema_hex)?,
-                decode_hex_field(table_hex)?
-            );
             let count = count.parse::<u64>().map_err(|_| {
                 SourceError::Other(format!("unexpected row count {count:?} from mariadb"))
             })?;
-            counts.insert(key, count);
+            let previous = counts
+                .entry(decode_hex_field(schema_hex)?)
+                .or_default()
+                .insert(decode_hex_field(table_hex)?, count);
+            if previous.is_none() {
+                counted += 1;
+            }
         }
-        if counts.len() != expected {
+        if counted != expected {
             return Err(SourceError::Other(format!(
-                "counted {} tables, expected {expected}",
-                counts.len()
+                "counted {counted} tables, expected {expected}"
             )));
         }
-        Ok(ObjectCounts::Tables(counts))
+        Ok(ObjectCounts::Rows(counts))
     }
 
     /// Counts what a restore with `options` produced, keyed by the dumped database names so
@@ -444,16 +447,16 @@ impl MariadbSource {
         dumped_databases: &[String],
     ) -> Result<ObjectCounts, SourceError> {
         let targets = restore_targets(options)?;
-        let ObjectCounts::Tables(counts) = self.count_rows(&targets).await? else {
+        let ObjectCounts::Rows(counts) = self.count_rows(&targets).await? else {
             return Err(SourceError::Other(
                 "unexpected key counts for MariaDB".to_owned(),
             ));
         };
         match (targets.as_slice(), dumped_databases) {
             ([target], [dumped]) if target != dumped => {
-                Ok(ObjectCounts::Tables(rekey_database(counts, target, dumped)))
+                Ok(ObjectCounts::Rows(rekey_database(counts, target, dumped)))
             }
-            _ => Ok(ObjectCounts::Tables(counts)),
+            _ => Ok(ObjectCounts::Rows(counts)),
         }
     }
 
@@ -582,20 +585,13 @@ fn restore_targets(options: &MariadbRestoreOptions) -> Result<Vec<String>, Sourc
     }
 }
 
-/// Replaces the database part of `database.table` keys.
-pub fn rekey_database(
-    counts: BTreeMap<String, u64>,
-    from: &str,
-    to: &str,
-) -> BTreeMap<String, u64> {
-    let prefix = format!("{from}.");
+/// Files the tables counted in database `from` under database `to` (a restore under another
+/// name counted as the dumped database). Other databases are left as they are.
+pub fn rekey_database(mut counts: TableRows, from: &str, to: &str) -> TableRows {
+    if let Some(tables) = counts.remove(from) {
+        counts.insert(to.to_string(), tables);
+    }
     counts
-        .into_iter()
-        .map(|(key, count)| match key.strip_prefix(&prefix) {
-            Some(table) => (format!("{to}.{table}"), count),
-            None => (key, count),
-        })
-        .collect()
 }
 
 /// Quotes a MariaDB identifier: inside backticks, a backtick is doubled.
@@ -690,9 +686,20 @@ mod tests {
 
     #[test]
     fn rekey_changes_only_the_database() {
-        let counts = BTreeMap::from([("new.t".to_owned(), 3), ("other.t".to_owned(), 1)]);
+        let tables = |n| BTreeMap::from([("t".to_owned(), n), ("x.y".to_owned(), n + 1)]);
+        let counts = BTreeMap::from([
+            ("new".to_owned(), tables(3)),
+            ("new.t".to_owned(), tables(7)),
+            ("other".to_owned(), tables(1)),
+        ]);
         let rekeyed = rekey_database(counts, "new", "old");
-        assert_eq!(rekeyed.get("old.t"), Some(&3));
-        assert_eq!(rekeyed.get("other.t"), Some(&1));
+        assert_eq!(rekeyed.get("old"), Some(&tables(3)));
+        assert_eq!(
+            rekeyed.get("new.t"),
+            Some(&tables(7)),
+            "a dotted name is its own database"
+        );
+        assert_eq!(rekeyed.get("other"), Some(&tables(1)));
+        assert!(!rekeyed.contains_key("new"));
     }
 }

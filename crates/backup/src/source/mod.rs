@@ -68,10 +68,19 @@ pub struct SourceInfo {
 }
 
 /// Counts taken at dump time, compared after a drill restore.
+///
+/// JSON (in the manifest and in results): `{"rows": {"<schema>": {"<table>": n}}}`,
+/// `{"keys": n}`, or — only in manifests written before table names were structured —
+/// `{"tables": {"<schema>.<table>": n}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ObjectCounts {
-    /// Rows per table, keyed by `schema.table` (PostgreSQL) or `database.table` (MariaDB).
+    /// Rows per table by (schema, table) — PostgreSQL schema, or MariaDB database — each name
+    /// exactly as the server spells it, so `a."b.c"` and `"a.b".c` stay two tables.
+    Rows(TableRows),
+    /// Rows per table keyed by the joined string `schema.table`: what older manifests hold.
+    /// Still read (and sealed manifests still verify, as they round-trip unchanged), never
+    /// written; such a key is ambiguous when a name holds a dot (see `drill::compare_counts`).
     Tables(BTreeMap<String, u64>),
     /// Number of keys in the Redis server (all logical databases); written by older
     /// versions, compared exactly.
@@ -90,6 +99,9 @@ pub struct RedisKeyCounts {
     /// Keys with an expiry (`expires=`).
     pub expiring: u64,
 }
+
+/// Row counts by schema (or MariaDB database), then by table.
+pub type TableRows = BTreeMap<String, BTreeMap<String, u64>>;
 
 /// A boxed future that resolves once the tool behind a stream has exited.
 pub type Completion = Pin<Box<dyn Future<Output = Result<(), SourceError>> + Send>>;

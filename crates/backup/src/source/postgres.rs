@@ -28,6 +28,7 @@ use super::restore_failure::classify_pg_restore_failure;
 use super::staging::unique_suffix;
 use super::{
     DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump,
+    TableRows,
 };
 
 mod isolation;
@@ -460,7 +461,7 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
 
 /// Counts the rows of every table whose data pg_dump dumps: ordinary tables (partitions
 /// included; partitioned parents hold no rows of their own) outside the system schemas and not
-/// owned by an extension. Keys are `schema.table`.
+/// owned by an extension. Keyed by schema, then table, as the catalog spells them.
 async fn count_tables(
     client: &Client,
     password: Option<&Secret>,
@@ -482,7 +483,7 @@ async fn count_tables(
         )
         .await
         .map_err(|e| pg_error("listing tables", &e, password))?;
-    let mut counts = BTreeMap::new();
+    let mut counts: TableRows = BTreeMap::new();
     for row in tables {
         let schema: String = row
             .try_get(0)
@@ -502,12 +503,12 @@ async fn count_tables(
         let count: i64 = row
             .try_get(0)
             .map_err(|e| pg_error("counting rows", &e, password))?;
-        counts.insert(
-            format!("{schema}.{table}"),
-            u64::try_from(count).unwrap_or(0),
-        );
+        counts
+            .entry(schema)
+            .or_default()
+            .insert(table, u64::try_from(count).unwrap_or(0));
     }
-    Ok(ObjectCounts::Tables(counts))
+    Ok(ObjectCounts::Rows(counts))
 }
 
 async fn query_string(

@@ -3,16 +3,18 @@
 //! Credentials come from the environment or from files, never from flags.
 
 pub mod azure;
+pub mod folders;
 pub mod gcs;
 pub mod local;
+pub mod naming;
+pub mod reservation;
 pub mod s3;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BackupError;
@@ -45,7 +47,9 @@ pub struct StoreConfig {
     /// Local store: the root directory.
     #[arg(long = "path")]
     pub path: Option<PathBuf>,
-    /// S3/GCS bucket, or Azure container.
+    /// S3/GCS bucket, or Azure container: the name alone, checked by that cloud's naming rules
+    /// (S3: 3–63 of a–z 0–9 . -; GCS: a–z 0–9 - _ .; Azure: 3–63 of a–z 0–9 -). A folder
+    /// inside it is --prefix, never part of this name.
     #[arg(long)]
     pub bucket: Option<String>,
     /// Custom endpoint (S3-compatible servers, emulators), e.g. `http://127.0.0.1:9000`.
@@ -66,7 +70,9 @@ pub struct StoreConfig {
     /// account JSON. Without it, the cloud's usual environment variables are used.
     #[arg(long)]
     pub credentials_file: Option<PathBuf>,
-    /// Folder inside the bucket (or local root) that holds the backups.
+    /// Folder inside the bucket (or local root) that holds the backups: segments separated by
+    /// /, each 1–200 characters of A–Z a–z 0–9 . _ - (not starting with . or -), e.g.
+    /// team/prod. The bucket or container name itself never holds a /.
     #[arg(long, default_value = "")]
     pub prefix: String,
 }
@@ -77,19 +83,26 @@ pub struct BackupStore {
     inner: Arc<dyn ObjectStore>,
     prefix: Path,
     description: String,
+    /// The local store's root directory, where staged uploads are found (`None` elsewhere).
+    local_root: Option<PathBuf>,
 }
 
 impl BackupStore {
     /// Opens the store a config names (no request is made yet).
     pub fn open(config: &StoreConfig) -> Result<Self, BackupError> {
         check_prefix(&config.prefix)?;
+        naming::check_store_names(config)?;
         let (inner, description) = match config.store {
             StoreKind::Local => local::open(config)?,
             StoreKind::S3 => s3::open(config)?,
             StoreKind::Gcs => gcs::open(config)?,
             StoreKind::Azure => azure::open(config)?,
         };
-        Ok(Self::from_object_store(inner, &config.prefix, description))
+        let mut store = Self::from_object_store(inner, &config.prefix, description);
+        if config.store == StoreKind::Local {
+            store.local_root = config.path.clone();
+        }
+        Ok(store)
     }
 
     /// Wraps an already built object store.
@@ -103,6 +116,7 @@ impl BackupStore {
             inner,
             prefix,
             description,
+            local_root: None,
         }
     }
 
@@ -162,7 +176,29 @@ impl BackupStore {
         Ok(manifest)
     }
 
-    /// Writes a manifest: the last step of a backup, or a key rotation.
+    /// Writes the manifest of a new backup, create-only: if a manifest of that name exists
+    /// (another run won the name), nothing is written and the result is
+    /// [`BackupError::AlreadyExists`].
+    pub async fn create_manifest(&self, manifest: &Manifest) -> Result<(), BackupError> {
+        let path = self.manifest_path(&manifest.name)?;
+        match self
+            .inner
+            .put_opts(
+                &path,
+                PutPayload::from(manifest.to_json()?),
+                PutMode::Create.into(),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(BackupError::AlreadyExists(manifest.name.clone()))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Rewrites an existing backup's manifest (a key rotation).
     pub async fn write_manifest(&self, manifest: &Manifest) -> Result<(), BackupError> {
         let path = self.manifest_path(&manifest.name)?;
         self.inner
@@ -173,62 +209,29 @@ impl BackupStore {
 
     /// The names of every backup under the prefix (folders with a manifest), sorted.
     pub async fn list_backup_names(&self) -> Result<Vec<String>, BackupError> {
-        let prefix = if self.prefix.as_ref().is_empty() {
-            None
-        } else {
-            Some(&self.prefix)
-        };
-        let depth = self.prefix.parts().count();
-        let mut names: Vec<String> = self
-            .inner
-            .list(prefix)
-            .try_filter_map(|meta| async move {
-                let parts: Vec<_> = meta.location.parts().collect();
-                let is_manifest = parts.len() == depth + 2
-                    && parts
-                        .last()
-                        .is_some_and(|part| part.as_ref() == MANIFEST_NAME);
-                Ok(is_manifest
-                    .then(|| parts[depth].as_ref().to_string())
-                    .filter(|name| check_backup_name(name).is_ok()))
-            })
-            .try_collect()
-            .await?;
-        names.sort();
-        Ok(names)
+        Ok(self
+            .backup_folders()
+            .await?
+            .into_iter()
+            .filter(|folder| folder.has_manifest)
+            .map(|folder| folder.name)
+            .collect())
     }
 
-    /// Deletes backup `name`: the manifest first (so a half-deleted backup no longer looks
-    /// like one), then every other object in its folder.
+    /// Deletes backup `name`: its own objects only (see [`folders`]), the manifest first so a
+    /// half-deleted backup no longer looks like one. Backups in folders below it are untouched.
     pub async fn delete_backup(&self, name: &str) -> Result<(), BackupError> {
-        match self.inner.delete(&self.manifest_path(name)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(error.into()),
-        }
-        self.delete_folder(name).await
+        self.delete_own_objects(name).await
     }
 
-    /// Deletes every object in backup `name`'s folder (data objects of a failed run).
+    /// Deletes what a failed or interrupted run of backup `name` left: the same own objects as
+    /// [`BackupStore::delete_backup`], never anything in a folder below.
     pub async fn delete_folder(&self, name: &str) -> Result<(), BackupError> {
-        let dir = self.backup_dir(name)?;
-        let objects: Vec<Path> = self
-            .inner
-            .list(Some(&dir))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await?;
-        for object in objects {
-            match self.inner.delete(&object).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Ok(())
+        self.delete_own_objects(name).await
     }
 }
 
-/// Name of the object that records a backup's last successful verification or drill.
-pub const VERIFICATION_NAME: &str = "verification.json";
+pub use crate::format::VERIFICATION_NAME;
 
 impl BackupStore {
     /// Records that backup `name` passed a verify or a drill (read by retention).
