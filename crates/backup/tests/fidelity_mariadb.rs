@@ -1,7 +1,8 @@
 //! A restored MariaDB database is the database that was backed up — through the real
 //! `vertice-backup` binary against a real MariaDB server: its default character set, collation
 //! and comment survive (what tables created later inherit), for single- and multi-database
-//! backups; generated database names fit in 64 characters, for long and multi-byte names.
+//! backups, into new databases and over existing ones (`--overwrite`); generated database names
+//! fit in 64 characters, for long and multi-byte names.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
@@ -164,6 +165,19 @@ async fn character_sets_collations_and_comments_survive() {
             new_table_collation(server, &copy).await,
             new_table_collation(server, database).await
         );
+        // Over an existing target with other properties: the commit gives it the source's
+        // (a comment the source lacks is cleared).
+        make_different(server, &copy).await;
+        assert_ne!(properties(server, &copy).await, original, "{database}");
+        restore(
+            server,
+            dir.path(),
+            &name,
+            &["--target-database", &copy, "--overwrite"],
+        )
+        .await
+        .expect_code(0, "restore --overwrite under a new name");
+        assert_eq!(properties(server, &copy).await, original, "{database}");
         expected.push(original);
     }
     assert!(
@@ -186,6 +200,28 @@ async fn character_sets_collations_and_comments_survive() {
     for (database, original) in all.iter().zip(&expected) {
         assert_eq!(&properties(server, database).await, original, "{database}");
     }
+
+    // Again over the existing databases, after their properties changed.
+    for database in &all {
+        make_different(server, database).await;
+    }
+    restore(server, dir.path(), "several", &["--overwrite"])
+        .await
+        .expect_code(0, "restore --overwrite of several databases");
+    for (database, original) in all.iter().zip(&expected) {
+        assert_eq!(&properties(server, database).await, original, "{database}");
+    }
+}
+
+/// Gives `database` a character set, collation and comment none of the cases has.
+async fn make_different(server: &MariaDb, database: &str) {
+    server
+        .sql(&format!(
+            "ALTER DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin COMMENT 'stale'",
+            ident(database)
+        ))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

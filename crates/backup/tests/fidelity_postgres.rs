@@ -325,6 +325,28 @@ async fn settings_role_settings_comment_locale_and_limit_survive() {
         assert!(expected.contains("statement_timeout=42s"), "{expected}");
         assert!(expected.contains("app \"reader\": "), "{expected}");
 
+        // Over an existing target whose settings and comment have changed: the staged commit
+        // gives the staging database the source's, then renames it into place.
+        let copy_db = ident(&copy);
+        for statement in [
+            format!("ALTER DATABASE {copy_db} SET statement_timeout = '1s'"),
+            format!("ALTER DATABASE {copy_db} SET lock_timeout = '3s'"),
+            format!("COMMENT ON DATABASE {copy_db} IS 'stale'"),
+        ] {
+            server.sql(&statement).await.unwrap();
+        }
+        assert_ne!(properties(server, &copy).await, expected, "{database}");
+        restore(
+            server,
+            dir.path(),
+            &name,
+            &["--target-database", &copy, "--overwrite"],
+        )
+        .await
+        .expect_code(0, "restore --overwrite");
+        assert_eq!(properties(server, &copy).await, expected, "{database}");
+        assert_no_staging(server).await;
+
         // The application's first query: an unqualified table found through search_path,
         // the database's timeout in force, the order the collation gives.
         let order = "SELECT current_setting('statement_timeout') || ' ' || \
