@@ -1,6 +1,8 @@
 //! The backup CRDs against the real kube-apiserver: the examples are accepted, and every kind
 //! of invalid spec is refused at admission with a message that says what to fix.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
