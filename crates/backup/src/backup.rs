@@ -22,7 +22,7 @@ use crate::pipeline::encrypt::{DataKey, random_bytes};
 use crate::pipeline::upload::{DataObjectWriter, UploadLimits};
 use crate::pipeline::{ChunkCodec, RawChunk};
 use crate::progress::Progress;
-use crate::source::{CountsFuture, DumpStream, SourceInfo, StartedDump};
+use crate::source::{CountsFuture, DatabaseProperties, DumpStream, SourceInfo, StartedDump};
 use crate::store::BackupStore;
 use crate::store::reservation::Reservation;
 
@@ -75,6 +75,8 @@ pub struct DumpInput {
     pub databases: Vec<String>,
     /// Counts taken at dump time, resolving while the dump runs.
     pub counts: Option<CountsFuture>,
+    /// Database-level properties, recorded in the manifest.
+    pub properties: Option<DatabaseProperties>,
 }
 
 impl DumpInput {
@@ -85,6 +87,7 @@ impl DumpInput {
             source: Some(started.info),
             databases: started.databases,
             counts: Some(started.counts),
+            properties: started.properties,
         }
     }
 
@@ -98,6 +101,7 @@ impl DumpInput {
             source: None,
             databases: Vec::new(),
             counts: None,
+            properties: None,
         }
     }
 }
@@ -156,6 +160,7 @@ pub async fn run_backup(
         source,
         databases,
         counts,
+        properties,
     } = input;
     // Counts run beside the dump (PostgreSQL: in the dump's own snapshot).
     let counts = counts.map(|counts| AbortOnDropHandle::new(tokio::spawn(counts)));
@@ -241,6 +246,7 @@ pub async fn run_backup(
         databases,
         counts,
         labels: options.labels.clone(),
+        database_properties: properties,
         seal: None,
     };
     manifest.validate()?;

@@ -16,12 +16,21 @@ use crate::manifest::Manifest;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
 use crate::restore::{RestoreReport, restore_backup};
+use crate::source::identifier::generated_name;
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::{DatabaseSource, ObjectCounts, RedisKeyCounts, RestoreTarget, TableRows};
+use crate::source::{
+    DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RedisKeyCounts, RestoreTarget,
+    TableRows,
+};
 use crate::verify::OpenedBackup;
 use tokio_util::sync::CancellationToken;
+
+/// A scratch database name, `vertice_drill_<hex>`, within `engine`'s name limit.
+fn scratch_name(engine: Engine, suffix: &str) -> String {
+    generated_name(engine, "vertice_drill", &format!("_{suffix}"))
+}
 
 /// What a drill found.
 #[derive(Clone, Debug, Serialize)]
@@ -71,7 +80,9 @@ impl Scratch {
     pub fn new(source: &DatabaseSource, databases: &[String]) -> Result<Self, BackupError> {
         let suffix = to_hex(&random_bytes::<6>()?);
         Ok(match source {
-            DatabaseSource::Postgres(_) => Scratch::Postgres(format!("vertice_drill_{suffix}")),
+            DatabaseSource::Postgres(_) => {
+                Scratch::Postgres(scratch_name(Engine::Postgres, &suffix))
+            }
             DatabaseSource::Mariadb(_) => {
                 if databases.len() > 1 {
                     return Err(BackupError::Config(
@@ -80,7 +91,7 @@ impl Scratch {
                             .into(),
                     ));
                 }
-                Scratch::Mariadb(format!("vertice_drill_{suffix}"))
+                Scratch::Mariadb(scratch_name(Engine::Mariadb, &suffix))
             }
             DatabaseSource::Redis(server) => Scratch::Redis {
                 dir: tempfile::Builder::new()
@@ -92,20 +103,25 @@ impl Scratch {
         })
     }
 
-    /// The restore target for a backup of `manifest`.
+    /// The restore target for a backup of `manifest`, with its database-level properties
+    /// (the scratch copy must hold the data as dumped: a SQL_ASCII or LATIN1 dump in a UTF8
+    /// database is not).
     pub fn target(&self, manifest: &Manifest) -> RestoreTarget {
         let databases = &manifest.databases;
+        let properties = manifest.database_properties.as_ref();
         match self {
             Scratch::Postgres(database) => RestoreTarget::Postgres(PostgresRestoreOptions {
                 database: database.clone(),
                 overwrite: false,
                 no_owner: true,
                 no_privileges: true,
+                properties: properties.and_then(DatabaseProperties::postgres).cloned(),
             }),
             Scratch::Mariadb(database) => RestoreTarget::Mariadb(MariadbRestoreOptions {
                 database: Some(database.clone()),
                 dumped_databases: databases.to_vec(),
                 overwrite: false,
+                properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
                 // Drills never run events.
                 keep_events_enabled: false,
             }),

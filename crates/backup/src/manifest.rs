@@ -13,7 +13,7 @@ use crate::format::{
 use crate::keys::WrappedKey;
 use crate::pipeline::compress::Compression;
 use crate::pipeline::encrypt::TAG_LEN;
-use crate::source::{ObjectCounts, SourceInfo};
+use crate::source::{DatabaseProperties, ObjectCounts, SourceInfo};
 
 /// One backup's manifest (`manifest.json`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +52,11 @@ pub struct Manifest {
     pub databases: Vec<String>,
     /// Row counts per table or key count, taken at dump time.
     pub counts: Option<ObjectCounts>,
+    /// Database-level properties of the dumped database(s) — encoding, locale, settings,
+    /// comments — that a restore gives the restored database(s). Absent in manifests written
+    /// before they were recorded (and for Redis and plain streams): those restore as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_properties: Option<DatabaseProperties>,
     /// Labels given by the user (for example the schedule that made the backup).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -259,6 +264,7 @@ pub(crate) mod tests {
             compression: Compression::default(),
             encryption: None,
             seal: None,
+            database_properties: None,
             chunk_size: 100,
             objects: vec![
                 DataObject {
@@ -303,6 +309,23 @@ pub(crate) mod tests {
         let text = String::from_utf8(json).unwrap();
         assert!(text.contains("\"formatVersion\": 1"));
         assert!(text.contains("\"rawBlake3\""));
+    }
+
+    #[test]
+    fn manifests_without_database_properties_still_parse() {
+        // What a backup made before properties were recorded wrote.
+        let json = sample().to_json().unwrap();
+        assert!(!String::from_utf8_lossy(&json).contains("databaseProperties"));
+        assert_eq!(
+            Manifest::from_json(&json).unwrap().database_properties,
+            None
+        );
+        let mut with = sample();
+        with.database_properties = Some(crate::source::DatabaseProperties::Mariadb(
+            crate::source::mariadb_properties::MariadbDatabasesProperties::default(),
+        ));
+        let json = with.to_json().unwrap();
+        assert_eq!(Manifest::from_json(&json).unwrap(), with);
     }
 
     #[test]

@@ -123,6 +123,7 @@ async fn postgres_dotted_names_are_counted_apart_and_drilled() {
         overwrite: false,
         no_owner: true,
         no_privileges: true,
+        properties: None,
     });
     verified
         .restore_into(source.restore(&target).await.unwrap(), &progress)

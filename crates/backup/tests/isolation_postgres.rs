@@ -167,6 +167,7 @@ async fn a_restored_postgres_copy_reports_every_way_out_and_subscribes_to_nothin
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     });
     let stream = source.restore(&target).await.unwrap();
     verified.restore_into(stream, &progress).await.unwrap();

@@ -226,6 +226,7 @@ async fn a_postgres_value_of_200_mb_restores() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     });
     restore(&source, &verified, &target).await.unwrap();
     assert_eq!(

@@ -118,6 +118,7 @@ async fn mariadb_failed_overwrites_keep_the_old_database_and_good_ones_carry_eve
         overwrite: true,
         // The copy is compared with its source, events' status included.
         keep_events_enabled: true,
+        ..Default::default()
     });
     // A script that creates a table, fills it, then fails.
     let mut failing = dump[..dump.len() / 2]
@@ -192,6 +193,7 @@ async fn mariadb_several_databases_are_replaced_together_or_not_at_all() {
         dumped_databases: vec!["a".into(), "b".into()],
         overwrite: true,
         keep_events_enabled: true,
+        ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());

@@ -67,6 +67,7 @@ async fn postgres_failed_overwrites_keep_the_old_database() {
         overwrite: true,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     });
     let check = async |what: &str| {
         assert_eq!(

@@ -84,6 +84,7 @@ async fn round_trip(server: &Postgres, store: &BackupStore, name: &str) {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     });
     let stream = source.restore(&target).await.unwrap();
     verified.restore_into(stream, &progress).await.unwrap();

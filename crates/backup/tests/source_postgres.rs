@@ -108,6 +108,7 @@ async fn round_trip_with_hostile_names_is_identical() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     write_restore(source.restore(&options).await.unwrap(), &dump)
         .await
@@ -156,6 +157,7 @@ async fn counts_come_from_the_dump_snapshot_under_concurrent_writes() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     write_restore(source.restore(&options).await.unwrap(), &dump)
         .await
@@ -187,6 +189,7 @@ async fn restore_refuses_an_existing_target_unless_overwrite() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     let refused = source.restore(&options).await;
     assert!(
@@ -242,6 +245,7 @@ async fn failed_restore_leaves_the_target_untouched() {
         overwrite: false,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     let error = write_restore(
         source.restore(&options).await.unwrap(),
@@ -262,6 +266,7 @@ async fn failed_restore_leaves_the_target_untouched() {
         overwrite: true,
         no_owner: false,
         no_privileges: false,
+        properties: None,
     };
     let stream = source.restore(&options).await.unwrap();
     assert!(write_restore(stream, b"PGDMP garbage").await.is_err());
@@ -315,6 +320,7 @@ async fn database_down_or_wrong_password_is_a_clean_connect_error() {
             overwrite: false,
             no_owner: false,
             no_privileges: false,
+            properties: None,
         })
         .await
         .err()

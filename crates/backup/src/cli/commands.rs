@@ -22,10 +22,11 @@ use crate::prune::{DEFAULT_PARTIAL_GRACE, PruneOptions};
 use crate::rekey::rekey_manifest;
 use crate::restore::{VerifiedBackup, restore_backup};
 use crate::retention::RetentionPolicy;
+use crate::source::identifier::{check_database_name, generated_name};
 use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
-use crate::source::{DatabaseSource, RestoreTarget};
+use crate::source::{DatabaseProperties, DatabaseSource, Engine, RestoreTarget};
 use crate::store::BackupStore;
 use crate::verify::OpenedBackup;
 
@@ -82,9 +83,14 @@ pub struct RestoreArgs {
     /// Replace the target if it exists (never the default).
     #[arg(long)]
     pub overwrite: bool,
-    /// PostgreSQL: do not restore ownership (when the dump's roles do not exist here).
+    /// PostgreSQL: do not restore ownership; every object belongs to the restoring user
+    /// (when the dump's owner roles do not exist here).
     #[arg(long)]
     pub no_owner: bool,
+    /// PostgreSQL: do not restore privileges (GRANT/REVOKE), e.g. when they name roles that
+    /// do not exist here. Independent of --no-owner.
+    #[arg(long)]
+    pub no_privileges: bool,
     /// MariaDB: keep the dump's events enabled. By default they arrive DISABLED, so the copy
     /// runs no scheduled SQL (an event that names its source database would write into it);
     /// enable them yourself once the copy may run them.
@@ -345,12 +351,15 @@ async fn verified(
     verified
 }
 
-fn default_target_database(manifest: &Manifest) -> String {
+/// `<dumped>_restore_<UTC timestamp>`, shortened (with a hash of the dumped name) to fit
+/// `engine`'s database name limit.
+fn default_target_database(manifest: &Manifest, engine: Engine) -> String {
     let base = manifest
         .databases
         .first()
         .map_or("restored", String::as_str);
-    format!("{base}_restore_{}", Utc::now().format("%Y%m%d%H%M%S"))
+    let suffix = format!("_restore_{}", Utc::now().format("%Y%m%d%H%M%S"));
+    generated_name(engine, base, &suffix)
 }
 
 /// The restore target for `source`'s engine from the flags.
@@ -359,24 +368,30 @@ fn restore_target(
     source: &DatabaseSource,
     manifest: &Manifest,
 ) -> Result<RestoreTarget, BackupError> {
+    if let Some(database) = &args.target_database {
+        check_database_name(source.engine(), database).map_err(BackupError::Config)?;
+    }
+    let properties = manifest.database_properties.as_ref();
     Ok(match source {
         DatabaseSource::Postgres(_) => RestoreTarget::Postgres(PostgresRestoreOptions {
             database: args
                 .target_database
                 .clone()
-                .unwrap_or_else(|| default_target_database(manifest)),
+                .unwrap_or_else(|| default_target_database(manifest, Engine::Postgres)),
             overwrite: args.overwrite,
             no_owner: args.no_owner,
-            no_privileges: args.no_owner,
+            no_privileges: args.no_privileges,
+            properties: properties.and_then(DatabaseProperties::postgres).cloned(),
         }),
         DatabaseSource::Mariadb(_) => RestoreTarget::Mariadb(MariadbRestoreOptions {
             database: match (&args.target_database, manifest.databases.len()) {
                 (Some(database), _) => Some(database.clone()),
-                (None, 1) => Some(default_target_database(manifest)),
+                (None, 1) => Some(default_target_database(manifest, Engine::Mariadb)),
                 (None, _) => None,
             },
             dumped_databases: manifest.databases.clone(),
             overwrite: args.overwrite,
+            properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
             keep_events_enabled: args.keep_events_enabled,
         }),
         DatabaseSource::Redis(_) => RestoreTarget::Redis(RedisRestoreOptions {
@@ -454,7 +469,13 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
             }
             (None, None) => return Err(BackupError::Internal("no target".into())),
         };
-        let report = restore_backup(&opened, stream, &progress, &cancel).await?;
+        let report = restore_backup(&opened, stream, &progress, &cancel)
+            .await
+            .map_err(|error| match error {
+                // The hint's recovery commands name this backup.
+                BackupError::Source(error) => BackupError::Source(error.for_backup(&args.name)),
+                other => other,
+            })?;
         let text = format!(
             "restored {} ({}) into {}: {} checked while restoring, {:.1} s",
             report.name,

@@ -89,6 +89,9 @@ pub struct RestoreSpec {
     /// PostgreSQL: skip ownership.
     #[serde(default)]
     pub no_owner: bool,
+    /// PostgreSQL: skip privileges (GRANT/REVOKE).
+    #[serde(default)]
+    pub no_privileges: bool,
     /// MariaDB: keep the dump's events enabled (by default they arrive disabled).
     #[serde(default)]
     pub keep_events_enabled: bool,
@@ -201,6 +204,7 @@ pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, Bac
                 target_data_dir: spec.restore.target_data_dir.clone(),
                 overwrite: spec.restore.overwrite,
                 no_owner: spec.restore.no_owner,
+                no_privileges: spec.restore.no_privileges,
                 keep_events_enabled: spec.restore.keep_events_enabled,
                 keys: keys(&spec.encryption),
                 parallelism: spec.parallelism,

@@ -126,6 +126,11 @@ pub struct MariadbRestoreOptions {
     /// contents are moved aside first and dropped last).
     #[serde(default)]
     pub overwrite: bool,
+    /// The dumped databases' character sets, collations and comments (from the manifest),
+    /// given to the staging databases and, by the commit, to the targets; `None` for backups
+    /// made before they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<super::mariadb_properties::MariadbDatabasesProperties>,
     /// Keep the dump's events as they were (enabled ones run in the copy as soon as it is
     /// restored). By default every event arrives `DISABLE`d: a copy's event would otherwise
     /// start running at once, and an event that names its source database writes into it.
@@ -228,6 +233,7 @@ impl MariadbSource {
         }
         // `--` so that a database named like an option stays a name.
         tool.arg("--").args(databases.iter().cloned());
+        let properties = super::mariadb_properties::read_properties(self, &databases).await?;
         let stream = tool.spawn_dump()?;
 
         let counter = self.clone();
@@ -245,6 +251,7 @@ impl MariadbSource {
             databases,
             stream,
             counts,
+            properties: Some(super::DatabaseProperties::Mariadb(properties)),
         })
     }
 
@@ -269,7 +276,11 @@ impl MariadbSource {
             .enumerate()
             .map(|(index, target)| staged::StagedDatabase {
                 target: target.clone(),
-                staging: format!("vertice_stage_{suffix}_{index}"),
+                staging: super::identifier::generated_name(
+                    Engine::Mariadb,
+                    "vertice_stage",
+                    &format!("_{suffix}_{index}"),
+                ),
             })
             .collect();
         let single = options.dumped_databases.len() == 1;
@@ -277,11 +288,29 @@ impl MariadbSource {
             [database] if single => Some(database.staging.clone()),
             _ => None,
         };
+        // --- database-level properties (fidelity): the staging databases get the dumped
+        // ones' character set, collation and comment, and the commit copies them onto the
+        // targets (`swap`). A single-database dump has no CREATE DATABASE of its own; a dump
+        // of several creates its (renamed) databases only "IF NOT EXISTS", so creating them
+        // first with the recorded properties is what gives them their comments too.
+        let properties = options.properties.clone().unwrap_or_default();
+        let mut create = String::new();
         if let Some(staging) = &single_staging {
-            // A single-database dump has no CREATE DATABASE of its own.
-            self.run_sql(&format!("CREATE DATABASE {};\n", quote_ident(staging)))
-                .await?;
+            let dumped = options.dumped_databases.first().map_or("", String::as_str);
+            create.push_str(&properties.create_statement(staging, dumped));
+        } else if options.properties.is_some() {
+            for (dumped, database) in options.dumped_databases.iter().zip(&plan) {
+                create.push_str(&properties.create_statement(&database.staging, dumped));
+            }
         }
+        if !create.is_empty() {
+            let script = format!("{}{create}", super::mariadb_properties::SESSION_SETUP);
+            if let Err(error) = self.run_sql(&script).await {
+                self.drop_staging(&plan).await;
+                return Err(properties.create_failure(&options.dumped_databases, error));
+            }
+        }
+        // --- end of database-level properties
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
         tool.args(["--binary-mode", "--batch"]);
         tool.arg(format!("--max-allowed-packet={PROTOCOL_MAX_PACKET}"));
@@ -464,7 +493,7 @@ impl MariadbSource {
     }
 
     /// Runs SQL through the `mariadb` client; tab-separated rows without headers.
-    async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, SourceError> {
+    pub(crate) async fn query_rows(&self, sql: &str) -> Result<Vec<Vec<String>>, SourceError> {
         let (mut tool, _password) = self.tool(&self.client_tool(), "mariadb")?;
         tool.args(["--batch", "--skip-column-names"]);
         let output = tool.output(Some(sql.as_bytes())).await?;
@@ -572,7 +601,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// A string as a hex literal compared with `HEX(column)`: `'6162'` — no escaping rules (and no
 /// sql_mode such as NO_BACKSLASH_ESCAPES) can change what it means.
-fn hex_literal(value: &str) -> String {
+pub(crate) fn hex_literal(value: &str) -> String {
     let mut out = String::with_capacity(value.len() * 2 + 2);
     out.push('\'');
     for byte in value.bytes() {
@@ -583,7 +612,7 @@ fn hex_literal(value: &str) -> String {
 }
 
 /// Decodes a `HEX()` column back to the UTF-8 name.
-fn decode_hex_field(hex: &str) -> Result<String, SourceError> {
+pub(crate) fn decode_hex_field(hex: &str) -> Result<String, SourceError> {
     let invalid = || SourceError::Other(format!("unexpected hex value {hex:?} from mariadb"));
     if !hex.len().is_multiple_of(2) {
         return Err(invalid());

@@ -19,10 +19,14 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod credentials;
+pub mod identifier;
 pub mod mariadb;
+pub mod mariadb_properties;
 pub mod postgres;
+pub mod postgres_properties;
 pub mod process;
 pub mod redis;
+pub mod restore_failure;
 pub mod staged_file;
 pub mod staging;
 pub mod tool_output;
@@ -154,6 +158,30 @@ pub enum SourceError {
         /// The database (or server) that would be overwritten.
         target: String,
     },
+    /// The restore target cannot carry a database-level property of the source (an encoding,
+    /// a locale or collation the target server lacks, a setting it does not know): the restore
+    /// refuses rather than give a database that behaves differently.
+    #[error(
+        "the target server cannot provide the source database's {property}: {message}; \
+         install it on the target server or restore onto a server that has it"
+    )]
+    UnsupportedProperty {
+        /// Which property, e.g. `LC_COLLATE "de_DE.ISO-8859-1"`.
+        property: String,
+        /// The server's own message, without secrets.
+        message: String,
+    },
+    /// The restore tool failed on a statement of the dump (the dump itself is intact); the
+    /// hint says what to pass or do to restore it anyway.
+    #[error("{tool} could not complete the restore: {message}\n{hint}")]
+    RestoreStatement {
+        /// The tool's name.
+        tool: String,
+        /// Exit status and the end of its stderr, without secrets.
+        message: String,
+        /// How to get past it (boxed: it keeps every `Result` of this error small).
+        hint: Box<restore_failure::RestoreHint>,
+    },
     /// A statement of a MariaDB dump is larger than the target server accepts in one packet
     /// (its `max_allowed_packet`), so the server cut the restore off.
     #[error(
@@ -221,6 +249,39 @@ pub struct StartedDump {
     pub stream: DumpStream,
     /// Counts consistent with the dump (see each engine for how exact).
     pub counts: CountsFuture,
+    /// Database-level properties (encoding, locale, settings, comment) recorded in the
+    /// manifest so a restore recreates them; `None` where the engine has none (Redis).
+    pub properties: Option<DatabaseProperties>,
+}
+
+/// Database-level properties of the dumped database(s), per engine (recorded in the manifest
+/// as `databaseProperties`; manifests written before it existed have none and restore as
+/// before).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "engine", rename_all = "lowercase")]
+pub enum DatabaseProperties {
+    /// The one dumped PostgreSQL database.
+    Postgres(postgres_properties::PostgresDatabaseProperties),
+    /// Each dumped MariaDB database, by name.
+    Mariadb(mariadb_properties::MariadbDatabasesProperties),
+}
+
+impl DatabaseProperties {
+    /// The PostgreSQL properties, if these are.
+    pub fn postgres(&self) -> Option<&postgres_properties::PostgresDatabaseProperties> {
+        match self {
+            Self::Postgres(properties) => Some(properties),
+            Self::Mariadb(_) => None,
+        }
+    }
+
+    /// The MariaDB properties, if these are.
+    pub fn mariadb(&self) -> Option<&mariadb_properties::MariadbDatabasesProperties> {
+        match self {
+            Self::Mariadb(properties) => Some(properties),
+            Self::Postgres(_) => None,
+        }
+    }
 }
 
 /// Connection settings for one engine, as the CLI and the runner take them

@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, NoTls};
 
 use super::credentials::{PasswordSource, Secret, private_temp_file, scrub};
+use super::postgres_properties::{PostgresDatabaseProperties, read_properties};
 use super::process::{Tool, find_tool, then, tool_version};
+use super::restore_failure::classify_pg_restore_failure;
 use super::staging::unique_suffix;
 use super::{
     DumpStream, Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump,
@@ -83,6 +85,11 @@ pub struct PostgresRestoreOptions {
     /// Do not restore privileges (`--no-privileges`).
     #[serde(default)]
     pub no_privileges: bool,
+    /// The dumped database's encoding, locale, settings and comment (from the manifest),
+    /// given to the restored database; `None` for backups made before they were recorded
+    /// (the database then gets the server's defaults, as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<PostgresDatabaseProperties>,
 }
 
 /// A PostgreSQL server as a backup source and restore target.
@@ -137,6 +144,7 @@ impl PostgresSource {
             .map_err(|e| pg_error("starting the snapshot transaction", &e, password.as_ref()))?;
         let snapshot =
             query_string(&client, "SELECT pg_export_snapshot()", password.as_ref()).await?;
+        let properties = read_properties(&client).await?;
 
         let mut tool = self.tool_command("pg_dump", password.as_ref())?;
         tool.args(["--format=custom", "--compress=0", "--no-password"])
@@ -176,6 +184,7 @@ impl PostgresSource {
                 completion,
             },
             counts,
+            properties: Some(super::DatabaseProperties::Postgres(properties)),
         })
     }
 
@@ -226,13 +235,22 @@ impl PostgresSource {
             });
         }
         let staging = staging_name();
-        admin
-            .batch_execute(&format!(
+        // --- database-level properties (fidelity): encoding and locale go into CREATE
+        // DATABASE; a server that lacks them refuses with the property named.
+        let create = match &options.properties {
+            Some(properties) => properties.create_statement(&staging),
+            None => format!(
                 "CREATE DATABASE {} TEMPLATE template0",
                 quote_ident(&staging)
-            ))
-            .await
-            .map_err(|e| pg_error("creating the staging database", &e, password.as_ref()))?;
+            ),
+        };
+        admin.batch_execute(&create).await.map_err(|e| {
+            match (&options.properties, e.as_db_error()) {
+                (Some(properties), Some(db)) => properties.create_failure(db.message()),
+                _ => pg_error("creating the staging database", &e, password.as_ref()),
+            }
+        })?;
+        // --- end of database-level properties
 
         let mut tool = self.tool_command("pg_restore", password.as_ref())?;
         tool.args(["--exit-on-error", "--no-password"])
@@ -252,13 +270,39 @@ impl PostgresSource {
         };
         let target = options.database.clone();
         let overwrite = options.overwrite;
+        let (no_owner, no_privileges) = (options.no_owner, options.no_privileges);
+        // A failed statement gets a hint: the flags for a missing role, or how to restore the
+        // rest by hand.
+        let completion = {
+            let target = target.clone();
+            then(stream.completion, move |result| async move {
+                result.map_err(|error| {
+                    classify_pg_restore_failure(error, &target, no_owner, no_privileges)
+                })
+            })
+        };
+        let properties = options.properties.clone();
         let admin = std::sync::Arc::new(admin);
         let commit = {
             let admin = admin.clone();
             let staging = staging.clone();
             async move {
-                let swapped =
-                    swap_into_place(&admin, &staging, &target, overwrite, password.as_ref()).await;
+                // --- database-level properties (fidelity): settings, role settings, comment
+                // and connection limit, set on the staging database (after pg_restore, so e.g.
+                // a read-only default cannot break the restore) before it takes the target's
+                // name; they are kept by the database's OID, so they follow it through RENAME.
+                let applied = match &properties {
+                    Some(properties) => properties.apply(&admin, &staging, no_owner).await,
+                    None => Ok(()),
+                };
+                // --- end of database-level properties
+                let swapped = match applied {
+                    Ok(()) => {
+                        swap_into_place(&admin, &staging, &target, overwrite, password.as_ref())
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
                 if swapped.is_err() {
                     drop_database(&admin, &staging).await;
                 }
@@ -271,7 +315,7 @@ impl PostgresSource {
         };
         Ok(RestoreStream {
             writer: stream.writer,
-            completion: stream.completion,
+            completion,
             staged: Staged::new(commit, abort),
         })
     }
@@ -371,9 +415,14 @@ impl PostgresSource {
                 tool.env("PGPASSFILE", file.path().as_os_str().to_owned())
                     .keep_alive(file);
             }
-            // No password: make sure a ~/.pgpass of the machine is not used either.
+            // No password: make sure a ~/.pgpass of the machine is not used either. An empty
+            // private file rather than /dev/null: libpq warns on every run that a password
+            // file which is not a plain file is ignored, and that warning would head every
+            // error message.
             None => {
-                tool.env("PGPASSFILE", "/dev/null");
+                let file = private_temp_file("vertice-pgpass-", "")?;
+                tool.env("PGPASSFILE", file.path().as_os_str().to_owned())
+                    .keep_alive(file);
             }
         }
         Ok(tool)
@@ -509,7 +558,11 @@ async fn swap_into_place(
             target: target.to_owned(),
         });
     }
-    let aside = format!("vertice_old_{}", unique_suffix());
+    let aside = super::identifier::generated_name(
+        Engine::Postgres,
+        "vertice_old",
+        &format!("_{}", unique_suffix()),
+    );
     rename_database(admin, target, &aside, password).await?;
     if let Err(error) = rename_database(admin, staging, target, password).await {
         if let Err(back) = rename_database(admin, &aside, target, password).await {
@@ -599,10 +652,14 @@ async fn drop_database(admin: &Client, database: &str) {
         .await;
 }
 
-/// A staging database name that no user database has: short (PostgreSQL truncates names at
-/// 63 bytes), lowercase, unique per process and moment.
+/// A staging database name that no user database has: lowercase, unique per process and
+/// moment, and within PostgreSQL's 63 bytes.
 fn staging_name() -> String {
-    format!("vertice_restore_{}", unique_suffix())
+    super::identifier::generated_name(
+        Engine::Postgres,
+        "vertice_restore",
+        &format!("_{}", unique_suffix()),
+    )
 }
 
 /// Quotes a PostgreSQL identifier: inside double quotes, a double quote is doubled.

@@ -145,6 +145,7 @@ impl RedisSource {
             databases: Vec::new(),
             stream,
             counts: Box::pin(async move { Ok(ObjectCounts::RedisKeys(keys)) }),
+            properties: None,
         })
     }
 

@@ -136,6 +136,7 @@ pub fn failing_dump(reader: impl tokio::io::AsyncRead + Send + 'static) -> DumpI
         source: None,
         databases: Vec::new(),
         counts: None,
+        properties: None,
     }
 }
 

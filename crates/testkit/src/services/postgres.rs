@@ -31,6 +31,9 @@ pub struct PostgresOptions {
     pub password: Option<String>,
     /// Extra server settings, passed as `-c name=value`.
     pub settings: Vec<(String, String)>,
+    /// Extra environment of the server process, e.g. `LOCPATH` to give it locales the
+    /// machine does not have installed.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for PostgresOptions {
@@ -39,6 +42,7 @@ impl Default for PostgresOptions {
             superuser: "postgres".to_owned(),
             password: None,
             settings: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -50,6 +54,7 @@ pub struct Postgres {
     superuser: String,
     password: String,
     settings: Vec<(String, String)>,
+    env: Vec<(String, String)>,
     bin_dir: PathBuf,
     data_dir: PathBuf,
     socket_dir: PathBuf,
@@ -115,6 +120,7 @@ impl Postgres {
             superuser: options.superuser,
             password,
             settings: options.settings,
+            env: options.env,
             bin_dir,
             socket_dir: dir,
             data_dir,
@@ -135,7 +141,8 @@ impl Postgres {
             .arg("-D")
             .arg(&self.data_dir)
             .arg("-p")
-            .arg(self.port.to_string());
+            .arg(self.port.to_string())
+            .envs(self.env.iter().map(|(name, value)| (name, value)));
         let mut settings = vec![
             ("listen_addresses".to_owned(), HOST.to_owned()),
             (

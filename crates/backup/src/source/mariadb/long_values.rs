@@ -415,8 +415,11 @@ impl InsertSplitter {
         self.variables = 0;
     }
 
-    fn end_statement(&mut self, _out: &mut Vec<u8>) {
-        self.separator.clear();
+    /// Whatever stood between the last row and the `;` goes out as it came: nothing in a
+    /// dump, but a dump cut short and followed by something else (`(1,'a'),\nGARBAGE;`) must
+    /// reach the client as it is, to be rejected, not be turned into a valid statement.
+    fn end_statement(&mut self, out: &mut Vec<u8>) {
+        out.append(&mut self.separator);
     }
 }
 
@@ -490,6 +493,11 @@ mod tests {
             "INSERT INTO `we(ird`` ta)ble` VALUES (1,'(,)'),(2,'it''s');\n",
             "INSERT INTO `t` VALUES (1,'cut short",
             "INSERT INTO `t` VALUES\n(1,'a\\nb'),\n(2,NULL);\n",
+            // A dump cut between rows and followed by other text: kept, for the client to
+            // reject.
+            "INSERT INTO `t` VALUES\n(1,'a'),\nTHIS IS NOT SQL;\n",
+            "INSERT INTO `t` VALUES (1,'a'),;\n",
+            "INSERT INTO `t` VALUES (1,'a') garbage;\n",
         ] {
             for piece in [1, 5, 1000] {
                 assert_eq!(split(line, 1024, piece), line, "piece {piece}");

@@ -2,16 +2,21 @@
 //!
 //! The order keeps the data recoverable at every instant:
 //! 1. each existing target's contents move into a holding database (`vertice_old_…`);
-//! 2. each staging database's contents move into its target (created when absent);
+//! 2. each staging database's contents move into its target (created when absent), which
+//!    takes the staging database's character set, collation and comment — the source's,
+//!    given to the staging database when the restore created it;
 //! 3. only then are the holding and staging databases dropped.
 //!
 //! A failure in 1 or 2 undoes the completed moves in reverse order, so every target holds
 //! its old contents again; a holding database is dropped only once it is empty again. If an
 //! undo itself fails, the error names the holding database that still has the old data.
 
-use super::{MariadbSource, decode_hex_field, hex_literal, quote_ident};
-use crate::source::SourceError;
+use super::{MariadbSource, hex_literal, quote_ident};
+use crate::source::mariadb_properties::{
+    MariadbDatabaseProperties, SESSION_SETUP, read_properties,
+};
 use crate::source::staging::unique_suffix;
+use crate::source::{Engine, SourceError, identifier};
 
 /// One target and the staging database the dump was restored into.
 #[derive(Clone, Debug)]
@@ -74,7 +79,11 @@ impl MariadbSource {
         undo: &mut Undo,
     ) -> Result<(), SourceError> {
         for target in existing {
-            let holding = format!("vertice_old_{}", unique_suffix());
+            let holding = identifier::generated_name(
+                Engine::Mariadb,
+                "vertice_old",
+                &format!("_{}", unique_suffix()),
+            );
             self.create_like(&holding, target).await?;
             undo.holding.push(holding.clone());
             self.move_contents(target, &holding).await?;
@@ -115,46 +124,43 @@ impl MariadbSource {
         Ok(())
     }
 
-    /// Creates `database` with the character set and collation of `model`.
+    /// Creates `database` with the character set, collation and comment of `model`.
     async fn create_like(&self, database: &str, model: &str) -> Result<(), SourceError> {
-        let (charset, collation) = self.charset_of(model).await?;
+        let model = self.properties_of(model).await?;
         self.run_sql(&format!(
-            "CREATE DATABASE {} CHARACTER SET {} COLLATE {};",
+            "{SESSION_SETUP}CREATE DATABASE {}{};",
             quote_ident(database),
-            quote_ident(&charset),
-            quote_ident(&collation)
+            model.create_options()
         ))
         .await
     }
 
-    /// Gives `database` the character set and collation of `model`.
+    /// Gives `database` the character set, collation and comment of `model` (a comment
+    /// `model` lacks is removed).
     async fn alter_like(&self, database: &str, model: &str) -> Result<(), SourceError> {
-        let (charset, collation) = self.charset_of(model).await?;
+        let model = self.properties_of(model).await?;
+        let current = self.properties_of(database).await?;
         self.run_sql(&format!(
-            "ALTER DATABASE {} CHARACTER SET {} COLLATE {};",
-            quote_ident(database),
-            quote_ident(&charset),
-            quote_ident(&collation)
+            "{SESSION_SETUP}{}",
+            model.alter_statement(database, &current)
         ))
         .await
     }
 
-    async fn charset_of(&self, database: &str) -> Result<(String, String), SourceError> {
-        let rows = self
-            .query_rows(&format!(
-                "SELECT HEX(DEFAULT_CHARACTER_SET_NAME), HEX(DEFAULT_COLLATION_NAME) \
-                 FROM information_schema.SCHEMATA WHERE HEX(SCHEMA_NAME) = {};",
-                hex_literal(database)
-            ))
-            .await?;
-        match rows.first().map(Vec::as_slice) {
-            Some([charset, collation]) => {
-                Ok((decode_hex_field(charset)?, decode_hex_field(collation)?))
-            }
-            _ => Err(SourceError::Other(format!(
-                "database {database:?} disappeared during the restore"
-            ))),
-        }
+    /// The character set, collation and comment `database` has now.
+    async fn properties_of(
+        &self,
+        database: &str,
+    ) -> Result<MariadbDatabaseProperties, SourceError> {
+        read_properties(self, &[database.to_owned()])
+            .await?
+            .0
+            .remove(database)
+            .ok_or_else(|| {
+                SourceError::Other(format!(
+                    "database {database:?} disappeared during the restore"
+                ))
+            })
     }
 
     /// Drops the staging databases (best effort: they hold only a copy). Sessions still in
