@@ -2,19 +2,30 @@
 //!
 //! `cargo xtask bench backup [--size-mb 1024]` starts its own PostgreSQL and S3 servers with
 //! testkit (or uses a running PostgreSQL given by `--pg-port/--pg-host/--pg-user`, password in
-//! `PGPASSWORD`, client tools on PATH or in `--pg-bin-dir`). It generates a database of high-entropy rows, then measures in one
-//! run: (a) `pg_dump -Fc -Z0 > /dev/null`, (b) `vertice-backup backup` (release build, zstd 3,
-//! AES-256-GCM) to the local store — and to S3 when `--s3-endpoint/--s3-bucket` are given, with
-//! credentials in `AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY` — and (c) `pg_dump -Fc | gzip > file`;
-//! prints MB/s of raw dump bytes for each, b/a and b/c, the backup's peak RSS (VmHWM of the child
-//! process), and restore throughput.
+//! `PGPASSWORD`, client tools on PATH or in `--pg-bin-dir`). It generates a database of
+//! high-entropy rows, then measures in one run:
+//!
+//! - (a) `pg_dump -Fc -Z0 > /dev/null` alternating with (b) `vertice-backup backup` (release
+//!   build, default zstd level, AES-256-GCM) to the local store, for `--rounds` rounds; then (b)
+//!   to S3 once when `--s3-endpoint/--s3-bucket` are given (credentials in
+//!   `AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY`), and (c) `pg_dump -Fc | gzip > file` once;
+//! - (r) raw `pg_restore` of a `pg_dump -Fc -Z0` file of the same database into a new database,
+//!   alternating with (R) `vertice-backup restore` of one of the (b) backups into a new
+//!   database, for `--rounds` rounds.
+//!
+//! It prints MB/s of raw dump bytes for each, b/a, b/c and R/r with their goals, the peak RSS
+//! (VmHWM) of the backup and restore processes, and the CPU time per raw MB of the backups with
+//! each pipeline stage's share (from the backups' `--output json` reports).
+
+mod measure;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use measure::{StageTotals, mbps, median, timed};
 
 /// Arguments of `cargo xtask bench`.
 #[derive(Args)]
@@ -24,9 +35,13 @@ pub struct BenchArgs {
     /// Size of the generated database in MB (at least 1024 for the official figures).
     #[arg(long, default_value_t = 1024)]
     pub size_mb: u64,
-    /// Rounds of (a) and (b)-local, alternating; the medians are reported.
+    /// Rounds of (a) and (b)-local, alternating, and of (r) and (R); the medians are reported.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// A vertice-backup binary to measure instead of building the release binary of this tree
+    /// (to compare two builds against the same baselines).
+    #[arg(long)]
+    pub binary: Option<PathBuf>,
     /// PostgreSQL host.
     #[arg(long, default_value = "127.0.0.1")]
     pub pg_host: String,
@@ -205,43 +220,6 @@ fn generate(args: &BenchArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Runs a command, returning its duration, the peak RSS of the process (VmHWM, KiB) and how
-/// many bytes it wrote to stdout (counted, not kept: a dump is a gigabyte).
-fn timed(mut command: Command) -> anyhow::Result<(Duration, u64, u64)> {
-    let started = Instant::now();
-    let mut child = command.stdout(Stdio::piped()).spawn().context("spawning")?;
-    let pid = child.id();
-    let mut stdout = child.stdout.take().context("stdout")?;
-    let reader = std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let mut peak = 0;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            for line in text.lines().filter(|line| line.starts_with("VmHWM:")) {
-                let kib: u64 = line
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|value| value.parse().ok())
-                    .unwrap_or(0);
-                peak = peak.max(kib);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let elapsed = started.elapsed();
-    let written = match reader.join() {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(error)) => bail!("reading the output of {command:?}: {error}"),
-        Err(_) => bail!("the output reader of {command:?} panicked"),
-    };
-    if !status.success() {
-        bail!("{command:?} failed: {status}");
-    }
-    Ok((elapsed, peak, written))
-}
-
 fn release_binary() -> anyhow::Result<PathBuf> {
     let status = command(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
@@ -262,51 +240,82 @@ fn release_binary() -> anyhow::Result<PathBuf> {
     Ok(target.join("release/vertice-backup"))
 }
 
-/// The middle value (the upper one of an even count).
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
+/// What the benchmark runs against: the binary, the server's port, the key and the local store.
+struct Setup<'a> {
+    args: &'a BenchArgs,
+    binary: PathBuf,
+    pg_port: String,
+    key: PathBuf,
+    store_path: String,
 }
 
-fn mbps(bytes: u64, duration: Duration) -> f64 {
-    bytes as f64 / duration.as_secs_f64().max(0.001) / 1e6
+impl Setup<'_> {
+    /// `vertice-backup <subcommand>` with the database flags and the key.
+    fn vertice(&self, subcommand: &str, name: &str) -> Command {
+        let args = self.args;
+        let mut command = command(&self.binary);
+        command
+            .args([subcommand, "--name", name, "--engine", "postgres"])
+            .args(["--host", &args.pg_host, "--port", &self.pg_port])
+            .args(["--user", &args.pg_user, "--database", DATABASE])
+            .args(["--password-env", "PGPASSWORD", "--output", "json"])
+            .arg("--encryption-key-file")
+            .arg(&self.key);
+        if let Some(dir) = &args.pg_bin_dir {
+            command.arg("--bin-dir").arg(dir);
+        }
+        command
+    }
+
+    fn local_store(&self) -> [&str; 4] {
+        ["--store", "local", "--path", &self.store_path]
+    }
+
+    /// (b): one backup; its time, peak RSS (KiB) and JSON report.
+    fn backup(&self, store_args: &[&str], name: &str) -> anyhow::Result<measure::Timed> {
+        let mut command = self.vertice("backup", name);
+        command.args(store_args);
+        timed(command)
+    }
+
+    /// `DROP DATABASE IF EXISTS` the restore target.
+    fn drop_target(&self) -> anyhow::Result<()> {
+        psql(
+            self.args,
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {RESTORED}"),
+        )
+        .map(drop)
+    }
 }
+
+/// The database every restore goes into (dropped before and after each).
+const RESTORED: &str = "vertice_bench_restored";
 
 fn backup(args: &BenchArgs) -> anyhow::Result<()> {
-    let binary = release_binary()?;
-    let pg_port = args.pg_port.unwrap_or(5432).to_string();
+    let binary = match &args.binary {
+        Some(binary) => binary.clone(),
+        None => release_binary()?,
+    };
     generate(args)?;
     let work = std::env::temp_dir().join(format!("vertice-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let key = work.join("key");
     std::fs::write(&key, "11".repeat(32))?;
-
-    // (b) our backup, to the local store and optionally to S3.
-    let run_backup = |store_args: &[&str], name: &str| -> anyhow::Result<(Duration, u64)> {
-        let mut command = command(&binary);
-        command
-            .args([
-                "backup",
-                "--name",
-                name,
-                "--engine",
-                "postgres",
-                "--host",
-                &args.pg_host,
-            ])
-            .args(["--port", &pg_port, "--user", &args.pg_user])
-            .args(["--database", DATABASE, "--password-env", "PGPASSWORD"])
-            .arg("--encryption-key-file")
-            .arg(&key)
-            .args(store_args);
-        if let Some(dir) = &args.pg_bin_dir {
-            command.arg("--bin-dir").arg(dir);
-        }
-        let (time, peak, _) = timed(command)?;
-        Ok((time, peak))
+    let setup = Setup {
+        args,
+        binary,
+        pg_port: args.pg_port.unwrap_or(5432).to_string(),
+        key,
+        store_path: work.join("store").to_string_lossy().to_string(),
     };
-    let store_dir = work.join("store");
-    let store_path = store_dir.to_string_lossy().to_string();
+    let result = measure_all(&setup, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
+    let args = setup.args;
     // (a) pg_dump -Fc -Z0 > /dev/null (bytes counted through a pipe), alternating with (b) to
     // the local store for several rounds; each reports its median, so one run slowed by the
     // database server (it shares the cores) does not decide the ratio.
@@ -314,99 +323,51 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
     let mut b_times = Vec::new();
     let mut b_peak = 0;
     let mut raw_bytes = 0;
+    let mut stages = StageTotals::default();
     let rounds = args.rounds.max(1);
     for round in 0..rounds {
         let mut dump = tool(args, "pg_dump");
         dump.args(["-Fc", "-Z0", "-d", DATABASE]);
-        let (time, _, bytes) = timed(dump)?;
-        a_times.push(time);
-        raw_bytes = bytes;
-        let name = format!("bench-local-{round}");
-        let (time, peak) = run_backup(&["--store", "local", "--path", &store_path], &name)?;
-        b_times.push(time);
-        b_peak = b_peak.max(peak);
+        let dumped = timed(dump)?;
+        a_times.push(dumped.elapsed);
+        raw_bytes = dumped.written;
+        let backed_up = setup.backup(&setup.local_store(), &format!("bench-local-{round}"))?;
+        b_times.push(backed_up.elapsed);
+        b_peak = b_peak.max(backed_up.peak_kib);
+        stages.add(&serde_json::from_slice(&backed_up.stdout).context("the backup's report")?)?;
     }
     let a_time = median(&mut a_times);
-    let local = (median(&mut b_times), b_peak);
-    let restored_name = format!("bench-local-{}", rounds - 1);
+    let b_time = median(&mut b_times);
     let s3 = match (&args.s3_endpoint, &args.s3_bucket) {
-        (Some(endpoint), Some(bucket)) => Some(run_backup(
-            &[
-                "--store",
-                "s3",
-                "--endpoint",
-                endpoint,
-                "--bucket",
-                bucket,
-                "--prefix",
-                "bench",
-            ],
-            &format!("bench-s3-{}", std::process::id()),
-        )?),
+        (Some(endpoint), Some(bucket)) => {
+            let store = ["--store", "s3", "--endpoint", endpoint, "--bucket", bucket];
+            let store = [&store[..], &["--prefix", "bench"]].concat();
+            Some(setup.backup(&store, &format!("bench-s3-{}", std::process::id()))?)
+        }
         _ => None,
     };
 
     // (c) pg_dump -Fc | gzip > file.
     let gz = work.join("dump.gz");
-    let bin = args
-        .pg_bin_dir
-        .as_ref()
-        .map_or_else(String::new, |dir| format!("{}/", dir.display()));
     let mut naive = with_pg_env(args, command("sh"));
     naive.args([
         "-c",
-        &format!("{bin}pg_dump -Fc -d {DATABASE} | gzip > '{}'", gz.display()),
+        &format!(
+            "{}pg_dump -Fc -d {DATABASE} | gzip > '{}'",
+            bin_prefix(args),
+            gz.display()
+        ),
     ]);
-    let (c_time, _, _) = timed(naive)?;
+    let c_time = timed(naive)?.elapsed;
+    let _ = std::fs::remove_file(&gz);
 
-    // Restore throughput.
-    psql(
-        args,
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {DATABASE}_restored"),
-    )?;
-    let mut restore = command(&binary);
-    restore
-        .args([
-            "restore",
-            "--name",
-            &restored_name,
-            "--store",
-            "local",
-            "--path",
-            &store_path,
-        ])
-        .args([
-            "--engine",
-            "postgres",
-            "--host",
-            &args.pg_host,
-            "--port",
-            &pg_port,
-        ])
-        .args([
-            "--user",
-            &args.pg_user,
-            "--database",
-            DATABASE,
-            "--password-env",
-            "PGPASSWORD",
-        ])
-        .args(["--target-database", &format!("{DATABASE}_restored")])
-        .arg("--encryption-key-file")
-        .arg(&key);
-    let (restore_time, restore_peak, _) = timed(restore)?;
-    psql(
-        args,
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {DATABASE}_restored"),
-    )?;
+    let restores = measure_restores(setup, work, &format!("bench-local-{}", rounds - 1))?;
 
     let a = mbps(raw_bytes, a_time);
-    let b = mbps(raw_bytes, local.0);
+    let b = mbps(raw_bytes, b_time);
     let c = mbps(raw_bytes, c_time);
     println!(
-        "raw dump: {:.0} MB; (a) and (b) local: medians of {rounds} alternating rounds",
+        "raw dump: {:.0} MB; (a)/(b) and (r)/(R): medians of {rounds} alternating rounds",
         raw_bytes as f64 / 1e6
     );
     println!(
@@ -415,15 +376,15 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "(b) vertice-backup → local store     {b:8.1} MB/s  {:.1} s  peak RSS {} MiB",
-        local.0.as_secs_f64(),
-        local.1 / 1024
+        b_time.as_secs_f64(),
+        b_peak / 1024
     );
-    if let Some((time, peak)) = s3 {
+    if let Some(s3) = s3 {
         println!(
             "(b) vertice-backup → S3              {:8.1} MB/s  {:.1} s  peak RSS {} MiB",
-            mbps(raw_bytes, time),
-            time.as_secs_f64(),
-            peak / 1024
+            mbps(raw_bytes, s3.elapsed),
+            s3.elapsed.as_secs_f64(),
+            s3.peak_kib / 1024
         );
     }
     println!(
@@ -435,12 +396,76 @@ fn backup(args: &BenchArgs) -> anyhow::Result<()> {
         b / a,
         b / c
     );
+    println!("(b) {}", stages.summary(raw_bytes));
+    let r = mbps(raw_bytes, restores.raw);
+    let restore = mbps(raw_bytes, restores.ours);
     println!(
-        "restore (verify pass + pg_restore)   {:8.1} MB/s  {:.1} s  peak RSS {} MiB",
-        mbps(raw_bytes, restore_time),
-        restore_time.as_secs_f64(),
-        restore_peak / 1024
+        "(r) pg_restore < dump file           {r:8.1} MB/s  {:.1} s",
+        restores.raw.as_secs_f64()
     );
-    let _ = std::fs::remove_dir_all(&work);
+    println!(
+        "(R) vertice-backup restore           {restore:8.1} MB/s  {:.1} s  peak RSS {} MiB (target ≤ 128)",
+        restores.ours.as_secs_f64(),
+        restores.peak_kib / 1024
+    );
+    println!("R/r = {:.2} (target ≥ 0.9)", restore / r);
     Ok(())
+}
+
+/// Median restore times of the raw baseline and of ours, and our peak RSS.
+struct Restores {
+    raw: Duration,
+    ours: Duration,
+    peak_kib: u64,
+}
+
+/// (r) raw `pg_restore` of a `-Fc -Z0` dump file into a new database, alternating with (R) our
+/// restore of backup `name` into a new database; both read their input through stdin.
+fn measure_restores(setup: &Setup, work: &std::path::Path, name: &str) -> anyhow::Result<Restores> {
+    let args = setup.args;
+    let dump_file = work.join("raw.dump");
+    let mut dump = tool(args, "pg_dump");
+    dump.args(["-Fc", "-Z0", "-d", DATABASE, "-f"])
+        .arg(&dump_file);
+    timed(dump)?;
+    let mut raw_times = Vec::new();
+    let mut our_times = Vec::new();
+    let mut peak_kib = 0;
+    for _ in 0..args.rounds.max(1) {
+        setup.drop_target()?;
+        // The same flags as our restore's pg_restore; creating the database is part of both.
+        let mut raw = with_pg_env(args, command("sh"));
+        raw.args([
+            "-c",
+            &format!(
+                "{bin}createdb {RESTORED} && {bin}pg_restore --exit-on-error --no-password \
+                 -d {RESTORED} < '{}'",
+                dump_file.display(),
+                bin = bin_prefix(args),
+            ),
+        ]);
+        raw_times.push(timed(raw)?.elapsed);
+        setup.drop_target()?;
+        let mut restore = setup.vertice("restore", name);
+        restore
+            .args(setup.local_store())
+            .args(["--target-database", RESTORED]);
+        let restored = timed(restore)?;
+        our_times.push(restored.elapsed);
+        peak_kib = peak_kib.max(restored.peak_kib);
+        setup.drop_target()?;
+    }
+    let _ = std::fs::remove_file(&dump_file);
+    Ok(Restores {
+        raw: median(&mut raw_times),
+        ours: median(&mut our_times),
+        peak_kib,
+    })
+}
+
+/// `--pg-bin-dir` as a prefix for tool names in a shell command (empty: tools on PATH).
+fn bin_prefix(args: &BenchArgs) -> String {
+    args.pg_bin_dir
+        .as_ref()
+        .map_or_else(String::new, |dir| format!("{}/", dir.display()))
 }

@@ -16,8 +16,10 @@ use crate::format::{
 use crate::keys::KeyEncryptionKey;
 use crate::manifest::Manifest;
 use crate::manifest_seal::ManifestSealKey;
+use crate::pipeline::buffers::BufferPool;
 use crate::pipeline::chunker::{ChunkerOutcome, chunk_stream};
 use crate::pipeline::compress::Compression;
+use crate::pipeline::cpu::{Stage, StageCpu, StageCpuReport};
 use crate::pipeline::encrypt::{DataKey, random_bytes};
 use crate::pipeline::upload::{DataObjectWriter, UploadLimits};
 use crate::pipeline::{ChunkCodec, RawChunk};
@@ -106,6 +108,15 @@ impl DumpInput {
     }
 }
 
+/// A finished backup: its manifest and what each pipeline stage cost.
+#[derive(Debug)]
+pub struct BackupOutcome {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// CPU time per stage of the pipeline (see [`crate::pipeline::cpu`]).
+    pub cpu: StageCpuReport,
+}
+
 /// Runs one backup; returns its manifest. The name is reserved first, create-only (see
 /// `store::reservation`): a run that loses the name to another fails with `NameReserved`
 /// (exit code 8) before it writes anything. On any later failure (source, store,
@@ -118,6 +129,20 @@ pub async fn run_backup(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<Manifest, BackupError> {
+    run_backup_measured(store, options, input, progress, cancel)
+        .await
+        .map(|outcome| outcome.manifest)
+}
+
+/// [`run_backup`], also reporting each pipeline stage's CPU time.
+pub async fn run_backup_measured(
+    store: &BackupStore,
+    options: &BackupOptions,
+    input: DumpInput,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<BackupOutcome, BackupError> {
+    let cpu = StageCpu::new();
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&options.chunk_size) {
         return Err(BackupError::Config(format!(
             "chunk size must be between {MIN_CHUNK_SIZE} and {MAX_CHUNK_SIZE} bytes"
@@ -153,7 +178,13 @@ pub async fn run_backup(
         None => (None, None, None),
     };
     let codec = Arc::new(ChunkCodec::new(backup_id, options.compression, data_key));
-    let mut writer = DataObjectWriter::new(store.clone(), &options.name, backup_id, options.upload);
+    let mut writer = DataObjectWriter::new(
+        store.clone(),
+        &options.name,
+        backup_id,
+        options.upload,
+        cpu.clone(),
+    );
 
     let DumpInput {
         stream,
@@ -172,16 +203,38 @@ pub async fn run_backup(
     let (raw_tx, mut raw_rx) = tokio::sync::mpsc::channel::<RawChunk>(1);
     let chunk_size = options.chunk_size;
     let chunker_progress = progress.clone();
-    let chunker = AbortOnDropHandle::new(tokio::spawn(async move {
-        chunk_stream(&mut reader, chunk_size, raw_tx, chunker_progress).await
-    }));
+    let chunker_cpu = cpu.clone();
+    // Raw chunk buffers in use: one being read, one of look-ahead, one in the channel and
+    // those being encoded.
+    let buffers = BufferPool::new(parallelism + 3);
+    let chunker_buffers = buffers.clone();
+    let chunker = AbortOnDropHandle::new(tokio::spawn(cpu.metered(Stage::Read, async move {
+        chunk_stream(
+            &mut reader,
+            chunk_size,
+            raw_tx,
+            chunker_progress,
+            chunker_cpu,
+            chunker_buffers,
+        )
+        .await
+    })));
 
     let pipeline = async {
         let raw_chunks = futures::stream::poll_fn(move |cx| raw_rx.poll_recv(cx));
         let mut encoded = raw_chunks
             .map(|chunk| {
                 let codec = codec.clone();
-                async move { tokio::task::spawn_blocking(move || codec.encode(chunk)).await? }
+                let cpu = cpu.clone();
+                let buffers = buffers.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let encoded = codec.encode(&chunk, &cpu);
+                        buffers.put(Vec::from(chunk.data));
+                        encoded
+                    })
+                    .await?
+                }
             })
             .buffered(parallelism);
         let mut entries = Vec::new();
@@ -195,7 +248,7 @@ pub async fn run_backup(
             let entry = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Err(BackupError::Cancelled),
-                entry = writer.write_chunk(chunk?) => entry?,
+                entry = cpu.metered(Stage::Upload, writer.write_chunk(chunk?)) => entry?,
             };
             entries.push(entry);
         }
@@ -267,5 +320,8 @@ pub async fn run_backup(
             return Err(error);
         }
     }
-    Ok(manifest)
+    Ok(BackupOutcome {
+        manifest,
+        cpu: cpu.report(),
+    })
 }

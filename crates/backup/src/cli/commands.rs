@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs, parse_labels};
 use super::output::Report;
-use crate::backup::{DumpInput, run_backup};
+use crate::backup::{DumpInput, run_backup_measured};
 use crate::drill::run_drill_until;
 use crate::error::BackupError;
 use crate::error::exit_code;
@@ -292,14 +292,21 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
     let stop = CancellationToken::new();
     let reporter = spawn_reporter("backup", progress.clone(), stop.clone());
     let started = Instant::now();
-    let outcome = run_backup(&store, &options, input, progress, cancel).await;
+    let outcome = run_backup_measured(&store, &options, input, progress, cancel).await;
     stop.cancel();
     if let Some(reporter) = reporter {
         let _ = reporter.await;
     }
-    let manifest = outcome?;
+    let outcome = outcome?;
     let seconds = started.elapsed().as_secs_f64();
-    backup_report(&store, &manifest, seconds)
+    let mut report = backup_report(&store, &outcome.manifest, seconds)?;
+    // CPU seconds per pipeline stage: what `cargo xtask bench backup` prints as shares.
+    if let serde_json::Value::Object(fields) = &mut report.json {
+        let cpu = serde_json::to_value(&outcome.cpu)
+            .map_err(|error| BackupError::Internal(format!("cannot serialize: {error}")))?;
+        fields.insert("stageCpu".into(), cpu);
+    }
+    Ok(report)
 }
 
 /// The report of a finished backup.

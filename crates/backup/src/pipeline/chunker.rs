@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use super::RawChunk;
+use super::buffers::BufferPool;
+use super::cpu::{Stage, StageCpu};
 use crate::error::BackupError;
 use crate::progress::Progress;
 
@@ -20,40 +22,47 @@ pub struct ChunkerOutcome {
     pub raw_blake3: String,
 }
 
-/// Reads until `chunk_size` bytes are in or the stream ends.
+/// Reads until `chunk_size` bytes are in or the stream ends, into a buffer from `pool`.
 async fn read_chunk<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
     chunk_size: usize,
+    pool: &BufferPool,
 ) -> Result<Bytes, BackupError> {
-    let mut buffer = BytesMut::with_capacity(chunk_size);
+    let mut buffer = pool.get();
+    buffer.reserve_exact(chunk_size);
     while buffer.len() < chunk_size {
-        if reader.read_buf(&mut buffer).await? == 0 {
+        let room = chunk_size - buffer.len();
+        if reader.read_buf(&mut (&mut buffer).limit(room)).await? == 0 {
             break;
         }
     }
-    Ok(buffer.freeze())
+    Ok(Bytes::from(buffer))
 }
 
 /// Reads `reader` to the end and sends its chunks, in order, into `chunks`. An empty dump is
-/// one empty final chunk.
+/// one empty final chunk. Chunk buffers come from `pool` (the encoder gives them back). The raw
+/// hash's CPU time is charged to [`Stage::Hash`] out of
+/// [`Stage::Read`], the stage the caller meters this future's polls with.
 pub async fn chunk_stream<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
     chunk_size: usize,
     chunks: mpsc::Sender<RawChunk>,
     progress: Arc<Progress>,
+    cpu: Arc<StageCpu>,
+    pool: Arc<BufferPool>,
 ) -> Result<ChunkerOutcome, BackupError> {
     let mut hasher = blake3::Hasher::new();
     let mut raw_size = 0u64;
     let mut index = 0u64;
-    let mut pending = read_chunk(reader, chunk_size).await?;
+    let mut pending = read_chunk(reader, chunk_size, &pool).await?;
     loop {
         let next = if pending.len() < chunk_size {
             Bytes::new()
         } else {
-            read_chunk(reader, chunk_size).await?
+            read_chunk(reader, chunk_size, &pool).await?
         };
         let is_final = next.is_empty();
-        hasher.update(&pending);
+        cpu.measure_nested(Stage::Read, Stage::Hash, || hasher.update(&pending));
         raw_size += pending.len() as u64;
         progress.add(pending.len() as u64);
         let chunk = RawChunk {
@@ -84,9 +93,16 @@ mod tests {
     async fn chunks_of(data: Vec<u8>, chunk_size: usize) -> (Vec<RawChunk>, ChunkerOutcome) {
         let (tx, mut rx) = mpsc::channel(1000);
         let mut reader = data.as_slice();
-        let outcome = chunk_stream(&mut reader, chunk_size, tx, Progress::new())
-            .await
-            .unwrap();
+        let outcome = chunk_stream(
+            &mut reader,
+            chunk_size,
+            tx,
+            Progress::new(),
+            StageCpu::new(),
+            BufferPool::new(4),
+        )
+        .await
+        .unwrap();
         let mut chunks = Vec::new();
         while let Some(chunk) = rx.recv().await {
             chunks.push(chunk);

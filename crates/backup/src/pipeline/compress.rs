@@ -1,11 +1,70 @@
 //! Per-chunk compression: each chunk becomes one complete zstd frame, gzip member, or stays raw,
 //! so chunks compress (and decompress) independently, in parallel, with bounded memory.
 
+use std::cell::RefCell;
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
+use super::encrypt::TAG_LEN;
 use crate::error::BackupError;
+
+thread_local! {
+    /// One zstd compression context per thread and level, reused chunk after chunk: a fresh
+    /// context allocates and clears its tables on every chunk.
+    static ZSTD_COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    /// One zstd decompression context per thread, reused likewise.
+    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// Compresses `raw` into one zstd frame with this thread's context for `level`. The output has
+/// room for a GCM tag, so sealing it in place never reallocates.
+fn zstd_compress(raw: &[u8], level: i32) -> Result<Vec<u8>, BackupError> {
+    let failed =
+        |error: std::io::Error| BackupError::Internal(format!("zstd compression: {error}"));
+    ZSTD_COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match &mut *cell {
+            Some((current, compressor)) if *current == level => compressor,
+            slot => {
+                &mut slot
+                    .insert((level, zstd::bulk::Compressor::new(level).map_err(failed)?))
+                    .1
+            }
+        };
+        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(raw.len()) + TAG_LEN);
+        compressor
+            .compress_to_buffer(raw, &mut out)
+            .map_err(failed)?;
+        Ok(out)
+    })
+}
+
+/// Decompresses one zstd frame into `out` (emptied first, grown to `raw_len` if smaller) with
+/// this thread's context. A frame larger than `out`'s capacity is an integrity error; one of
+/// another size than `raw_len` is caught by the caller.
+fn zstd_decompress(stored: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(), BackupError> {
+    ZSTD_DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor =
+            match &mut *cell {
+                Some(decompressor) => decompressor,
+                slot => slot.insert(zstd::bulk::Decompressor::new().map_err(|error| {
+                    BackupError::Internal(format!("zstd decompressor: {error}"))
+                })?),
+            };
+        out.clear();
+        out.reserve_exact(raw_len);
+        decompressor
+            .decompress_to_buffer(stored, out)
+            .map_err(|error| {
+                BackupError::Integrity(format!("chunk does not decompress: {error}"))
+            })?;
+        Ok(())
+    })
+}
 
 /// A compression algorithm and its level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,16 +140,20 @@ impl Compression {
         }
     }
 
-    /// Compresses one chunk.
+    /// Compresses one chunk. The output has spare capacity for the GCM tag that encryption
+    /// appends in place.
     pub fn compress(&self, raw: &[u8]) -> Result<Vec<u8>, BackupError> {
         match *self {
-            Compression::None => Ok(raw.to_vec()),
-            Compression::Zstd { level } => zstd::bulk::compress(raw, level)
-                .map_err(|error| BackupError::Internal(format!("zstd compression: {error}"))),
+            Compression::None => {
+                let mut out = Vec::with_capacity(raw.len() + TAG_LEN);
+                out.extend_from_slice(raw);
+                Ok(out)
+            }
+            Compression::Zstd { level } => zstd_compress(raw, level),
             Compression::Gzip { level } => {
                 let mut encoder =
                     flate2::read::GzEncoder::new(raw, flate2::Compression::new(level));
-                let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+                let mut out = Vec::with_capacity(raw.len() / 2 + 64 + TAG_LEN);
                 encoder.read_to_end(&mut out)?;
                 Ok(out)
             }
@@ -100,26 +163,36 @@ impl Compression {
     /// Decompresses one chunk whose raw size the manifest says is `raw_len`; a chunk that
     /// decompresses to any other size is an integrity error (and never allocates more).
     pub fn decompress(&self, stored: Vec<u8>, raw_len: usize) -> Result<Vec<u8>, BackupError> {
-        let raw = match *self {
-            Compression::None => stored,
+        self.decompress_into(stored, raw_len, Vec::new())
+            .map(|(raw, _)| raw)
+    }
+
+    /// [`Compression::decompress`] into `out`, whose allocation is reused (its contents are
+    /// dropped). Returns the raw chunk and the other buffer, emptied, so that a reader can
+    /// recycle both instead of allocating two per chunk.
+    pub fn decompress_into(
+        &self,
+        stored: Vec<u8>,
+        raw_len: usize,
+        mut out: Vec<u8>,
+    ) -> Result<(Vec<u8>, Vec<u8>), BackupError> {
+        let (raw, mut spare) = match *self {
+            Compression::None => (stored, out),
             Compression::Zstd { .. } => {
-                let mut decompressor = zstd::bulk::Decompressor::new().map_err(|error| {
-                    BackupError::Internal(format!("zstd decompressor: {error}"))
-                })?;
-                decompressor.decompress(&stored, raw_len).map_err(|error| {
-                    BackupError::Integrity(format!("chunk does not decompress: {error}"))
-                })?
+                zstd_decompress(&stored, raw_len, &mut out)?;
+                (out, stored)
             }
             Compression::Gzip { .. } => {
+                out.clear();
+                out.reserve_exact(raw_len);
                 let limit = u64::try_from(raw_len).unwrap_or(u64::MAX).saturating_add(1);
-                let mut out = Vec::with_capacity(raw_len);
                 flate2::read::GzDecoder::new(stored.as_slice())
                     .take(limit)
                     .read_to_end(&mut out)
                     .map_err(|error| {
                         BackupError::Integrity(format!("chunk does not decompress: {error}"))
                     })?;
-                out
+                (out, stored)
             }
         };
         if raw.len() != raw_len {
@@ -128,7 +201,8 @@ impl Compression {
                 raw.len()
             )));
         }
-        Ok(raw)
+        spare.clear();
+        Ok((raw, spare))
     }
 }
 

@@ -5,8 +5,10 @@
 //! backwards. Every stage is connected by bounded channels, so memory does not grow with the
 //! size of the dump, and the dump tool never waits on compression unless every worker is busy.
 
+pub mod buffers;
 pub mod chunker;
 pub mod compress;
+pub mod cpu;
 pub mod encrypt;
 pub mod hash;
 pub mod reader;
@@ -18,6 +20,7 @@ use crate::error::BackupError;
 use crate::format::BackupId;
 use crate::manifest::ChunkEntry;
 use compress::Compression;
+use cpu::{Stage, StageCpu};
 use encrypt::DataKey;
 
 /// A raw chunk of the dump.
@@ -62,21 +65,22 @@ impl ChunkCodec {
         }
     }
 
-    /// Compresses, encrypts and hashes one chunk (CPU-bound: run it on a blocking thread).
-    pub fn encode(&self, chunk: RawChunk) -> Result<EncodedChunk, BackupError> {
+    /// Compresses, encrypts and hashes one chunk (CPU-bound: run it on a blocking thread),
+    /// charging each step's CPU time to its stage in `cpu`.
+    pub fn encode(&self, chunk: &RawChunk, cpu: &StageCpu) -> Result<EncodedChunk, BackupError> {
         let raw_size = chunk.data.len() as u64;
-        let compressed = self.compression.compress(&chunk.data)?;
-        drop(chunk.data);
+        let compressed = cpu.measure(Stage::Compress, || self.compression.compress(&chunk.data))?;
         let stored = match &self.key {
-            Some(key) => {
-                key.seal_chunk(&self.backup_id, chunk.index, chunk.is_final, compressed)?
-            }
+            Some(key) => cpu.measure(Stage::Encrypt, || {
+                key.seal_chunk(&self.backup_id, chunk.index, chunk.is_final, compressed)
+            })?,
             None => compressed,
         };
+        let blake3 = cpu.measure(Stage::Hash, || hash::digest(&stored));
         Ok(EncodedChunk {
             index: chunk.index,
             raw_size,
-            blake3: hash::digest(&stored),
+            blake3,
             stored: Bytes::from(stored),
         })
     }
@@ -90,20 +94,32 @@ impl ChunkCodec {
         entry: &ChunkEntry,
         stored: Bytes,
     ) -> Result<Bytes, BackupError> {
+        let (raw, _) = self.decode_into(index, is_final, entry, Vec::from(stored), Vec::new())?;
+        Ok(Bytes::from(raw))
+    }
+
+    /// [`ChunkCodec::decode`] with the caller's buffers: the raw chunk is written into `out`'s
+    /// allocation (its contents are dropped), and the stored buffer comes back emptied, so a
+    /// reader can recycle both instead of allocating two per chunk.
+    pub fn decode_into(
+        &self,
+        index: u64,
+        is_final: bool,
+        entry: &ChunkEntry,
+        stored: Vec<u8>,
+        out: Vec<u8>,
+    ) -> Result<(Vec<u8>, Vec<u8>), BackupError> {
         hash::check(
             &blake3::hash(&stored),
             &entry.blake3,
             &format!("chunk {index}"),
         )?;
-        let stored = Vec::from(stored);
         let compressed = match &self.key {
             Some(key) => key.open_chunk(&self.backup_id, index, is_final, stored)?,
             None => stored,
         };
         let raw_size = usize::try_from(entry.raw_size)
             .map_err(|_| BackupError::Integrity(format!("chunk {index} is too large")))?;
-        Ok(Bytes::from(
-            self.compression.decompress(compressed, raw_size)?,
-        ))
+        self.compression.decompress_into(compressed, raw_size, out)
     }
 }

@@ -3,17 +3,19 @@
 //! pool, handing raw bytes in dump order to a sink — or to nowhere, for a verify pass.
 //! Checks every chunk hash, every tag, every object hash, the raw sizes and the raw hash.
 
+use std::io::Read;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
+use object_store::{GetResultPayload, ObjectStoreExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::ChunkCodec;
+use super::buffers::BufferPool;
 use super::hash;
 use crate::error::BackupError;
 use crate::format::{HEADER_LEN, check_header};
@@ -33,39 +35,104 @@ pub struct ScanReport {
     pub objects: u64,
 }
 
-/// Pulls exact-size pieces out of an object's byte stream.
+/// Where an object's bytes come from: a file of the local store, read in whole chunks on the
+/// blocking pool (the store's own stream reads it 8 KiB per blocking task), or the store's
+/// stream of network-sized pieces.
+enum ObjectSource {
+    File(Option<std::fs::File>),
+    Stream {
+        stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
+        /// What is left of the last piece.
+        pending: Bytes,
+    },
+}
+
+/// Pulls exact-size pieces out of a data object, hashing them as they pass.
 struct ObjectBytes {
-    stream: BoxStream<'static, Result<Bytes, object_store::Error>>,
-    buffered: BytesMut,
+    source: ObjectSource,
     hasher: blake3::Hasher,
     name: String,
 }
 
 impl ObjectBytes {
-    async fn take(&mut self, len: usize) -> Result<Bytes, BackupError> {
-        while self.buffered.len() < len {
-            match self.stream.try_next().await? {
-                Some(bytes) => {
-                    if self.buffered.capacity() - self.buffered.len() < bytes.len() {
-                        self.buffered.reserve(len.max(bytes.len()));
-                    }
-                    self.buffered.extend_from_slice(&bytes);
-                }
-                None => {
-                    return Err(BackupError::Integrity(format!(
-                        "data object {} is shorter than the manifest says (missing chunks)",
-                        self.name
-                    )));
-                }
-            }
+    fn new(payload: GetResultPayload, name: &str) -> Self {
+        let source = match payload {
+            GetResultPayload::File(file, _) => ObjectSource::File(Some(file)),
+            GetResultPayload::Stream(stream) => ObjectSource::Stream {
+                stream,
+                pending: Bytes::new(),
+            },
+        };
+        ObjectBytes {
+            source,
+            hasher: blake3::Hasher::new(),
+            name: name.to_owned(),
         }
-        let piece = self.buffered.split_to(len).freeze();
+    }
+
+    fn too_short(&self) -> BackupError {
+        BackupError::Integrity(format!(
+            "data object {} is shorter than the manifest says (missing chunks)",
+            self.name
+        ))
+    }
+
+    /// The next `len` bytes, in `piece` (emptied first; its allocation is reused), so decoding
+    /// needs no copy.
+    async fn take(&mut self, len: usize, mut piece: Vec<u8>) -> Result<Vec<u8>, BackupError> {
+        piece.clear();
+        piece.reserve_exact(len);
+        let piece = match &mut self.source {
+            ObjectSource::File(slot) => {
+                let mut file = slot.take().ok_or_else(|| {
+                    BackupError::Internal("a data object read after a failed read".into())
+                })?;
+                let (file, read) = tokio::task::spawn_blocking(move || {
+                    let read = (&mut file)
+                        .take(len as u64)
+                        .read_to_end(&mut piece)
+                        .map(|_| piece);
+                    (file, read)
+                })
+                .await?;
+                *slot = Some(file);
+                let piece = read?;
+                if piece.len() < len {
+                    return Err(self.too_short());
+                }
+                piece
+            }
+            ObjectSource::Stream { stream, pending } => {
+                while piece.len() < len {
+                    if pending.is_empty() {
+                        match stream.try_next().await? {
+                            Some(bytes) => *pending = bytes,
+                            None => return Err(self.too_short()),
+                        }
+                    }
+                    let take = pending.len().min(len - piece.len());
+                    piece.extend_from_slice(&pending.split_to(take));
+                }
+                piece
+            }
+        };
         self.hasher.update(&piece);
         Ok(piece)
     }
 
     async fn expect_end(&mut self) -> Result<(), BackupError> {
-        if !self.buffered.is_empty() || self.stream.try_next().await?.is_some() {
+        let more = match &mut self.source {
+            ObjectSource::File(slot) => {
+                let mut file = slot.take().ok_or_else(|| {
+                    BackupError::Internal("a data object read after a failed read".into())
+                })?;
+                tokio::task::spawn_blocking(move || file.read(&mut [0u8; 1])).await?? > 0
+            }
+            ObjectSource::Stream { stream, pending } => {
+                !pending.is_empty() || stream.try_next().await?.is_some()
+            }
+        };
+        if more {
             return Err(BackupError::Integrity(format!(
                 "data object {} is longer than the manifest says",
                 self.name
@@ -75,13 +142,14 @@ impl ObjectBytes {
     }
 }
 
-type StoredChunk = (u64, Bytes);
+type StoredChunk = (u64, Vec<u8>);
 
 /// Sends every stored chunk, in order, checking headers and whole-object hashes on the way.
 async fn fetch_chunks(
     store: BackupStore,
     manifest: Arc<Manifest>,
     chunks: mpsc::Sender<Result<StoredChunk, BackupError>>,
+    pool: Arc<BufferPool>,
 ) {
     let outcome = async {
         let backup_id = manifest.backup_id_bytes()?;
@@ -90,8 +158,8 @@ async fn fetch_chunks(
             let object_index = u32::try_from(object_index)
                 .map_err(|_| BackupError::Integrity("too many data objects".into()))?;
             let path = store.data_path(&manifest.name, object_index)?;
-            let stream = match store.object_store().get(&path).await {
-                Ok(result) => result.into_stream(),
+            let payload = match store.object_store().get(&path).await {
+                Ok(result) => result.payload,
                 Err(object_store::Error::NotFound { .. }) => {
                     return Err(BackupError::Integrity(format!(
                         "data object {} is missing",
@@ -100,13 +168,8 @@ async fn fetch_chunks(
                 }
                 Err(error) => return Err(error.into()),
             };
-            let mut bytes = ObjectBytes {
-                stream,
-                buffered: BytesMut::new(),
-                hasher: blake3::Hasher::new(),
-                name: object.name.clone(),
-            };
-            let header = bytes.take(HEADER_LEN as usize).await?;
+            let mut bytes = ObjectBytes::new(payload, &object.name);
+            let header = bytes.take(HEADER_LEN as usize, Vec::new()).await?;
             check_header(&header, object_index, &backup_id)?;
             while let Some(entry) = manifest.chunks.get(next_chunk) {
                 if entry.object != object_index {
@@ -114,7 +177,7 @@ async fn fetch_chunks(
                 }
                 let len = usize::try_from(entry.stored_size)
                     .map_err(|_| BackupError::Integrity("chunk too large".into()))?;
-                let stored = bytes.take(len).await?;
+                let stored = bytes.take(len, pool.get()).await?;
                 if chunks.send(Ok((next_chunk as u64, stored))).await.is_err() {
                     return Ok(());
                 }
@@ -145,10 +208,14 @@ pub async fn scan(
     progress: &Progress,
 ) -> Result<ScanReport, BackupError> {
     let (tx, mut rx) = mpsc::channel(parallelism.max(1));
+    // In flight at most: the channel, one being read, the decoding ones (two buffers each) and
+    // one being written; idle ones beyond that are freed.
+    let pool = BufferPool::new(3 * parallelism.max(1) + 2);
     let _fetcher = AbortOnDropHandle::new(tokio::spawn(fetch_chunks(
         store.clone(),
         manifest.clone(),
         tx,
+        pool.clone(),
     )));
     let last = manifest.chunks.len().saturating_sub(1) as u64;
     let expected_raw_blake3 = manifest.raw_blake3.clone();
@@ -161,6 +228,7 @@ pub async fn scan(
             let codec = codec.clone();
             let manifest = manifest.clone();
             let store = located_store.clone();
+            let pool = pool.clone();
             async move {
                 let (index, stored) = item?;
                 let entry = manifest
@@ -169,8 +237,11 @@ pub async fn scan(
                     .cloned()
                     .ok_or_else(|| BackupError::Internal("chunk index out of range".into()))?;
                 let located = entry.clone();
-                tokio::task::spawn_blocking(move || {
-                    codec.decode(index, index == last, &entry, stored)
+                tokio::task::spawn_blocking(move || -> Result<Vec<u8>, BackupError> {
+                    let (raw, spare) =
+                        codec.decode_into(index, index == last, &entry, stored, pool.get())?;
+                    pool.put(spare);
+                    Ok(raw)
                 })
                 .await?
                 .map_err(|error| locate_chunk_error(error, &store, &manifest.name, &located))
@@ -192,6 +263,7 @@ pub async fn scan(
         if let Some(sink) = sink.as_mut() {
             sink.write_all(&raw).await?;
         }
+        pool.put(raw);
     }
     drop(decoded);
     if report.chunks != last + 1 {

@@ -5,7 +5,10 @@
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, WriteMultipart};
 
+use std::sync::Arc;
+
 use super::EncodedChunk;
+use super::cpu::{Stage, StageCpu};
 use crate::error::BackupError;
 use crate::format::{BackupId, HEADER_LEN, data_object_name, encode_header};
 use crate::manifest::{ChunkEntry, DataObject};
@@ -47,11 +50,20 @@ pub struct DataObjectWriter {
     limits: UploadLimits,
     current: Option<OpenObject>,
     finished: Vec<DataObject>,
+    cpu: Arc<StageCpu>,
 }
 
 impl DataObjectWriter {
-    /// A writer for backup `name`; nothing is uploaded until the first chunk.
-    pub fn new(store: BackupStore, name: &str, backup_id: BackupId, limits: UploadLimits) -> Self {
+    /// A writer for backup `name`; nothing is uploaded until the first chunk. The data objects'
+    /// hashes are charged to [`Stage::Hash`] in `cpu`, out of [`Stage::Upload`], the stage the
+    /// caller meters [`DataObjectWriter::write_chunk`] with.
+    pub fn new(
+        store: BackupStore,
+        name: &str,
+        backup_id: BackupId,
+        limits: UploadLimits,
+        cpu: Arc<StageCpu>,
+    ) -> Self {
         DataObjectWriter {
             store,
             name: name.to_string(),
@@ -59,6 +71,7 @@ impl DataObjectWriter {
             limits,
             current: None,
             finished: Vec::new(),
+            cpu,
         }
     }
 
@@ -118,7 +131,9 @@ impl DataObjectWriter {
             .as_mut()
             .ok_or_else(|| BackupError::Internal("no open data object".into()))?;
         object.upload.wait_for_capacity(concurrency).await?;
-        object.hasher.update(&chunk.stored);
+        self.cpu.measure_nested(Stage::Upload, Stage::Hash, || {
+            object.hasher.update(&chunk.stored)
+        });
         let entry = ChunkEntry {
             object: object.index,
             offset: object.size,
