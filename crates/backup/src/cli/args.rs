@@ -94,8 +94,9 @@ pub struct PipelineArgs {
     /// zstd (default), gzip or none.
     #[arg(long, default_value = "zstd")]
     pub compression: String,
-    /// zstd 1–19 (default 1: keeps up with pg_dump on few cores) or gzip 1–9 (default 6).
-    #[arg(long)]
+    /// zstd 1–19 (default 1: keeps up with pg_dump on few cores) or a fast level −7…−1 (less
+    /// CPU, less compression), or gzip 1–9 (default 6).
+    #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
     /// Raw chunk size in bytes.
     #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]

@@ -72,7 +72,8 @@ fn zstd_decompress(stored: &[u8], raw_len: usize, out: &mut Vec<u8>) -> Result<(
 pub enum Compression {
     /// No compression.
     None,
-    /// Zstandard; level 1–19 (default 1, see [`DEFAULT_ZSTD_LEVEL`]).
+    /// Zstandard; level 1–19, or a fast level −7…−1 (zstd's `--fast=N`: less compression for
+    /// less CPU); default 1, see [`DEFAULT_ZSTD_LEVEL`].
     Zstd {
         /// Compression level.
         level: i32,
@@ -91,6 +92,9 @@ pub enum Compression {
 /// same size. Users who prefer smaller backups to faster ones set `compressionLevel`.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
+/// The fastest zstd level accepted (zstd's `--fast=7`): the range the tests cover.
+pub const ZSTD_FASTEST_LEVEL: i32 = -7;
+
 impl Default for Compression {
     fn default() -> Self {
         Compression::Zstd {
@@ -106,9 +110,10 @@ impl Compression {
             "none" => Ok(Compression::None),
             "zstd" => {
                 let level = level.unwrap_or(DEFAULT_ZSTD_LEVEL);
-                if !(1..=19).contains(&level) {
+                if !(ZSTD_FASTEST_LEVEL..=19).contains(&level) || level == 0 {
                     return Err(BackupError::Config(format!(
-                        "zstd compression level must be 1–19, not {level}"
+                        "zstd compression level must be 1–19, or a fast level from \
+                         {ZSTD_FASTEST_LEVEL} to -1, not {level}"
                     )));
                 }
                 Ok(Compression::Zstd { level })
@@ -209,6 +214,23 @@ impl Compression {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_levels_round_trip_and_out_of_range_levels_are_refused() {
+        let data = sample();
+        for level in [-7, -3, -1, 1, 19] {
+            let compression = Compression::from_spec("zstd", Some(level))
+                .unwrap_or_else(|e| panic!("level {level}: {e}"));
+            let stored = compression.compress(&data).unwrap_or_else(|e| panic!("{e}"));
+            let raw = compression
+                .decompress(stored, data.len())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(raw, data, "level {level}");
+        }
+        for level in [0, -8, 20] {
+            assert!(Compression::from_spec("zstd", Some(level)).is_err(), "{level}");
+        }
+    }
 
     fn sample() -> Vec<u8> {
         (0..200_000u32)
