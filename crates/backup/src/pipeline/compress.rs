@@ -221,14 +221,19 @@ mod tests {
         for level in [-7, -3, -1, 1, 19] {
             let compression = Compression::from_spec("zstd", Some(level))
                 .unwrap_or_else(|e| panic!("level {level}: {e}"));
-            let stored = compression.compress(&data).unwrap_or_else(|e| panic!("{e}"));
+            let stored = compression
+                .compress(&data)
+                .unwrap_or_else(|e| panic!("{e}"));
             let raw = compression
                 .decompress(stored, data.len())
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(raw, data, "level {level}");
         }
         for level in [0, -8, 20] {
-            assert!(Compression::from_spec("zstd", Some(level)).is_err(), "{level}");
+            assert!(
+                Compression::from_spec("zstd", Some(level)).is_err(),
+                "{level}"
+            );
         }
     }
 
