@@ -412,7 +412,7 @@ async fn usage_and_configuration_errors() {
             ]),
             code: 3,
             kind: "Config",
-            message: "zstd compression level must be 1–19, not 25",
+            message: "zstd compression level must be 1–19, or a fast level from -7 to -1, not 25",
         },
         Scenario {
             what: "an unknown compression",

@@ -363,7 +363,7 @@ async fn a_wrong_spec_exits_3_and_says_what_is_wrong() {
         BadSpec {
             what: "a compression level out of range",
             spec: with(json!({"compressionLevel": 40, "source": source})),
-            says: "zstd compression level must be 1–19, not 40",
+            says: "zstd compression level must be 1–19, or a fast level from -7 to -1, not 40",
         },
     ];
     let result_file = dir.path().join("result.json");
