@@ -14,7 +14,9 @@ mod cli_process;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cli_process::{Outcome, command, files_under, finish, run, seed_shop, write_key};
+use cli_process::{
+    Outcome, command, files_under, finish, postgres_flags, run, seed_shop, write_key,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 use vertice_testkit::ports::free_port;
@@ -35,29 +37,6 @@ async fn postgres() -> &'static Postgres {
             server
         })
         .await
-}
-
-/// The flags naming `database` on `server`, with the password read from `password_file`.
-fn postgres_flags(server: &Postgres, database: &str, password_file: &Path) -> Vec<String> {
-    std::fs::write(password_file, format!("{}\n", server.password())).unwrap();
-    [
-        "--engine",
-        "postgres",
-        "--host",
-        server.host(),
-        "--port",
-        &server.port().to_string(),
-        "--user",
-        server.superuser(),
-        "--database",
-        database,
-        "--password-file",
-        &password_file.display().to_string(),
-        "--bin-dir",
-        &server.bin_dir().display().to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
 }
 
 fn path_arg(path: &Path) -> String {

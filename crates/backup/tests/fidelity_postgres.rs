@@ -75,25 +75,7 @@ async fn other() -> &'static Postgres {
 /// `--engine postgres …` for `database` on `server`, password from a file in `dir`.
 fn flags(server: &Postgres, database: &str, dir: &Path) -> Vec<String> {
     let password_file = dir.join(format!("pw-{}", server.port()));
-    std::fs::write(&password_file, format!("{}\n", server.password())).unwrap();
-    [
-        "--engine",
-        "postgres",
-        "--host",
-        server.host(),
-        "--port",
-        &server.port().to_string(),
-        "--user",
-        server.superuser(),
-        "--database",
-        database,
-        "--password-file",
-        &password_file.display().to_string(),
-        "--bin-dir",
-        &server.bin_dir().display().to_string(),
-    ]
-    .map(String::from)
-    .to_vec()
+    cli_process::postgres_flags(server, database, &password_file)
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

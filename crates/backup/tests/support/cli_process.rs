@@ -10,6 +10,33 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 
+/// The flags naming `database` on `server`, with the password read from `password_file`.
+pub fn postgres_flags(
+    server: &vertice_testkit::services::Postgres,
+    database: &str,
+    password_file: &Path,
+) -> Vec<String> {
+    std::fs::write(password_file, format!("{}\n", server.password())).unwrap();
+    [
+        "--engine",
+        "postgres",
+        "--host",
+        server.host(),
+        "--port",
+        &server.port().to_string(),
+        "--user",
+        server.superuser(),
+        "--database",
+        database,
+        "--password-file",
+        &password_file.display().to_string(),
+        "--bin-dir",
+        &server.bin_dir().display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Creates database `shop` on `server` with a table `items` of `rows` rows (ids 1..=rows), the
 /// data the CLI tests back up, restore and drill.
 pub async fn seed_shop(server: &vertice_testkit::services::Postgres, rows: u64) {
