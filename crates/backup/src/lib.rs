@@ -6,7 +6,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 pub mod api;
 pub mod backup;
 pub mod cli;
+pub mod controller;
 pub mod drill;
+pub mod engine;
 pub mod error;
 pub mod format;
 pub mod isolation;

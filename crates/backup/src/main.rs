@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use vertice_backup::cli::{self, DataCommand};
-use vertice_core::cli::RunArgs;
+use vertice_backup::controller::{self, OperatorArgs};
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +26,7 @@ enum Command {
     /// Print the CustomResourceDefinitions as YAML.
     Crd,
     /// Run the operator.
-    Run(RunArgs),
+    Run(Box<OperatorArgs>),
     #[command(flatten)]
     Data(Box<DataCommand>),
 }
@@ -46,10 +46,25 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Run(_args) => {
-            eprintln!("error: the backup operator has no controllers yet");
+        Command::Run(args) => run_operator(*args),
+        Command::Data(command) => cli::run(*command),
+    }
+}
+
+/// Runs the operator on a multi-threaded runtime; an error is printed and exits 1.
+fn run_operator(args: OperatorArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(controller::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
-        Command::Data(command) => cli::run(*command),
     }
 }

@@ -1,32 +1,15 @@
-//! `runner`: the entry point the operator's Kubernetes Job calls, with one run's spec as a JSON
-//! or YAML file (`--spec`) or inline in `VERTICE_BACKUP_SPEC`. The spec's fields are the custom
-//! resource's; secrets in it are references (files, environment variables), never values.
-//!
-//! ```yaml
-//! action: backup            # backup | restore | verify | drill
-//! name: nightly-20260101    # optional for backup
-//! source: {engine: postgres, host: db, user: backup, database: app, password: {file: /secrets/pw}}
-//! storage: {store: s3, bucket: backups, endpoint: "http://minio:9000", prefix: team/app,
-//!           credentialsFile: /secrets/s3}
-//! compression: zstd
-//! compressionLevel: 3
-//! encryption: {keyFile: /secrets/backup-key}   # or {disabled: true}
-//! labels: {schedule: nightly}
-//! restore: {targetDatabase: app_restored, overwrite: false}
-//! ```
+//! `runner`: the entry point the operator's Kubernetes Job calls, with one run's spec
+//! ([`RunSpec`], see [`crate::engine::spec`]) as a JSON or YAML file (`--spec`) or inline in
+//! `VERTICE_BACKUP_SPEC`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-use serde::Deserialize;
 
 use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs};
 use super::commands::{self, BackupArgs, DrillArgs, RestoreArgs, VerifyArgs};
 use super::output::{OutputFormat, Report, error_json};
+pub use crate::engine::spec::{Action, EncryptionSpec, RestoreSpec, RunSpec, parse_spec};
 use crate::error::BackupError;
 use crate::format::DEFAULT_CHUNK_SIZE;
-use crate::source::SourceConfig;
-use crate::store::StoreConfig;
 
 /// `runner` arguments.
 #[derive(Clone, Debug, clap::Args)]
@@ -40,108 +23,6 @@ pub struct RunnerArgs {
     /// Result format on stdout.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     pub output: OutputFormat,
-}
-
-/// What to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Make a backup.
-    #[default]
-    Backup,
-    /// Restore one.
-    Restore,
-    /// Verify one.
-    Verify,
-    /// Drill one.
-    Drill,
-}
-
-/// Encryption in a spec.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EncryptionSpec {
-    /// The key-encryption key's file.
-    pub key_file: Option<PathBuf>,
-    /// Or the environment variable holding it.
-    pub key_env: Option<String>,
-    /// Its id (default: fingerprint).
-    pub key_id: Option<String>,
-    /// Older keys, for reading backups made before a rotation.
-    #[serde(default)]
-    pub previous_key_files: Vec<PathBuf>,
-    /// Store backups unencrypted.
-    #[serde(default)]
-    pub disabled: bool,
-}
-
-/// Restore settings in a spec.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RestoreSpec {
-    /// Database to create.
-    pub target_database: Option<String>,
-    /// Redis data directory.
-    pub target_data_dir: Option<PathBuf>,
-    /// Replace an existing target.
-    #[serde(default)]
-    pub overwrite: bool,
-    /// PostgreSQL: skip ownership.
-    #[serde(default)]
-    pub no_owner: bool,
-    /// PostgreSQL: skip privileges (GRANT/REVOKE).
-    #[serde(default)]
-    pub no_privileges: bool,
-    /// MariaDB: keep the dump's events enabled (by default they arrive disabled).
-    #[serde(default)]
-    pub keep_events_enabled: bool,
-}
-
-/// One run's spec.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RunSpec {
-    /// What to run.
-    #[serde(default)]
-    pub action: Action,
-    /// Backup name (required except for `backup`).
-    pub name: Option<String>,
-    /// The database (source, or restore/drill server).
-    pub source: Option<SourceConfig>,
-    /// The store.
-    pub storage: StoreConfig,
-    /// Compression algorithm.
-    #[serde(default = "default_compression")]
-    pub compression: String,
-    /// Compression level.
-    pub compression_level: Option<i32>,
-    /// Raw chunk size.
-    pub chunk_size: Option<usize>,
-    /// Chunks processed at once.
-    pub parallelism: Option<usize>,
-    /// Encryption.
-    #[serde(default)]
-    pub encryption: EncryptionSpec,
-    /// Labels for the manifest.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-    /// Restore settings.
-    #[serde(default)]
-    pub restore: RestoreSpec,
-}
-
-fn default_compression() -> String {
-    "zstd".into()
-}
-
-/// Parses a spec (JSON is YAML). The error names the field and never quotes a secret.
-pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
-    serde_yaml::from_str(text).map_err(|error| {
-        BackupError::Config(format!(
-            "invalid spec: {}",
-            super::spec_error::describe(text, &error)
-        ))
-    })
 }
 
 fn keys(spec: &EncryptionSpec) -> KeyArgs {
@@ -271,6 +152,7 @@ pub async fn run(args: RunnerArgs) -> Result<Report, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::SourceConfig;
 
     #[test]
     fn specs_parse_and_reject_unknown_fields() {
