@@ -6,6 +6,7 @@
 
 use vertice_core::{Operator, OperatorError};
 
+pub mod labels;
 mod options;
 
 pub use options::OperatorArgs;
