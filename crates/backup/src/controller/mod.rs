@@ -6,8 +6,10 @@
 
 use vertice_core::{Operator, OperatorError};
 
+pub mod job;
 pub mod labels;
 mod options;
+pub mod resolve;
 
 pub use options::OperatorArgs;
 
