@@ -10,6 +10,7 @@ pub mod job;
 pub mod labels;
 mod options;
 pub mod resolve;
+pub mod restore_resolve;
 
 pub use options::OperatorArgs;
 
