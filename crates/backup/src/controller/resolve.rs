@@ -499,6 +499,7 @@ pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpe
         storage: store_config(&settings.storage, mounts),
         compression,
         compression_level,
+        fixed_compression_level: false,
         chunk_size: None,
         parallelism: None,
         encryption: encryption(&settings.encryption, mounts),
