@@ -67,6 +67,9 @@ pub enum ResolveError {
     /// Reading from the Kubernetes API failed.
     #[error("reading from the Kubernetes API failed: {0}")]
     Kube(#[source] kube::Error),
+    /// Writing the operator's private Secret files failed.
+    #[error("cannot write the run's private files: {0}")]
+    LocalFiles(#[source] std::io::Error),
 }
 
 impl ReconcileError for ResolveError {
@@ -77,6 +80,7 @@ impl ReconcileError for ResolveError {
             Self::SecretKeyMissing { .. } => "SecretKeyMissing",
             Self::Unsupported(_) => "UnsupportedSettings",
             Self::Kube(_) => "KubernetesApiError",
+            Self::LocalFiles(_) => "LocalFilesFailed",
         }
     }
 
@@ -86,7 +90,7 @@ impl ReconcileError for ResolveError {
                 ErrorClass::Wait
             }
             Self::Unsupported(_) => ErrorClass::Permanent,
-            Self::Kube(_) => ErrorClass::Transient,
+            Self::Kube(_) | Self::LocalFiles(_) => ErrorClass::Transient,
         }
     }
 }
