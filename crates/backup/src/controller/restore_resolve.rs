@@ -156,7 +156,11 @@ pub fn target_database(request: &RestoreRequest, settings: &RestoreSettings) -> 
         .unwrap_or_else(|| request.name_any().replace('-', "_"));
     let uid = request.uid().unwrap_or_default().replace('-', "");
     let tag: String = uid.chars().take(8).collect();
-    generated_name(engine(request.spec.target.engine), &base, &format!("_restore_{tag}"))
+    generated_name(
+        engine(request.spec.target.engine),
+        &base,
+        &format!("_restore_{tag}"),
+    )
 }
 
 /// `postgres://host:port/database` (or `mariadb://…`): where the restore went, for status.
