@@ -49,6 +49,8 @@ const READY: &str = "Ready";
 pub const STORAGE_UNAVAILABLE: &str = "StorageUnavailable";
 /// How often a running run is looked at even if its Job does not change (a safety net).
 const RUNNING_RECHECK: Duration = Duration::from_secs(300);
+/// How long a storage probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings of the controller that come from flags.
 #[derive(Clone, Debug)]
@@ -794,11 +796,16 @@ async fn probe(secrets: &Api<Secret>, settings: &RunSettings) -> Result<(), Stri
     let Some((store, _files)) = opened else {
         return Ok(());
     };
-    store
-        .list_backup_names()
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string())
+    // The object-store client retries an unreachable server for minutes; a probe must not hold
+    // a reconcile that long.
+    match tokio::time::timeout(PROBE_TIMEOUT, store.list_backup_names()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {} s",
+            PROBE_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 impl Reconciler<BackupRequest> for BackupRequests {
