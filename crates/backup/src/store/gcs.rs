@@ -7,7 +7,7 @@
 //! ([`store::GcsStore`]), because object_store writes with the XML API, which GCS emulators
 //! lack (fake-gcs-server#331).
 
-mod error;
+pub(crate) mod error;
 mod json_api;
 mod resumable;
 mod store;

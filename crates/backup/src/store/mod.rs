@@ -3,6 +3,7 @@
 //! Credentials come from the environment or from files, never from flags.
 
 pub mod azure;
+pub mod error;
 pub mod folders;
 pub mod gcs;
 pub mod local;
@@ -21,6 +22,7 @@ use crate::error::BackupError;
 use crate::format::{MANIFEST_NAME, data_object_name};
 use crate::manifest::Manifest;
 use crate::names::{check_backup_name, check_prefix};
+pub use error::{StoreError, StoreErrorKind};
 
 /// Which kind of object store.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
