@@ -444,6 +444,8 @@ pub fn store_config(storage: &StorageSpec, mounts: &mut Mounts) -> StoreConfig {
         path_style: storage.path_style,
         account: storage.account.clone(),
         credentials_file,
+        // A tenant's run never falls back to the operator's own cloud identity.
+        credentials: crate::store::CredentialsSource::Explicit,
         prefix: storage.prefix.clone().unwrap_or_default(),
     }
 }

@@ -7,7 +7,7 @@
 //! name: nightly-20260101    # optional for backup
 //! source: {engine: postgres, host: db, user: backup, database: app, password: {file: /secrets/pw}}
 //! storage: {store: s3, bucket: backups, endpoint: "http://minio:9000", prefix: team/app,
-//!           credentialsFile: /secrets/s3}
+//!           credentialsFile: /secrets/s3, credentials: explicit}  # the operator: always explicit
 //! compression: zstd
 //! compressionLevel: 3
 //! encryption: {keyFile: /secrets/backup-key}   # or {disabled: true}

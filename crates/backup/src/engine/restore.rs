@@ -1,0 +1,270 @@
+//! The `restore` action: a backup into a new (or, when allowed, replaced) database, a Redis
+//! data directory, a file or stdout. Every byte is checked before the target is committed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use super::spec::{EncryptionSpec, RestoreSpec, RunSpec};
+use crate::backup::default_parallelism;
+use crate::error::BackupError;
+use crate::isolation::IsolationReport;
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+use crate::restore::{RestoreReport, VerifiedBackup, restore_backup};
+use crate::source::identifier::{check_database_name, generated_name};
+use crate::source::mariadb::MariadbRestoreOptions;
+use crate::source::postgres::PostgresRestoreOptions;
+use crate::source::redis::RedisRestoreOptions;
+use crate::source::{
+    DatabaseProperties, DatabaseSource, Engine, RestoreStream, RestoreTarget, SourceConfig,
+};
+use crate::store::BackupStore;
+use crate::verify::OpenedBackup;
+
+/// Where a restore writes.
+#[derive(Clone, Debug)]
+pub enum RestoreInto {
+    /// A database server (the target database is named by [`RestoreSpec`]).
+    Database(SourceConfig),
+    /// A file, written staged: it appears whole or not at all.
+    File(PathBuf),
+    /// Stdout: nothing can be staged there, so a verify pass runs first and nothing is
+    /// written unless it passed (two passes).
+    Stdout,
+}
+
+/// One restore to run.
+#[derive(Clone, Debug)]
+pub struct RestoreRun {
+    /// The backup to restore.
+    pub name: String,
+    /// Where it goes.
+    pub into: RestoreInto,
+    /// Target database or data directory, overwrite, ownership and privilege choices.
+    pub target: RestoreSpec,
+    /// Keys that may open the backup.
+    pub encryption: EncryptionSpec,
+    /// Chunks decoded at once; `None` is the number of CPUs.
+    pub parallelism: Option<usize>,
+}
+
+impl RestoreRun {
+    /// The restore a spec describes. Errors: `Config` when it names no backup or no server.
+    pub fn from_spec(spec: &RunSpec) -> Result<Self, BackupError> {
+        Ok(RestoreRun {
+            name: spec_name(spec)?,
+            into: RestoreInto::Database(spec.source.clone().ok_or_else(|| {
+                BackupError::Config("a restore needs the target server (source)".into())
+            })?),
+            target: spec.restore.clone(),
+            encryption: spec.encryption.clone(),
+            parallelism: spec.parallelism,
+        })
+    }
+}
+
+/// The backup name a non-backup spec must carry.
+pub(super) fn spec_name(spec: &RunSpec) -> Result<String, BackupError> {
+    spec.name
+        .clone()
+        .ok_or_else(|| BackupError::Config("the spec needs a name for this action".into()))
+}
+
+/// A finished restore.
+#[derive(Debug)]
+pub struct RestoreOutcome {
+    /// Sizes, chunks, passes and durations.
+    pub report: RestoreReport,
+    /// The committed target as JSON (`RestoreTarget`'s form, a path, or `"-"`).
+    pub target: serde_json::Value,
+    /// The target for people (`database "app_restored"`), empty for stdout.
+    pub described: String,
+    /// What the restored copy reaches outside itself; `None` when the target is not a
+    /// database; `Some(Err(message))` when the check could not run (the restore is done by
+    /// then, so that is a warning, not a failure).
+    pub isolation: Option<Result<IsolationReport, String>>,
+}
+
+/// Restores a backup. When `cancel` fires the tool is stopped and the staging target removed
+/// (`Cancelled`); the target stays as it was. Progress bytes are raw bytes written.
+///
+/// Errors: `NotFound`, `WrongKey`/`Integrity`/`UnsupportedFormat` (the backup cannot be read
+/// as it should: nothing is committed), `Config` (an engine mismatch, a bad target name),
+/// `Source` (incl. `TargetExists` without overwrite), `Store`, `Cancelled`.
+pub async fn restore(
+    store: &BackupStore,
+    run: &RestoreRun,
+    progress: &Arc<Progress>,
+    cancel: &CancellationToken,
+) -> Result<RestoreOutcome, BackupError> {
+    if let RestoreInto::Stdout = run.into {
+        return tokio::select! {
+            outcome = restore_to_stdout(store, run, progress) => outcome,
+            () = cancel.cancelled() => Err(BackupError::Cancelled),
+        };
+    }
+    let parallelism = run.parallelism.unwrap_or_else(default_parallelism);
+    let opened =
+        OpenedBackup::open(store, &run.name, &run.encryption.key_ring()?, parallelism).await?;
+    progress.set_phase("restore");
+    let (stream, target, described, database) = match &run.into {
+        RestoreInto::Database(config) => {
+            let source = DatabaseSource::new(config.clone());
+            if let Some(info) = &opened.manifest().source
+                && info.engine != source.engine()
+            {
+                return Err(BackupError::Config(format!(
+                    "backup {} holds a {:?} dump, not {:?}",
+                    run.name,
+                    info.engine,
+                    source.engine()
+                )));
+            }
+            let target = restore_target(&run.target, &source, opened.manifest())?;
+            let stream = source.restore(&target).await?;
+            let json = serde_json::to_value(&target)
+                .map_err(|error| BackupError::Internal(error.to_string()))?;
+            let described = describe_target(&target);
+            (stream, json, described, Some((source, target)))
+        }
+        RestoreInto::File(path) => {
+            let (file, staged) =
+                crate::source::staged_file::stage_file(path, run.target.overwrite, None).await?;
+            let stream = RestoreStream {
+                writer: Box::pin(file),
+                completion: Box::pin(async { Ok(()) }),
+                staged,
+            };
+            (
+                stream,
+                serde_json::json!(path),
+                path.display().to_string(),
+                None,
+            )
+        }
+        RestoreInto::Stdout => return Err(BackupError::Internal("stdout handled above".into())),
+    };
+    let report = restore_backup(&opened, stream, progress, cancel)
+        .await
+        .map_err(|error| match error {
+            // The hint's recovery commands name this backup.
+            BackupError::Source(error) => BackupError::Source(error.for_backup(&run.name)),
+            other => other,
+        })?;
+    let isolation = match database {
+        Some((source, target)) => Some(
+            source
+                .isolation_report(&target, &opened.manifest().databases)
+                .await
+                .map_err(|error| error.to_string()),
+        ),
+        None => None,
+    };
+    Ok(RestoreOutcome {
+        report,
+        target,
+        described,
+        isolation,
+    })
+}
+
+/// Two passes to stdout: verify everything, then write (checking everything again).
+async fn restore_to_stdout(
+    store: &BackupStore,
+    run: &RestoreRun,
+    progress: &Arc<Progress>,
+) -> Result<RestoreOutcome, BackupError> {
+    let parallelism = run.parallelism.unwrap_or_else(default_parallelism);
+    let opened =
+        OpenedBackup::open(store, &run.name, &run.encryption.key_ring()?, parallelism).await?;
+    progress.set_phase("verify");
+    let verified = VerifiedBackup::verify(opened, progress).await?;
+    progress.set_phase("restore");
+    let (raw_size, duration) = verified
+        .write_to(&mut tokio::io::stdout(), progress)
+        .await?;
+    Ok(RestoreOutcome {
+        report: RestoreReport {
+            name: run.name.clone(),
+            raw_size,
+            chunks: verified.report().chunks,
+            objects: verified.report().objects,
+            passes: 2,
+            verify_seconds: verified.report().duration.as_secs_f64(),
+            restore_seconds: duration.as_secs_f64(),
+        },
+        target: serde_json::json!("-"),
+        described: String::new(),
+        isolation: None,
+    })
+}
+
+/// `<dumped>_restore_<UTC timestamp>`, shortened (with a hash of the dumped name) to fit
+/// `engine`'s database name limit.
+fn default_target_database(manifest: &Manifest, engine: Engine) -> String {
+    let base = manifest
+        .databases
+        .first()
+        .map_or("restored", String::as_str);
+    let suffix = format!("_restore_{}", Utc::now().format("%Y%m%d%H%M%S"));
+    generated_name(engine, base, &suffix)
+}
+
+/// The restore target on `source`'s engine.
+fn restore_target(
+    spec: &RestoreSpec,
+    source: &DatabaseSource,
+    manifest: &Manifest,
+) -> Result<RestoreTarget, BackupError> {
+    if let Some(database) = &spec.target_database {
+        check_database_name(source.engine(), database).map_err(BackupError::Config)?;
+    }
+    let properties = manifest.database_properties.as_ref();
+    Ok(match source {
+        DatabaseSource::Postgres(_) => RestoreTarget::Postgres(PostgresRestoreOptions {
+            database: spec
+                .target_database
+                .clone()
+                .unwrap_or_else(|| default_target_database(manifest, Engine::Postgres)),
+            overwrite: spec.overwrite,
+            no_owner: spec.no_owner,
+            no_privileges: spec.no_privileges,
+            properties: properties.and_then(DatabaseProperties::postgres).cloned(),
+        }),
+        DatabaseSource::Mariadb(_) => RestoreTarget::Mariadb(MariadbRestoreOptions {
+            database: match (&spec.target_database, manifest.databases.len()) {
+                (Some(database), _) => Some(database.clone()),
+                (None, 1) => Some(default_target_database(manifest, Engine::Mariadb)),
+                (None, _) => None,
+            },
+            dumped_databases: manifest.databases.clone(),
+            overwrite: spec.overwrite,
+            properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
+            keep_events_enabled: spec.keep_events_enabled,
+        }),
+        DatabaseSource::Redis(redis) => RestoreTarget::Redis(RedisRestoreOptions {
+            data_dir: spec.target_data_dir.clone().ok_or_else(|| {
+                BackupError::Config("a Redis restore needs --target-data-dir".into())
+            })?,
+            dbfilename: "dump.rdb".into(),
+            overwrite: spec.overwrite,
+            bin_dir: redis.config().bin_dir.clone(),
+            databases: crate::drill::redis_databases(manifest),
+        }),
+    })
+}
+
+/// The target for people.
+fn describe_target(target: &RestoreTarget) -> String {
+    match target {
+        RestoreTarget::Postgres(options) => format!("database {:?}", options.database),
+        RestoreTarget::Mariadb(options) => match &options.database {
+            Some(database) => format!("database {database:?}"),
+            None => format!("databases {:?}", options.dumped_databases),
+        },
+        RestoreTarget::Redis(options) => format!("{}", options.data_dir.display()),
+    }
+}
