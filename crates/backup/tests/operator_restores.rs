@@ -58,14 +58,17 @@ async fn create_restore(env: &Env, name: &str, spec: Value) -> RestoreRequest {
 
 async fn wait_restore(env: &Env, name: &str, phase: RunPhase) -> RestoreRequest {
     let api = restores(env);
-    eventually(&format!("RestoreRequest {name} to be {phase:?}"), || async {
-        let found = api.get(name).await.ok()?;
-        let status = found.status.as_ref()?;
-        if status.phase.is_finished() && status.phase != phase {
-            panic!("{name} ended {:?}, not {phase:?}: {status:?}", status.phase);
-        }
-        (status.phase == phase).then_some(found)
-    })
+    eventually(
+        &format!("RestoreRequest {name} to be {phase:?}"),
+        || async {
+            let found = api.get(name).await.ok()?;
+            let status = found.status.as_ref()?;
+            if status.phase.is_finished() && status.phase != phase {
+                panic!("{name} ended {:?}, not {phase:?}: {status:?}", status.phase);
+            }
+            (status.phase == phase).then_some(found)
+        },
+    )
     .await
 }
 
@@ -114,7 +117,11 @@ async fn a_restore_from_a_backup_request_equals_its_source() {
     assert!(status.times.duration_seconds.is_some());
     assert_eq!(ready_reason(&done).as_deref(), Some("Succeeded"));
     let verification = status.verification.unwrap();
-    assert_eq!(verification.result, VerificationResult::Passed, "{verification:?}");
+    assert_eq!(
+        verification.result,
+        VerificationResult::Passed,
+        "{verification:?}"
+    );
     assert!(verification.objects_compared.unwrap_or(0) >= 1);
     let metrics = env.metrics().await;
     let series = format!(
@@ -178,7 +185,10 @@ async fn an_existing_database_is_replaced_only_with_overwrite() {
     let env = env_with_backup("rr-overwrite").await;
     env.pg.create_database("reports").await.unwrap();
     env.pg
-        .sql_in("reports", "CREATE TABLE items (id bigint, name text); INSERT INTO items VALUES (1, 'keep me');")
+        .sql_in(
+            "reports",
+            "CREATE TABLE items (id bigint, name text); INSERT INTO items VALUES (1, 'keep me');",
+        )
         .await
         .unwrap();
     let before = digest(&env, "reports").await;
@@ -193,8 +203,16 @@ async fn an_existing_database_is_replaced_only_with_overwrite() {
     .await;
     let refused = wait_restore(&env, "refused", RunPhase::Failed).await;
     let result = refused.status.unwrap().result.unwrap();
-    assert_eq!(result.error_kind, Some(ErrorKind::AlreadyExists), "{result:?}");
-    assert_eq!(digest(&env, "reports").await, before, "nothing was overwritten");
+    assert_eq!(
+        result.error_kind,
+        Some(ErrorKind::AlreadyExists),
+        "{result:?}"
+    );
+    assert_eq!(
+        digest(&env, "reports").await,
+        before,
+        "nothing was overwritten"
+    );
 
     create_restore(
         &env,

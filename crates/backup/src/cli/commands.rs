@@ -91,6 +91,10 @@ pub struct RestoreArgs {
     /// enable them yourself once the copy may run them.
     #[arg(long)]
     pub keep_events_enabled: bool,
+    /// After restoring into a database, compare its row (key) counts with those recorded at
+    /// dump time; differences exit 9 (the restored target stays).
+    #[arg(long)]
+    pub verify: bool,
     /// Keys that may open the backup.
     #[command(flatten)]
     pub keys: KeyArgs,
@@ -306,6 +310,7 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
             no_owner: args.no_owner,
             no_privileges: args.no_privileges,
             keep_events_enabled: args.keep_events_enabled,
+            verify: args.verify,
         },
         encryption: args.keys.to_spec(),
         parallelism: args.parallelism,

@@ -118,10 +118,27 @@ pub fn restore_report(outcome: &RestoreOutcome) -> Result<Report, BackupError> {
             json["isolationError"] = error.as_str().into();
         }
     }
+    let mut exit_code = 0;
+    if let Some(check) = &outcome.verification {
+        json["verification"] = serde_json::to_value(check)
+            .map_err(|error| BackupError::Internal(error.to_string()))?;
+        if check.differences.is_empty() {
+            text.push_str(&format!(
+                "\ncounts match the dump's ({})",
+                counted(check.objects_compared as u64, "object")
+            ));
+        } else {
+            text.push_str("\ncounts differ from the dump's:");
+            for difference in &check.differences {
+                text.push_str(&format!("\n  {difference}"));
+            }
+            exit_code = exit_code::DRILL_MISMATCH;
+        }
+    }
     Ok(Report {
         json,
         text,
-        exit_code: 0,
+        exit_code,
     })
 }
 

@@ -801,10 +801,7 @@ async fn probe(secrets: &Api<Secret>, settings: &RunSettings) -> Result<(), Stri
     match tokio::time::timeout(PROBE_TIMEOUT, store.list_backup_names()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {} s",
-            PROBE_TIMEOUT.as_secs()
-        )),
+        Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
     }
 }
 

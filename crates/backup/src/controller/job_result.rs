@@ -126,10 +126,23 @@ pub fn failure(terminated: &ContainerStateTerminated) -> (ErrorKind, String) {
     let message = terminated.message.clone().unwrap_or_default();
     let parsed: Option<serde_json::Value> = serde_json::from_str(&message).ok();
     let error = parsed.as_ref().and_then(|json| json.get("error"));
+    let differences = parsed
+        .as_ref()
+        .and_then(|json| json.pointer("/verification/differences"))
+        .and_then(serde_json::Value::as_array)
+        .filter(|differences| !differences.is_empty())
+        .map(|differences| {
+            let listed: Vec<&str> = differences.iter().filter_map(|d| d.as_str()).collect();
+            format!(
+                "restored counts differ from the dump's: {}",
+                listed.join("; ")
+            )
+        });
     let text = error
         .and_then(|error| error.get("message"))
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
+        .or(differences)
         .unwrap_or_else(|| {
             let tail: Vec<char> = message.chars().rev().take(1024).collect();
             let tail: String = tail.into_iter().rev().collect();
@@ -161,6 +174,17 @@ mod tests {
         assert_eq!(
             failure(&terminated(4, json)),
             (ErrorKind::DatabaseFailed, "connection refused".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_count_mismatch_lists_the_differences() {
+        let json = r#"{"name":"b","verification":{"objectsCompared":2,"differences":["public.items: 2000 at dump time, 1999 restored"]}}"#;
+        let (kind, message) = failure(&terminated(9, json));
+        assert_eq!(kind, ErrorKind::VerificationFailed);
+        assert!(
+            message.contains("public.items: 2000 at dump time"),
+            "{message}"
         );
     }
 

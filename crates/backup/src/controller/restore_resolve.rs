@@ -221,6 +221,7 @@ pub fn restore_spec(
             no_owner: request.spec.no_owner.unwrap_or(false),
             no_privileges: request.spec.no_privileges.unwrap_or(false),
             keep_events_enabled: false,
+            verify: request.spec.verify.unwrap_or(true),
         },
     })
 }

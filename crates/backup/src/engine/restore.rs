@@ -1,6 +1,7 @@
 //! The `restore` action: a backup into a new (or, when allowed, replaced) database, a Redis
 //! data directory, a file or stdout. Every byte is checked before the target is committed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ use crate::source::mariadb::MariadbRestoreOptions;
 use crate::source::postgres::PostgresRestoreOptions;
 use crate::source::redis::RedisRestoreOptions;
 use crate::source::{
-    DatabaseProperties, DatabaseSource, Engine, RestoreStream, RestoreTarget, SourceConfig,
+    DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RestoreStream, RestoreTarget,
+    SourceConfig,
 };
 use crate::store::BackupStore;
 use crate::verify::OpenedBackup;
@@ -86,6 +88,18 @@ pub struct RestoreOutcome {
     /// database; `Some(Err(message))` when the check could not run (the restore is done by
     /// then, so that is a warning, not a failure).
     pub isolation: Option<Result<IsolationReport, String>>,
+    /// The count comparison (with `verify`, for a database target).
+    pub verification: Option<CountCheck>,
+}
+
+/// The restored target's row (key) counts compared with the manifest's.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CountCheck {
+    /// Tables (or Redis key spaces) the manifest counted.
+    pub objects_compared: usize,
+    /// Each difference, for people (empty: every count matched).
+    pub differences: Vec<String>,
 }
 
 /// Restores a backup. When `cancel` fires the tool is stopped and the staging target removed
@@ -154,21 +168,57 @@ pub async fn restore(
             BackupError::Source(error) => BackupError::Source(error.for_backup(&run.name)),
             other => other,
         })?;
-    let isolation = match database {
-        Some((source, target)) => Some(
-            source
+    let (isolation, verification) = match database {
+        Some((source, target)) => {
+            let isolation = source
                 .isolation_report(&target, &opened.manifest().databases)
                 .await
-                .map_err(|error| error.to_string()),
-        ),
-        None => None,
+                .map_err(|error| error.to_string());
+            let verification = if run.target.verify {
+                Some(check_counts(&source, &target, opened.manifest()).await?)
+            } else {
+                None
+            };
+            (Some(isolation), verification)
+        }
+        None => (None, None),
     };
     Ok(RestoreOutcome {
         report,
         target,
         described,
         isolation,
+        verification,
     })
+}
+
+/// Counts the committed target and compares with the manifest's counts. A manifest without
+/// counts (an older or a file backup) compares nothing. Errors: the count queries' (`Source`).
+async fn check_counts(
+    source: &DatabaseSource,
+    target: &RestoreTarget,
+    manifest: &Manifest,
+) -> Result<CountCheck, BackupError> {
+    let Some(expected) = &manifest.counts else {
+        return Ok(CountCheck {
+            objects_compared: 0,
+            differences: Vec::new(),
+        });
+    };
+    let restored = source.count_restored(target, &manifest.databases).await?;
+    Ok(CountCheck {
+        objects_compared: objects_counted(expected),
+        differences: crate::drill::compare_counts(expected, &restored),
+    })
+}
+
+/// How many tables (or Redis key spaces) `counts` holds.
+fn objects_counted(counts: &ObjectCounts) -> usize {
+    match counts {
+        ObjectCounts::Rows(schemas) => schemas.values().map(BTreeMap::len).sum(),
+        ObjectCounts::Tables(tables) => tables.len(),
+        ObjectCounts::Keys(_) | ObjectCounts::RedisKeys(_) => 1,
+    }
 }
 
 /// Two passes to stdout: verify everything, then write (checking everything again).
@@ -199,6 +249,7 @@ async fn restore_to_stdout(
         target: serde_json::json!("-"),
         described: String::new(),
         isolation: None,
+        verification: None,
     })
 }
 

@@ -77,6 +77,10 @@ pub struct RestoreSpec {
     /// MariaDB: keep the dump's events enabled (by default they arrive disabled).
     #[serde(default)]
     pub keep_events_enabled: bool,
+    /// After restoring into a database, count its rows (keys) and compare them with the
+    /// counts the manifest recorded at dump time (the drill's check, on the real target).
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// One run's spec.
