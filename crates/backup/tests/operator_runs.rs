@@ -107,11 +107,17 @@ async fn on_demand_runs_succeed_with_the_stored_manifests_sizes_and_leak_no_secr
             done.metadata.uid.as_ref()
         );
         assert_eq!(
-            manifest.labels.get("backup.vertice.dev/request").map(String::as_str),
+            manifest
+                .labels
+                .get("backup.vertice.dev/request")
+                .map(String::as_str),
             Some(request_name)
         );
         assert_eq!(
-            manifest.labels.get("vertice.dev/project").map(String::as_str),
+            manifest
+                .labels
+                .get("vertice.dev/project")
+                .map(String::as_str),
             Some(env.name())
         );
         let status = done.status.clone().unwrap();
@@ -137,11 +143,17 @@ async fn on_demand_runs_succeed_with_the_stored_manifests_sizes_and_leak_no_secr
             Some(manifest.stored_size as f64),
             "{metrics}"
         );
-        assert!(metrics.contains("vertice_backup_duration_seconds_count"), "{metrics}");
+        assert!(
+            metrics.contains("vertice_backup_duration_seconds_count"),
+            "{metrics}"
+        );
     }
     let by_ref = env.manifest("nightly-manual").await;
     assert_eq!(
-        by_ref.labels.get("backup.vertice.dev/policy").map(String::as_str),
+        by_ref
+            .labels
+            .get("backup.vertice.dev/policy")
+            .map(String::as_str),
         Some("nightly")
     );
     assert_eq!(
@@ -164,14 +176,18 @@ async fn on_demand_runs_succeed_with_the_stored_manifests_sizes_and_leak_no_secr
     assert_eq!(jobs.items.len(), 2);
     let jobs_text = serde_json::to_string(&jobs.items).unwrap();
     assert_absent(&jobs_text, &secrets, "a Job");
-    assert!(jobs_text.contains("/var/run/vertice/secrets/"), "{jobs_text}");
+    assert!(
+        jobs_text.contains("/var/run/vertice/secrets/"),
+        "{jobs_text}"
+    );
     env.stop_operator().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_failures_end_failed_after_exactly_the_allowed_attempts() {
     let mut env = Env::new("runs-dbfail", true).await;
-    env.start_operator(&["--run-backoff-limit", "1"], None).await;
+    env.start_operator(&["--run-backoff-limit", "1"], None)
+        .await;
     env.secret("wrong", &[("password", "not-the-password".to_owned())])
         .await;
     // A port nobody listens on: the database is down.
@@ -204,7 +220,11 @@ async fn database_failures_end_failed_after_exactly_the_allowed_attempts() {
         let result = result(&failed);
         assert_eq!(result.error_kind, Some(ErrorKind::DatabaseFailed), "{name}");
         assert!(
-            result.error_message.as_deref().unwrap_or_default().contains("connect"),
+            result
+                .error_message
+                .as_deref()
+                .unwrap_or_default()
+                .contains("connect"),
             "{name}: {:?}",
             result.error_message
         );
@@ -218,7 +238,9 @@ async fn database_failures_end_failed_after_exactly_the_allowed_attempts() {
         let pods: Api<Pod> = Api::namespaced(env.client.clone(), env.name());
         let job_name = jobs[0].metadata.name.clone().unwrap();
         let pods = pods
-            .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")))
+            .list(
+                &ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job_name}")),
+            )
             .await
             .unwrap();
         assert_eq!(pods.items.len(), 2, "{name}");
@@ -275,7 +297,12 @@ async fn a_refusing_store_trips_the_breaker_until_a_probe_answers() {
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let mut env = Env::new("runs-breaker", true).await;
     env.start_operator(
-        &["--run-backoff-limit", "0", "--storage-probe-interval-seconds", "30"],
+        &[
+            "--run-backoff-limit",
+            "0",
+            "--storage-probe-interval-seconds",
+            "30",
+        ],
         Some(clock.clone()),
     )
     .await;
@@ -303,7 +330,8 @@ async fn a_refusing_store_trips_the_breaker_until_a_probe_answers() {
     }
     // A probe is due, but the store still refuses: fail fast again.
     clock.advance(TimeDelta::seconds(31));
-    env.inline_request("probe-fails", json!({}), json!({})).await;
+    env.inline_request("probe-fails", json!({}), json!({}))
+        .await;
     let failed = env.wait_phase("probe-fails", RunPhase::Failed).await;
     assert_eq!(ready_reason(&failed), "StorageUnavailable");
     assert!(env.jobs_of("probe-fails").await.is_empty());
@@ -346,7 +374,14 @@ async fn the_per_project_limit_queues_runs_and_starts_them_as_slots_free() {
         let in_phase = |phase: RunPhase| -> Vec<BackupRequest> {
             list.items
                 .iter()
-                .filter(|r| r.metadata.labels.as_ref().and_then(|l| l.get("vertice.dev/project")).map(String::as_str) == Some("team-a"))
+                .filter(|r| {
+                    r.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("vertice.dev/project"))
+                        .map(String::as_str)
+                        == Some("team-a")
+                })
                 .filter(|r| r.status.as_ref().map(|s| s.phase) == Some(phase))
                 .cloned()
                 .collect()
@@ -397,7 +432,11 @@ async fn a_restarted_operator_resumes_the_same_job_with_no_duplicate_backup() {
     env.stop_operator().await;
     env.start_kubelet().await;
     eventually("the Job to complete", || async {
-        let job = env.jobs().get(jobs[0].metadata.name.as_deref()?).await.ok()?;
+        let job = env
+            .jobs()
+            .get(jobs[0].metadata.name.as_deref()?)
+            .await
+            .ok()?;
         (job.status?.succeeded? == 1).then_some(())
     })
     .await;
@@ -418,8 +457,12 @@ async fn a_restarted_operator_resumes_the_same_job_with_no_duplicate_backup() {
 async fn an_in_process_run_succeeds_without_a_job() {
     let mut env = Env::new("runs-inproc", false).await;
     env.start_operator(&[], None).await;
-    env.inline_request("local-run", json!({"executor": {"type": "InProcess"}}), json!({}))
-        .await;
+    env.inline_request(
+        "local-run",
+        json!({"executor": {"type": "InProcess"}}),
+        json!({}),
+    )
+    .await;
     let done = env.wait_phase("local-run", RunPhase::Succeeded).await;
     let manifest = env.manifest("local-run").await;
     assert_eq!(result(&done).stored_size, Some(manifest.stored_size as i64));

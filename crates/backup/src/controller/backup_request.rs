@@ -178,7 +178,10 @@ fn owner_reference(request: &BackupRequest) -> OwnerReference {
 /// The labels of a run's Job (and its Pods).
 fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, String> {
     std::collections::BTreeMap::from([
-        (labels::REQUEST.to_owned(), truncate_label(&request.name_any())),
+        (
+            labels::REQUEST.to_owned(),
+            truncate_label(&request.name_any()),
+        ),
         (
             labels::REQUEST_UID.to_owned(),
             request.uid().unwrap_or_default(),
@@ -248,7 +251,9 @@ impl BackupRequests {
                 let finish = Finish::failed(
                     ErrorKind::StorageFailed,
                     STORAGE_UNAVAILABLE,
-                    format!("the storage location failed a recent run and has not answered since; no Job was started: {reason}"),
+                    format!(
+                        "the storage location failed a recent run and has not answered since; no Job was started: {reason}"
+                    ),
                 );
                 return self.finish(request, settings, status, finish, ctx).await;
             }
@@ -258,7 +263,9 @@ impl BackupRequests {
                     let finish = Finish::failed(
                         ErrorKind::StorageFailed,
                         STORAGE_UNAVAILABLE,
-                        format!("the storage location does not answer; no Job was started: {message}"),
+                        format!(
+                            "the storage location does not answer; no Job was started: {message}"
+                        ),
                     );
                     return self.finish(request, settings, status, finish, ctx).await;
                 }
@@ -296,7 +303,11 @@ impl BackupRequests {
             request,
             status,
             RunPhase::Running,
-            (false, "Running", format!("backup {} is running", settings.backup_name)),
+            (
+                false,
+                "Running",
+                format!("backup {} is running", settings.backup_name),
+            ),
             ctx,
         );
         running.times.start_time = Some(conditions::time(ctx.now()));
@@ -505,7 +516,10 @@ impl BackupRequests {
         };
         match store.read_manifest(&settings.backup_name).await {
             Ok(_) => {
-                return self.read_result(request, settings, ctx, None).await.map(Some);
+                return self
+                    .read_result(request, settings, ctx, None)
+                    .await
+                    .map(Some);
             }
             Err(BackupError::NotFound(_)) => {}
             Err(error) => return Err(RunError::Store(error)),
@@ -672,7 +686,12 @@ impl BackupRequests {
         .await;
         for note in failures {
             ctx.events()
-                .warning(&request.object_ref(&()), "NotificationFailed", "Notify", note)
+                .warning(
+                    &request.object_ref(&()),
+                    "NotificationFailed",
+                    "Notify",
+                    note,
+                )
                 .await;
         }
         mark_post_run_done(request, ctx).await;
@@ -683,7 +702,11 @@ async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
     let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
     let patch = serde_json::json!({"metadata": {"annotations": {labels::POST_RUN_DONE: "true"}}});
     if let Err(error) = api
-        .patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &request.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         tracing::warn!("cannot record that the post-run hooks and notifications ran: {error}");
@@ -778,10 +801,7 @@ async fn probe(secrets: &Api<Secret>, settings: &RunSettings) -> Result<(), Stri
     match tokio::time::timeout(PROBE_TIMEOUT, store.list_backup_names()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(error.to_string()),
-        Err(_) => Err(format!(
-            "no answer within {} s",
-            PROBE_TIMEOUT.as_secs()
-        )),
+        Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
     }
 }
 

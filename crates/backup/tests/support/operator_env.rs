@@ -86,7 +86,9 @@ impl Env {
         vertice_testkit::log_capture::LogCapture::install().unwrap();
         let control_plane = ControlPlane::shared().await.unwrap();
         let client = control_plane.admin_client().await.unwrap();
-        install_crds(&client, &vertice_backup::crds()).await.unwrap();
+        install_crds(&client, &vertice_backup::crds())
+            .await
+            .unwrap();
         let ns = TestNamespace::create(&client, prefix).await.unwrap();
         let pg = Postgres::start().await.unwrap();
         pg.create_database("shop").await.unwrap();
@@ -117,7 +119,8 @@ impl Env {
             ],
         )
         .await;
-        env.secret("key", &[("backup-key", KEY_HEX.to_owned())]).await;
+        env.secret("key", &[("backup-key", KEY_HEX.to_owned())])
+            .await;
         if kubelet {
             env.start_kubelet().await;
         }
@@ -138,8 +141,8 @@ impl Env {
     }
 
     pub async fn start_kubelet(&mut self) {
-        let options = KubeletOptions::new(self.ns.name())
-            .image(IMAGE, env!("CARGO_BIN_EXE_vertice-backup"));
+        let options =
+            KubeletOptions::new(self.ns.name()).image(IMAGE, env!("CARGO_BIN_EXE_vertice-backup"));
         self.kubelet = Some(Kubelet::start(&self.client, options).await.unwrap());
     }
 
@@ -281,7 +284,10 @@ impl Env {
         loop {
             let seen = api.get(name).await.ok();
             if let Some(request) = &seen
-                && request.status.as_ref().is_some_and(|status| status.phase == phase)
+                && request
+                    .status
+                    .as_ref()
+                    .is_some_and(|status| status.phase == phase)
             {
                 return request.clone();
             }
@@ -289,7 +295,13 @@ impl Env {
                 let logs = vertice_testkit::log_capture::LogCapture::install()
                     .map(|capture| capture.lines())
                     .unwrap_or_default();
-                let tail = logs.iter().rev().take(40).rev().cloned().collect::<Vec<_>>();
+                let tail = logs
+                    .iter()
+                    .rev()
+                    .take(40)
+                    .rev()
+                    .cloned()
+                    .collect::<Vec<_>>();
                 panic!(
                     "timed out waiting for BackupRequest {name} to be {phase:?}; last seen status: {}\nlog tail:\n{}",
                     serde_json::to_string_pretty(&seen.and_then(|r| r.status)).unwrap_or_default(),
