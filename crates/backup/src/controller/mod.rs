@@ -18,6 +18,7 @@ pub mod job;
 pub mod labels;
 pub mod metrics;
 mod options;
+mod outcome;
 pub mod queue;
 pub mod resolve;
 pub mod secret_files;
