@@ -98,6 +98,11 @@ pub struct PipelineArgs {
     /// CPU, less compression), or gzip 1–9 (default 6).
     #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
+    /// zstd: compress every chunk at the given level even when that holds the dump back. By
+    /// default the level drops (down to −5) while compression is slower than the dump, and
+    /// returns when it keeps up.
+    #[arg(long)]
+    pub fixed_compression_level: bool,
     /// Raw chunk size in bytes.
     #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
     pub chunk_size: usize,
@@ -127,6 +132,7 @@ impl PipelineArgs {
     ) -> Result<BackupOptions, BackupError> {
         let mut options = BackupOptions::new(name, key);
         options.compression = Compression::from_spec(&self.compression, self.compression_level)?;
+        options.adaptive_compression = !self.fixed_compression_level;
         options.chunk_size = self.chunk_size;
         options.parallelism = self.parallelism();
         options.labels = labels;

@@ -61,6 +61,7 @@ pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, Bac
                 pipeline: PipelineArgs {
                     compression: spec.compression.clone(),
                     compression_level: spec.compression_level,
+                    fixed_compression_level: spec.fixed_compression_level,
                     chunk_size: spec.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
                     parallelism: spec.parallelism,
                     upload_concurrency: 4,

@@ -97,6 +97,10 @@ pub struct RunSpec {
     pub compression: String,
     /// Compression level.
     pub compression_level: Option<i32>,
+    /// zstd: keep `compressionLevel` even while compression holds the dump back (by default
+    /// the level adapts, see [`crate::pipeline::adaptive`]).
+    #[serde(default)]
+    pub fixed_compression_level: bool,
     /// Raw chunk size.
     pub chunk_size: Option<usize>,
     /// Chunks processed at once.
