@@ -19,6 +19,7 @@ pub mod job_result;
 pub mod labels;
 pub mod metrics;
 mod options;
+mod outcome;
 pub mod queue;
 pub mod resolve;
 pub mod restore_request;
