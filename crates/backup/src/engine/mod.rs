@@ -31,5 +31,5 @@ pub use prune::{PruneOptions, PruneOutcome, prune};
 pub use restore::{RestoreInto, RestoreOutcome, RestoreRun, restore};
 pub use run::{RunOutcome, run};
 pub use selector::{LabelSelector, Requirement};
-pub use spec::{Action, EncryptionSpec, RestoreSpec, RunSpec, parse_spec};
+pub use spec::{Action, EncryptionSpec, RestoreSpec, RunSpec, parse_spec, run_spec_schema};
 pub use verify::{VerifyRun, verify};

@@ -73,7 +73,7 @@ const PROTOCOL_MAX_PACKET: u64 = 1 << 30;
 const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 
 /// How to reach a MySQL/MariaDB server and what to dump.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MariadbConfig {
     /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).

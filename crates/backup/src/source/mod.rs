@@ -286,7 +286,7 @@ impl DatabaseProperties {
 
 /// Connection settings for one engine, as the CLI and the runner take them
 /// (`{"engine": "postgres", "host": …}`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "engine", rename_all = "lowercase")]
 pub enum SourceConfig {
     /// PostgreSQL.

@@ -32,7 +32,7 @@ use super::{
 };
 
 /// How to reach a Redis server.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisConfig {
     /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).
