@@ -54,6 +54,7 @@ use super::{
     Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump, TableRows,
 };
 
+mod engine;
 mod rename_stream;
 mod staged;
 mod swap;

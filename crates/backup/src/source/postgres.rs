@@ -31,6 +31,7 @@ use super::{
     TableRows,
 };
 
+mod engine;
 mod isolation;
 
 /// How to reach a PostgreSQL server and what to dump.

@@ -31,6 +31,8 @@ use super::{
     Engine, ObjectCounts, RedisKeyCounts, RestoreStream, SourceError, SourceInfo, StartedDump,
 };
 
+mod engine;
+
 /// How to reach a Redis server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
