@@ -15,8 +15,8 @@ use super::reports::{
     backup_outcome_report, drill_report, list_report, restore_report, verify_report,
 };
 use crate::engine::{
-    self, BackupInput, BackupRun, DrillRun, PruneOptions, RestoreInto, RestoreRun, RestoreSpec,
-    VerifyRun,
+    self, BackupInput, BackupRun, DrillRun, LabelSelector, PruneOptions, RestoreInto, RestoreRun,
+    RestoreSpec, VerifyRun,
 };
 use crate::error::BackupError;
 use crate::progress::{Progress, spawn_reporter};
@@ -152,6 +152,10 @@ pub struct ListArgs {
     /// Store and output.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Only backups whose manifest labels match: `key=value`, `key!=value`, `key` or `!key`,
+    /// comma-separated or repeated (all must hold).
+    #[arg(long = "selector")]
+    pub selectors: Vec<String>,
 }
 
 /// `prune`.
@@ -194,6 +198,11 @@ pub struct PruneArgs {
     /// newest object is this many seconds old; younger ones may still be being written.
     #[arg(long, default_value_t = DEFAULT_PARTIAL_GRACE.as_secs())]
     pub partial_grace_seconds: u64,
+    /// Apply the policy only to backups whose manifest labels match (`key=value`,
+    /// `key!=value`, `key`, `!key`; comma-separated or repeated): others are neither counted
+    /// nor deleted, so policies sharing a prefix never prune each other's backups.
+    #[arg(long = "selector")]
+    pub selectors: Vec<String>,
 }
 
 /// `rekey`.
@@ -372,13 +381,15 @@ pub async fn drill(args: DrillArgs) -> Result<Report, BackupError> {
 /// Lists backups.
 pub async fn list(args: ListArgs) -> Result<Report, BackupError> {
     let store = BackupStore::open(&args.common.store)?;
-    list_report(&engine::list(&store).await?)
+    let selector = LabelSelector::parse_all(&args.selectors)?;
+    list_report(&engine::list(&store, &selector).await?)
 }
 
 /// Applies (or, with `--dry-run`, prints) a retention policy, and reclaims what interrupted
 /// runs left (see [`crate::prune`]).
 pub async fn prune(args: PruneArgs) -> Result<Report, BackupError> {
     let store = BackupStore::open(&args.common.store)?;
+    let selector = LabelSelector::parse_all(&args.selectors)?;
     let options = PruneOptions {
         policy: RetentionPolicy {
             keep_last: args.keep_last,
@@ -395,7 +406,7 @@ pub async fn prune(args: PruneArgs) -> Result<Report, BackupError> {
         dry_run: args.dry_run,
     };
     let never = CancellationToken::new();
-    let outcome = engine::prune(&store, &options, Utc::now(), &never).await?;
+    let outcome = engine::prune(&store, &options, &selector, Utc::now(), &never).await?;
     let text = outcome.text();
     Report::new(&outcome, text)
 }

@@ -1,6 +1,7 @@
 //! The `list` action: the backups in a store (folders with a manifest), each as its
 //! manifest's summary.
 
+use super::selector::LabelSelector;
 use crate::error::BackupError;
 use crate::manifest::BackupListing;
 use crate::store::BackupStore;
@@ -19,15 +20,23 @@ pub enum ListEntry {
     },
 }
 
-/// Lists the backups in `store` by name. Errors: `Store` when listing fails (a manifest that
-/// cannot be read is an [`ListEntry::Unreadable`] entry, not an error).
-pub async fn list(store: &BackupStore) -> Result<Vec<ListEntry>, BackupError> {
+/// Lists the backups in `store` whose manifest labels match `selector`, by name. A manifest
+/// that cannot be read is listed whatever the selector (its labels are unknown, and it is
+/// never hidden). Errors: `Store` when listing fails (an unreadable manifest is an
+/// [`ListEntry::Unreadable`] entry, not an error).
+pub async fn list(
+    store: &BackupStore,
+    selector: &LabelSelector,
+) -> Result<Vec<ListEntry>, BackupError> {
     let mut entries = Vec::new();
     for name in store.list_backup_names().await? {
-        entries.push(match store.read_manifest(&name).await {
-            Ok(manifest) => ListEntry::Backup(manifest.summary()),
-            Err(error) => ListEntry::Unreadable { name, error },
-        });
+        match store.read_manifest(&name).await {
+            Ok(manifest) if selector.matches(&manifest.labels) => {
+                entries.push(ListEntry::Backup(manifest.summary()));
+            }
+            Ok(_) => {}
+            Err(error) => entries.push(ListEntry::Unreadable { name, error }),
+        }
     }
     Ok(entries)
 }

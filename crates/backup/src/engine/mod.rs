@@ -2,7 +2,8 @@
 //! `runner`, the operator's in-process executor).
 //!
 //! One function per action — [`backup()`], [`restore()`], [`verify()`], [`drill()`],
-//! [`prune()`], [`list()`] — each taking typed options (built from a [`RunSpec`] with
+//! [`prune()`], [`list()`] (both filtered by a [`LabelSelector`] over the manifests' labels) —
+//! each taking typed options (built from a [`RunSpec`] with
 //! `from_spec`, or by the CLI from its flags), the store, a progress sink ([`Progress`]: atomic
 //! counters and a phase name the caller samples when it likes) and a [`CancellationToken`]
 //! (cancelling stops the run and leaves nothing that looks like a backup or a restored
@@ -18,6 +19,7 @@ pub mod list;
 pub mod prune;
 pub mod restore;
 pub mod run;
+pub mod selector;
 pub mod spec;
 pub mod verify;
 
@@ -28,5 +30,6 @@ pub use list::{ListEntry, list};
 pub use prune::{PruneOptions, PruneOutcome, prune};
 pub use restore::{RestoreInto, RestoreOutcome, RestoreRun, restore};
 pub use run::{RunOutcome, run};
-pub use spec::{Action, EncryptionSpec, RestoreSpec, RunSpec, parse_spec};
+pub use selector::{LabelSelector, Requirement};
+pub use spec::{Action, EncryptionSpec, RestoreSpec, RunSpec, parse_spec, run_spec_schema};
 pub use verify::{VerifyRun, verify};

@@ -5,24 +5,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use super::spec::{EncryptionSpec, RestoreSpec, RunSpec};
 use crate::backup::default_parallelism;
 use crate::error::BackupError;
 use crate::isolation::IsolationReport;
-use crate::manifest::Manifest;
 use crate::progress::Progress;
 use crate::restore::{RestoreReport, VerifiedBackup, restore_backup};
-use crate::source::identifier::{check_database_name, generated_name};
-use crate::source::mariadb::MariadbRestoreOptions;
-use crate::source::postgres::PostgresRestoreOptions;
-use crate::source::redis::RedisRestoreOptions;
-use crate::source::{
-    DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RestoreStream, RestoreTarget,
-    SourceConfig,
-};
+use crate::manifest::Manifest;
+use crate::source::{DatabaseSource, ObjectCounts, RestoreStream, RestoreTarget, SourceConfig};
 use crate::store::BackupStore;
 use crate::verify::OpenedBackup;
 
@@ -137,11 +129,13 @@ pub async fn restore(
                     source.engine()
                 )));
             }
-            let target = restore_target(&run.target, &source, opened.manifest())?;
+            let target = source
+                .as_engine()
+                .restore_target(&run.target, opened.manifest())?;
             let stream = source.restore(&target).await?;
             let json = serde_json::to_value(&target)
                 .map_err(|error| BackupError::Internal(error.to_string()))?;
-            let described = describe_target(&target);
+            let described = target.describe();
             (stream, json, described, Some((source, target)))
         }
         RestoreInto::File(path) => {
@@ -251,71 +245,4 @@ async fn restore_to_stdout(
         isolation: None,
         verification: None,
     })
-}
-
-/// `<dumped>_restore_<UTC timestamp>`, shortened (with a hash of the dumped name) to fit
-/// `engine`'s database name limit.
-fn default_target_database(manifest: &Manifest, engine: Engine) -> String {
-    let base = manifest
-        .databases
-        .first()
-        .map_or("restored", String::as_str);
-    let suffix = format!("_restore_{}", Utc::now().format("%Y%m%d%H%M%S"));
-    generated_name(engine, base, &suffix)
-}
-
-/// The restore target on `source`'s engine.
-fn restore_target(
-    spec: &RestoreSpec,
-    source: &DatabaseSource,
-    manifest: &Manifest,
-) -> Result<RestoreTarget, BackupError> {
-    if let Some(database) = &spec.target_database {
-        check_database_name(source.engine(), database).map_err(BackupError::Config)?;
-    }
-    let properties = manifest.database_properties.as_ref();
-    Ok(match source {
-        DatabaseSource::Postgres(_) => RestoreTarget::Postgres(PostgresRestoreOptions {
-            database: spec
-                .target_database
-                .clone()
-                .unwrap_or_else(|| default_target_database(manifest, Engine::Postgres)),
-            overwrite: spec.overwrite,
-            no_owner: spec.no_owner,
-            no_privileges: spec.no_privileges,
-            properties: properties.and_then(DatabaseProperties::postgres).cloned(),
-        }),
-        DatabaseSource::Mariadb(_) => RestoreTarget::Mariadb(MariadbRestoreOptions {
-            database: match (&spec.target_database, manifest.databases.len()) {
-                (Some(database), _) => Some(database.clone()),
-                (None, 1) => Some(default_target_database(manifest, Engine::Mariadb)),
-                (None, _) => None,
-            },
-            dumped_databases: manifest.databases.clone(),
-            overwrite: spec.overwrite,
-            properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
-            keep_events_enabled: spec.keep_events_enabled,
-        }),
-        DatabaseSource::Redis(redis) => RestoreTarget::Redis(RedisRestoreOptions {
-            data_dir: spec.target_data_dir.clone().ok_or_else(|| {
-                BackupError::Config("a Redis restore needs --target-data-dir".into())
-            })?,
-            dbfilename: "dump.rdb".into(),
-            overwrite: spec.overwrite,
-            bin_dir: redis.config().bin_dir.clone(),
-            databases: crate::drill::redis_databases(manifest),
-        }),
-    })
-}
-
-/// The target for people.
-fn describe_target(target: &RestoreTarget) -> String {
-    match target {
-        RestoreTarget::Postgres(options) => format!("database {:?}", options.database),
-        RestoreTarget::Mariadb(options) => match &options.database {
-            Some(database) => format!("database {database:?}"),
-            None => format!("databases {:?}", options.dumped_databases),
-        },
-        RestoreTarget::Redis(options) => format!("{}", options.data_dir.display()),
-    }
 }

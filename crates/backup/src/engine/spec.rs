@@ -25,7 +25,9 @@ use crate::source::SourceConfig;
 use crate::store::StoreConfig;
 
 /// What to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Make a backup.
@@ -40,7 +42,7 @@ pub enum Action {
 }
 
 /// Encryption in a spec.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EncryptionSpec {
     /// The key-encryption key's file.
@@ -58,7 +60,7 @@ pub struct EncryptionSpec {
 }
 
 /// Restore settings in a spec.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreSpec {
     /// Database to create.
@@ -84,7 +86,7 @@ pub struct RestoreSpec {
 }
 
 /// One run's spec.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunSpec {
     /// What to run.
@@ -124,6 +126,13 @@ fn default_compression() -> String {
     "zstd".into()
 }
 
+/// The JSON schema of a [`RunSpec`] (draft 2020-12), for tools and for checking specs the
+/// operator builds. Not a CRD schema: `source` and `storage` are internally tagged (by
+/// `engine` / `store`), which a structural schema cannot express.
+pub fn run_spec_schema() -> schemars::Schema {
+    schemars::schema_for!(RunSpec)
+}
+
 /// Parses a spec (JSON is YAML). The error names the field and never quotes a secret.
 pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
     serde_yaml::from_str(text).map_err(|error| {
@@ -137,6 +146,38 @@ pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_describes_every_field_and_the_tagged_configs() {
+        let schema = serde_json::to_value(run_spec_schema()).unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        for field in [
+            "action",
+            "name",
+            "source",
+            "storage",
+            "compression",
+            "compressionLevel",
+            "chunkSize",
+            "parallelism",
+            "encryption",
+            "labels",
+            "restore",
+        ] {
+            assert!(properties.contains_key(field), "{field} missing: {schema}");
+        }
+        assert_eq!(schema["required"], serde_json::json!(["storage"]));
+        let text = schema.to_string();
+        // The engines and store kinds appear as the tag values, and the password stays a
+        // reference (env or file), never a value.
+        for word in [
+            "postgres", "mariadb", "redis", "\"s3\"", "gcs", "azure", "explicit",
+        ] {
+            assert!(text.contains(word), "{word} missing: {text}");
+        }
+        assert!(!text.contains("\"value\""), "{text}");
+        assert_eq!(schema["properties"]["action"]["default"], "backup");
+    }
 
     #[test]
     fn a_spec_survives_serialize_then_parse() {

@@ -25,7 +25,18 @@ use crate::names::{check_backup_name, check_prefix};
 pub use error::{StoreError, StoreErrorKind};
 
 /// Which kind of object store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     /// A directory on the local filesystem (the default).
@@ -40,7 +51,18 @@ pub enum StoreKind {
 }
 
 /// Where a store's credentials may come from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum CredentialsSource {
     /// `credentialsFile`, else whatever the cloud's SDKs find: environment variables
@@ -57,7 +79,9 @@ pub enum CredentialsSource {
 }
 
 /// Where to store backups: the fields the custom resource's `storage` section will have.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, clap::Args,
+)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Kind of store.
