@@ -1,6 +1,16 @@
 //! The backup operator's command-line flags: the shared `run` flags plus its own.
 
+use std::time::Duration;
+
 use vertice_core::cli::RunArgs;
+
+use crate::api::validation::parse_duration_seconds;
+
+/// The default of `--retention-interval`: one hour.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// The default of `--retention-max-delete-percent`.
+pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 
 /// `vertice-backup run` flags.
 #[derive(Clone, Debug, clap::Args)]
@@ -8,4 +18,52 @@ pub struct OperatorArgs {
     /// The flags every Vértice operator has (client, admin server, leader election, logging).
     #[command(flatten)]
     pub run: RunArgs,
+    /// How often each VerticeBackup's retention runs besides after every new successful
+    /// backup, in hours, minutes and seconds (`1h`, `30m`, `1h30m`).
+    #[arg(long, default_value = "1h", value_parser = parse_interval)]
+    pub retention_interval: Duration,
+    /// A retention sweep that would delete more than this percentage of a VerticeBackup's
+    /// stored backups stops and waits for the annotation
+    /// `backup.vertice.dev/allow-large-prune=true` on it. `spec.retention.maxDeletePercent`
+    /// overrides it per VerticeBackup.
+    #[arg(long, default_value_t = DEFAULT_MAX_DELETE_PERCENT,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub retention_max_delete_percent: u8,
+}
+
+impl OperatorArgs {
+    /// The operator's flags with `run` and every other flag at its default (for tests and
+    /// embedders that build the operator without a command line).
+    pub fn new(run: RunArgs) -> Self {
+        Self {
+            run,
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
+            retention_max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
+        }
+    }
+}
+
+/// Parses `--retention-interval`: a positive duration such as `1h`, `30m` or `1h30m`.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration_seconds(text) {
+        Some(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "{text:?} is not a positive duration in hours, minutes and seconds (e.g. 1h, 30m)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_parse_or_say_why_not() {
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_interval("45s"), Ok(Duration::from_secs(45)));
+        for bad in ["", "0s", "-1h", "1d", "m", "1.5h"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
 }
