@@ -5,6 +5,8 @@
 //! the per-policy gauges. The runs' and drills' status is written by the test, as their
 //! controllers would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 #[path = "support/operator_harness.rs"]
 mod harness;
 
@@ -415,6 +417,79 @@ async fn drills_are_created_on_their_schedule_and_set_verified_and_the_gauges() 
         let body = h.metrics().await.ok()?;
         (!body.contains(r#"backup="drilled""#)).then_some(())
     })
+    .await?;
+    h.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_that_cannot_run_say_why_without_secrets_and_retry() -> anyhow::Result<()> {
+    let start = Utc::now();
+    let h = Harness::start("vb-sweep-errors", start).await?;
+    let server = vertice_testkit::services::S3Server::start().await?;
+    server.create_bucket("backups")?;
+    // A local store: the operator cannot reach the volume; a steady condition, no retries.
+    let mut local = spec("0 3 * * *", ENDPOINT, "backups", "app");
+    local["storage"] = json!({"store": "local", "persistentVolumeClaim": {"name": "backups"}});
+    local["retention"] = json!({"keepLast": 2});
+    h.create_backup("on-a-volume", local).await?;
+    h.wait_status("on-a-volume", "LocalStoreNotReachable", |b| {
+        condition(b, "RetentionApplied").is_some_and(|c| c.1 == "LocalStoreNotReachable")
+    })
+    .await?;
+
+    // S3 with no credentials Secret yet, then with a wrong secret key, then the right one.
+    let mut body = spec("0 3 * * *", &server.endpoint(), "backups", "app");
+    body["retention"] = json!({"keepLast": 2});
+    h.create_backup("s3-policy", body).await?;
+    let missing = h
+        .wait_status("s3-policy", "the missing Secret reported", |b| {
+            condition(b, "RetentionApplied").is_some_and(|c| c.1 == "SweepFailed")
+        })
+        .await?;
+    let message = condition(&missing, "RetentionApplied").unwrap().2;
+    assert!(message.contains("store-credentials"), "{message}");
+
+    let wrong = "wR0ng-s3cret-value-that-must-not-leak";
+    h.create_secret(
+        "store-credentials",
+        &[
+            ("AWS_ACCESS_KEY_ID", server.access_key()),
+            ("AWS_SECRET_ACCESS_KEY", wrong),
+        ],
+    )
+    .await?;
+    // Retried five minutes later.
+    h.set_clock(start + TimeDelta::minutes(6));
+    let refused = h
+        .wait_status("s3-policy", "the store's refusal reported", |b| {
+            condition(b, "RetentionApplied")
+                .is_some_and(|c| c.1 == "SweepFailed" && c.2.contains("sweep failed"))
+        })
+        .await?;
+    let events = h.events_of("s3-policy").await?.join("\n");
+    let status = serde_json::to_string(&refused.status)?;
+    for text in [&events, &status] {
+        assert!(
+            !text.contains(wrong) && !text.contains(server.secret_key()),
+            "{text}"
+        );
+    }
+
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(h.client.clone(), h.namespace());
+    secrets
+        .patch(
+            "store-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"AWS_SECRET_ACCESS_KEY": server.secret_key()}})),
+        )
+        .await?;
+    h.set_clock(start + TimeDelta::minutes(12));
+    h.wait_status(
+        "s3-policy",
+        "the sweep applied once the credentials are right",
+        |b| condition(b, "RetentionApplied").is_some_and(|c| c.0 == "True"),
+    )
     .await?;
     h.stop().await
 }

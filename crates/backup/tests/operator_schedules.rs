@@ -4,6 +4,8 @@
 //! `suspend`, `concurrencyPolicy` and `startingDeadlineSeconds` behave as a CronJob's. The
 //! runs' status is written by the test, as the BackupRequest controller would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 #[path = "support/operator_harness.rs"]
 mod harness;
 
