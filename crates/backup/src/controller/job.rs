@@ -344,6 +344,7 @@ mod tests {
             storage: StoreConfig::default(),
             compression: "zstd".into(),
             compression_level: None,
+            fixed_compression_level: false,
             chunk_size: None,
             parallelism: None,
             encryption: Default::default(),
