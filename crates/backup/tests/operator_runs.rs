@@ -180,6 +180,20 @@ async fn on_demand_runs_succeed_with_the_stored_manifests_sizes_and_leak_no_secr
         jobs_text.contains("/var/run/vertice/secrets/"),
         "{jobs_text}"
     );
+    // Nor in what the runners printed.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), env.name());
+    let kubelet = env.kubelet.as_ref().unwrap();
+    let pods = pods.list(&ListParams::default()).await.unwrap();
+    assert_eq!(pods.items.len(), 2);
+    for pod in &pods.items {
+        let name = pod.metadata.name.clone().unwrap();
+        let log = kubelet.logs(env.name(), &name, "runner");
+        assert!(
+            log.contains("storedSize"),
+            "the runner printed its result: {log}"
+        );
+        assert_absent(&log, &secrets, "a runner's log");
+    }
     env.stop_operator().await;
 }
 
@@ -472,5 +486,10 @@ async fn an_in_process_run_succeeds_without_a_job() {
         done.metadata.uid.as_ref()
     );
     assert!(env.jobs_of("local-run").await.is_empty());
+    // The in-process run read the Secrets itself: nothing of them in the logs or Events.
+    let secrets = env.secrets();
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    LogCapture::install().unwrap().assert_no_secret(&refs);
+    assert_absent(&events_text(&env).await, &secrets, "an Event");
     env.stop_operator().await;
 }

@@ -662,8 +662,11 @@ impl Reconciler<BackupRequest> for BackupRequests {
         let settings = match resolve::settings(&request, &policies).await {
             Ok(settings) => settings,
             Err(error) => {
-                // Waiting on a missing object does not hold a run slot.
-                self.queue.release(&request);
+                // A run that has not started does not hold a slot while it waits for a
+                // missing object; a running one still runs (its Job or task goes on).
+                if status.phase != RunPhase::Running {
+                    self.queue.release(&request);
+                }
                 return Err(error.into());
             }
         };

@@ -163,3 +163,115 @@ impl RunQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+    use kube::core::DeserializeGuard;
+    use kube::runtime::{reflector, watcher};
+
+    use super::*;
+    use crate::api::{BackupRequestSpec, BackupRequestStatus};
+
+    fn request(
+        name: &str,
+        project: Option<&str>,
+        phase: Option<RunPhase>,
+        age: i64,
+    ) -> BackupRequest {
+        let mut request = BackupRequest::new(
+            name,
+            BackupRequestSpec {
+                backup_ref: None,
+                target: None,
+                storage: None,
+                encryption: None,
+                compression: None,
+                executor: None,
+                backup_name: None,
+                labels: Default::default(),
+            },
+        );
+        request.metadata.namespace = Some("ns".into());
+        request.metadata.creation_timestamp =
+            Some(Time(Timestamp::from_second(1_700_000_000 + age).unwrap()));
+        if let Some(project) = project {
+            request.metadata.labels =
+                Some([(labels::PROJECT.to_owned(), project.to_owned())].into());
+        }
+        request.status = phase.map(|phase| BackupRequestStatus {
+            phase,
+            ..BackupRequestStatus::default()
+        });
+        request
+    }
+
+    fn queue(limit: usize, objects: &[BackupRequest]) -> RunQueue {
+        let (store, mut writer) = reflector::store::<DeserializeGuard<BackupRequest>>();
+        for object in objects {
+            writer
+                .apply_watcher_event(&watcher::Event::Apply(DeserializeGuard(Ok(object.clone()))));
+        }
+        let (wake, _woken) = vertice_core::trigger::channel();
+        RunQueue::new(limit, store, wake)
+    }
+
+    use super::super::labels;
+
+    #[test]
+    fn a_full_project_queues_and_names_the_runs_it_waits_for() {
+        let running = [
+            request("a", None, Some(RunPhase::Running), 0),
+            request("b", None, Some(RunPhase::Running), 1),
+        ];
+        let waiting = request("c", None, None, 2);
+        let q = queue(
+            2,
+            &[running[0].clone(), running[1].clone(), waiting.clone()],
+        );
+        let admission = q.admit(&waiting);
+        assert_eq!(
+            admission,
+            Admission::Wait {
+                project: "ns".into(),
+                running: vec!["ns/a".into(), "ns/b".into()],
+                limit: 2,
+            }
+        );
+        assert!(admission.message().contains("ns/a, ns/b"));
+        // A run of another project is not held up; one already running keeps its slot.
+        let other = request("d", Some("team-b"), None, 3);
+        assert_eq!(
+            queue(2, &[running[0].clone(), other.clone()]).admit(&other),
+            Admission::Start
+        );
+        assert_eq!(q.admit(&running[0]), Admission::Start);
+    }
+
+    #[test]
+    fn slots_taken_in_this_process_count_before_the_cache_shows_them() {
+        let first = request("a", Some("p"), None, 0);
+        let second = request("b", Some("p"), None, 1);
+        let third = request("c", Some("p"), None, 2);
+        let q = queue(2, &[first.clone(), second.clone(), third.clone()]);
+        assert_eq!(q.admit(&first), Admission::Start);
+        assert_eq!(q.admit(&second), Admission::Start);
+        assert!(matches!(q.admit(&third), Admission::Wait { .. }));
+        // Admitting again is idempotent; releasing frees the slot.
+        assert_eq!(q.admit(&first), Admission::Start);
+        q.release(&first);
+        assert_eq!(q.admit(&third), Admission::Start);
+    }
+
+    #[test]
+    fn waiting_runs_start_in_creation_order() {
+        let running = request("a", None, Some(RunPhase::Running), 0);
+        let older = request("b", None, Some(RunPhase::Queued), 1);
+        let newer = request("c", None, Some(RunPhase::Queued), 2);
+        let q = queue(2, &[running, older.clone(), newer.clone()]);
+        // One free slot, and an older run waits for it.
+        assert!(matches!(q.admit(&newer), Admission::Wait { .. }));
+        assert_eq!(q.admit(&older), Admission::Start);
+    }
+}

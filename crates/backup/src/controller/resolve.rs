@@ -505,6 +505,7 @@ pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpe
         storage: store_config(&settings.storage, mounts),
         compression,
         compression_level,
+        // The level adapts while compression holds the dump back (the engine's default).
         fixed_compression_level: false,
         chunk_size: None,
         parallelism: None,
