@@ -17,20 +17,21 @@ use crate::api::schedule::{Due, Schedule, ScheduleError};
 use crate::api::vertice_backup::ConcurrencyPolicy;
 use crate::api::{BackupRequest, BackupRequestSpec, VerticeBackup};
 
-// The label and annotation names every controller of this operator shares (the `runs` part
-// defines them in `controller/labels.rs`; the values here are the same strings).
+use super::labels;
+
+// The shared keys of `labels.rs`, under the names this controller's code uses.
 /// Label: the project a run counts against.
-pub const PROJECT_LABEL: &str = "vertice.dev/project";
+pub const PROJECT_LABEL: &str = labels::PROJECT;
 /// Label: the VerticeBackup's name, on the runs it creates and in manifests.
-pub const POLICY_LABEL: &str = "backup.vertice.dev/policy";
+pub const POLICY_LABEL: &str = labels::POLICY;
 /// Label: the VerticeBackup's UID, in manifests (retention filters on it).
-pub const POLICY_UID_LABEL: &str = "backup.vertice.dev/policy-uid";
+pub const POLICY_UID_LABEL: &str = labels::POLICY_UID;
 /// Label: who manages an object.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_LABEL: &str = labels::MANAGED_BY;
 /// Value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY: &str = "vertice-backup";
+pub const MANAGED_BY: &str = labels::MANAGED_BY_VALUE;
 /// Annotation on a scheduled run: its slot in RFC 3339.
-pub const SCHEDULED_TIME_ANNOTATION: &str = "backup.vertice.dev/scheduled-time";
+pub const SCHEDULED_TIME_ANNOTATION: &str = labels::SCHEDULED_TIME;
 
 /// The VerticeBackup's schedule, or why it has none.
 pub fn schedule_of(backup: &VerticeBackup) -> Result<Schedule, ScheduleError> {
