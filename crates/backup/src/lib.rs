@@ -11,10 +11,9 @@ pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod format;
+// The on-store format's types live in `format/`; their old paths stay.
+pub use format::{keys, manifest, seal as manifest_seal};
 pub mod isolation;
-pub mod keys;
-pub mod manifest;
-pub mod manifest_seal;
 pub mod names;
 pub mod notify;
 pub mod pipeline;

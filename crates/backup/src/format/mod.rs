@@ -1,4 +1,5 @@
-//! The on-store format of a backup, version 1.
+//! The on-store format of a backup, version 1: the layout and data objects (here), the chunk
+//! framing, the manifest ([`manifest`]), its seal ([`seal`]) and the wrapped keys ([`keys`]).
 //!
 //! # Layout
 //!
@@ -75,6 +76,10 @@
 //! encrypted backup before it uses anything else the manifest says, checks that the chunk
 //! list tiles every data object exactly, verifies every hash and every tag, and checks the raw
 //! sizes and the raw hash, before a restore writes a single byte to its target.
+
+pub mod keys;
+pub mod manifest;
+pub mod seal;
 
 use crate::error::BackupError;
 
