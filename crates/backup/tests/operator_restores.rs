@@ -227,3 +227,74 @@ async fn an_existing_database_is_replaced_only_with_overwrite() {
     wait_restore(&env, "replace", RunPhase::Succeeded).await;
     assert_eq!(digest(&env, "reports").await, digest(&env, "shop").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policys_restore_drill_verifies_and_leaves_no_scratch_database() {
+    let env = env_with_backup("rr-drill").await;
+    // A VerticeBackup whose schedule is far away: it only owns the drill.
+    let policy: vertice_backup::api::VerticeBackup = serde_json::from_value(json!({
+        "apiVersion": "backup.vertice.dev/v1alpha1",
+        "kind": "VerticeBackup",
+        "metadata": {"name": "shop"},
+        "spec": {
+            "target": env.target(env.pg.port(), "db"),
+            "schedule": "0 0 1 1 *",
+            "storage": env.storage(),
+            "encryption": env.encryption(),
+        },
+    }))
+    .unwrap();
+    let policies: Api<vertice_backup::api::VerticeBackup> =
+        Api::namespaced(env.client.clone(), env.ns.name());
+    let policy = policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+    let owner = json!([{
+        "apiVersion": "backup.vertice.dev/v1alpha1",
+        "kind": "VerticeBackup",
+        "name": "shop",
+        "uid": policy.metadata.uid.clone().unwrap(),
+        "controller": true,
+    }]);
+    let object = json!({
+        "apiVersion": "backup.vertice.dev/v1alpha1",
+        "kind": "RestoreRequest",
+        "metadata": {"name": "shop-verify", "ownerReferences": owner},
+        "spec": {
+            "source": {
+                "storage": env.storage(),
+                "backupName": "nightly",
+                "encryption": env.encryption(),
+            },
+            "target": target(&env, json!({})),
+            "verify": true,
+        },
+    });
+    let drill: RestoreRequest = serde_json::from_value(object).unwrap();
+    restores(&env)
+        .create(&PostParams::default(), &drill)
+        .await
+        .unwrap();
+    let done = wait_restore(&env, "shop-verify", RunPhase::Succeeded).await;
+    let status = done.status.unwrap();
+    let verification = status.verification.unwrap();
+    assert_eq!(
+        verification.result,
+        VerificationResult::Passed,
+        "{verification:?}"
+    );
+    assert!(
+        verification.objects_compared.unwrap_or(0) >= 1,
+        "{verification:?}"
+    );
+    let target = status.result.unwrap().target.unwrap_or_default();
+    assert!(target.contains("removed"), "{target}");
+    // The runner removed its scratch database; only the test's own databases remain.
+    let leftovers = env
+        .pg
+        .sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'vertice_drill%' OR datname LIKE '%_restore_%'")
+        .await
+        .unwrap();
+    assert_eq!(leftovers.trim(), "0", "a drill leaves no database behind");
+}

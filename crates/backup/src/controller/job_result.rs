@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
 use kube::Api;
 use kube::api::ListParams;
 
-use super::job;
+use super::{job, outcome};
 use crate::api::run::ErrorKind;
 
 /// How one Job stands.
@@ -69,7 +69,13 @@ pub async fn job_state(
     }
     if let Some(failed) = condition("Failed") {
         let (kind, message) = match newest_termination(pods, name, false).await? {
-            Some(terminated) => failure(&terminated),
+            Some(terminated) => {
+                let failure = outcome::failure_from_termination(
+                    terminated.exit_code,
+                    terminated.message.as_deref().unwrap_or_default(),
+                );
+                (failure.kind, failure.message)
+            }
             None if failed.reason.as_deref() == Some("DeadlineExceeded") => (
                 ErrorKind::Cancelled,
                 "the run exceeded executor.activeDeadlineSeconds".to_owned(),
@@ -93,7 +99,7 @@ pub async fn job_state(
 
 /// The runner container's newest termination among Job `job`'s Pods, successful ones
 /// (`succeeded`) or failed ones.
-async fn newest_termination(
+pub(super) async fn newest_termination(
     pods: &Api<Pod>,
     job: &str,
     succeeded: bool,
@@ -118,84 +124,4 @@ async fn newest_termination(
         })
         .filter(|terminated| (terminated.exit_code == 0) == succeeded)
         .max_by_key(|terminated| terminated.finished_at.as_ref().map(|time| time.0)))
-}
-
-/// The kind and message of a failed runner: its result JSON's `error` (`kind`, `message`,
-/// `exitCode`), else its exit code and the message's last KiB (a crash's log tail).
-pub fn failure(terminated: &ContainerStateTerminated) -> (ErrorKind, String) {
-    let message = terminated.message.clone().unwrap_or_default();
-    let parsed: Option<serde_json::Value> = serde_json::from_str(&message).ok();
-    let error = parsed.as_ref().and_then(|json| json.get("error"));
-    let differences = parsed
-        .as_ref()
-        .and_then(|json| json.pointer("/verification/differences"))
-        .and_then(serde_json::Value::as_array)
-        .filter(|differences| !differences.is_empty())
-        .map(|differences| {
-            let listed: Vec<&str> = differences.iter().filter_map(|d| d.as_str()).collect();
-            format!(
-                "restored counts differ from the dump's: {}",
-                listed.join("; ")
-            )
-        });
-    let text = error
-        .and_then(|error| error.get("message"))
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .or(differences)
-        .unwrap_or_else(|| {
-            let tail: Vec<char> = message.chars().rev().take(1024).collect();
-            let tail: String = tail.into_iter().rev().collect();
-            format!("exit code {}: {}", terminated.exit_code, tail.trim())
-        });
-    let code = error
-        .and_then(|error| error.get("exitCode"))
-        .and_then(serde_json::Value::as_i64)
-        .and_then(|code| i32::try_from(code).ok())
-        .unwrap_or(terminated.exit_code);
-    (ErrorKind::from_exit_code(code), text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn terminated(exit_code: i32, message: &str) -> ContainerStateTerminated {
-        ContainerStateTerminated {
-            exit_code,
-            message: Some(message.to_owned()),
-            ..ContainerStateTerminated::default()
-        }
-    }
-
-    #[test]
-    fn the_runner_json_names_kind_and_message() {
-        let json = r#"{"error":{"kind":"database","message":"connection refused","exitCode":4}}"#;
-        assert_eq!(
-            failure(&terminated(4, json)),
-            (ErrorKind::DatabaseFailed, "connection refused".to_owned())
-        );
-    }
-
-    #[test]
-    fn a_count_mismatch_lists_the_differences() {
-        let json = r#"{"name":"b","verification":{"objectsCompared":2,"differences":["public.items: 2000 at dump time, 1999 restored"]}}"#;
-        let (kind, message) = failure(&terminated(9, json));
-        assert_eq!(kind, ErrorKind::VerificationFailed);
-        assert!(
-            message.contains("public.items: 2000 at dump time"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn a_crash_without_json_reports_the_exit_code_and_the_tail() {
-        let (kind, message) = failure(&terminated(137, "…\nKilled"));
-        assert_eq!(kind, ErrorKind::Internal);
-        assert!(message.starts_with("exit code 137"), "{message}");
-        assert!(message.ends_with("Killed"), "{message}");
-        let long = "é".repeat(5000);
-        let (_, message) = failure(&terminated(1, &long));
-        assert!(message.chars().count() < 1100, "the tail is bounded");
-    }
 }

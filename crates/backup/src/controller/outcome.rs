@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use vertice_core::Context;
 
 use super::backup_request::RunError;
 use super::in_process::RunFailure;
-use super::job;
+use super::job_result;
 use super::labels;
 use super::resolve::{self, RunSettings};
 use super::secret_files;
@@ -127,27 +126,9 @@ pub(super) fn success(
 /// Why the newest failed Pod of Job `job` failed: its exit code and the runner's result JSON
 /// (`{"error": {"kind", "message", "exitCode"}}`) from the termination message.
 pub(super) async fn termination(pods: &Api<Pod>, job: &str) -> Option<RunFailure> {
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+    let terminated = job_result::newest_termination(pods, job, false)
         .await
-        .ok()?;
-    let terminated = list
-        .items
-        .iter()
-        .filter_map(|pod| {
-            pod.status
-                .as_ref()?
-                .container_statuses
-                .as_ref()?
-                .iter()
-                .find(|container| container.name == job::CONTAINER)?
-                .state
-                .as_ref()?
-                .terminated
-                .clone()
-        })
-        .filter(|terminated| terminated.exit_code != 0)
-        .max_by_key(|terminated| terminated.finished_at.as_ref().map(|time| time.0))?;
+        .ok()??;
     Some(failure_from_termination(
         terminated.exit_code,
         &terminated.message.unwrap_or_default(),
@@ -164,6 +145,7 @@ pub(super) fn failure_from_termination(exit_code: i32, message: &str) -> RunFail
         .and_then(|error| error.get("message"))
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
+        .or_else(|| parsed.as_ref().and_then(check_failure))
         .unwrap_or_else(|| {
             let tail: Vec<char> = message.chars().collect();
             let tail: String = tail[tail.len().saturating_sub(1024)..].iter().collect();
@@ -181,6 +163,34 @@ pub(super) fn failure_from_termination(exit_code: i32, message: &str) -> RunFail
         kind: ErrorKind::from_exit_code(code),
         message: text,
     }
+}
+
+/// What a restore's count check (`verification.differences`) or a drill (`differences`,
+/// `isolated`) found wrong, from a result that exited 9 without an error object.
+fn check_failure(result: &serde_json::Value) -> Option<String> {
+    let listed = |pointer: &str| -> Vec<String> {
+        result
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut differences = listed("/verification/differences");
+    differences.extend(listed("/differences"));
+    if !differences.is_empty() {
+        return Some(format!(
+            "restored counts differ from the dump's: {}",
+            differences.join("; ")
+        ));
+    }
+    (result.get("isolated") == Some(&serde_json::Value::Bool(false))).then(|| {
+        "the restored copy reaches outside itself (see the drill's isolation report)".into()
+    })
 }
 
 /// A cheap request to the store (a list of its prefix): `Err` with the store's message when it
@@ -219,6 +229,25 @@ mod tests {
         assert_eq!(
             failure_from_termination(1, store).kind,
             ErrorKind::StorageFailed
+        );
+    }
+
+    #[test]
+    fn a_failed_count_check_lists_the_differences() {
+        let restore = r#"{"name":"b","verification":{"objectsCompared":2,"differences":["public.items: 2000 at dump time, 1999 restored"]}}"#;
+        let failure = failure_from_termination(9, restore);
+        assert_eq!(failure.kind, ErrorKind::VerificationFailed);
+        assert!(
+            failure.message.contains("public.items: 2000 at dump time"),
+            "{}",
+            failure.message
+        );
+        let drill = r#"{"differences":[],"isolated":false}"#;
+        let failure = failure_from_termination(9, drill);
+        assert!(
+            failure.message.contains("reaches outside itself"),
+            "{}",
+            failure.message
         );
     }
 

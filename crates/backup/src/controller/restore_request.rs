@@ -161,6 +161,22 @@ fn verification(request: &RestoreRequest, result: &serde_json::Value) -> Restore
             message: Some("verify: false".into()),
         };
     }
+    if let Some(differences) = result.get("differences") {
+        // A drill's result: its own count comparison (and isolation, which fails the Job).
+        let differences = strings(differences);
+        return RestoreVerification {
+            result: if differences.is_empty() {
+                VerificationResult::Passed
+            } else {
+                VerificationResult::Failed
+            },
+            objects_compared: result
+                .get("expected")
+                .map(numeric_leaves)
+                .and_then(|count| i32::try_from(count).ok()),
+            message: (!differences.is_empty()).then(|| differences.join("; ")),
+        };
+    }
     let Some(found) = result.get("verification") else {
         return RestoreVerification {
             result: VerificationResult::Skipped,
@@ -168,16 +184,7 @@ fn verification(request: &RestoreRequest, result: &serde_json::Value) -> Restore
             message: Some("the runner reported no count comparison".into()),
         };
     };
-    let differences: Vec<String> = found
-        .get("differences")
-        .and_then(serde_json::Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let differences = found.get("differences").map(strings).unwrap_or_default();
     let compared = found
         .get("objectsCompared")
         .and_then(serde_json::Value::as_i64)
@@ -190,6 +197,30 @@ fn verification(request: &RestoreRequest, result: &serde_json::Value) -> Restore
         },
         objects_compared: compared,
         message: (!differences.is_empty()).then(|| differences.join("; ")),
+    }
+}
+
+/// The strings of a JSON array (nothing for anything else).
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// How many numbers `value` holds at its leaves: the tables (or key spaces) a drill's
+/// `expected` counts name.
+fn numeric_leaves(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Number(_) => 1,
+        serde_json::Value::Array(items) => items.iter().map(numeric_leaves).sum(),
+        serde_json::Value::Object(fields) => fields.values().map(numeric_leaves).sum(),
+        _ => 0,
     }
 }
 
@@ -253,7 +284,11 @@ impl RestoreRequests {
         let namespace = request.namespace().unwrap_or_default();
         let secrets: Api<Secret> = ctx.api(&namespace);
         resolve::check_secrets(&secrets, &restore_resolve::secret_keys(request, settings)).await?;
-        let target = restore_resolve::target_database(request, settings);
+        let target = if restore_resolve::is_drill(request) {
+            "a scratch database (a restore drill)".to_owned()
+        } else {
+            restore_resolve::target_database(request, settings)
+        };
         let mut running = with_phase(
             request,
             status,
@@ -314,7 +349,14 @@ impl RestoreRequests {
                 status.attempts = Some(pods.max(1));
                 let result = result.unwrap_or_default();
                 let verification = verification(request, &result);
-                let raw_size = result.get("rawSize").and_then(serde_json::Value::as_i64);
+                let raw_size = result
+                    .get("rawSize")
+                    .or_else(|| result.pointer("/restore/rawSize"))
+                    .and_then(serde_json::Value::as_i64);
+                let described = match result.get("scratchTarget").and_then(|t| t.as_str()) {
+                    Some(scratch) => format!("{scratch} (a drill's scratch copy, removed)"),
+                    None => described,
+                };
                 let failed_check = verification.result == VerificationResult::Failed;
                 Outcome {
                     kind: failed_check.then_some(ErrorKind::VerificationFailed),

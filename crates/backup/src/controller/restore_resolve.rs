@@ -177,6 +177,16 @@ pub fn describe_target(target: &RestoreTargetSpec, database: &str) -> String {
     )
 }
 
+/// Whether `request` is a VerticeBackup's restore drill (it is owned by one, see
+/// `verification.rs`): it restores into a scratch database that the runner removes after
+/// comparing the counts (action `drill`), so drills do not pile up databases.
+pub fn is_drill(request: &RestoreRequest) -> bool {
+    request
+        .owner_references()
+        .iter()
+        .any(|owner| owner.controller == Some(true) && owner.kind == "VerticeBackup")
+}
+
 /// The restore [`RunSpec`] of `request`, with its Secrets under `mounts`. Redis targets (an
 /// RDB file written into a volume of the Redis server) are not supported by the operator yet.
 pub fn restore_spec(
@@ -192,7 +202,13 @@ pub fn restore_spec(
                 .into(),
         ));
     }
-    let database = target_database(request, settings);
+    let drill = is_drill(request);
+    // A drill names its own scratch database; PostgreSQL still needs one to connect to.
+    let database = if drill {
+        "postgres".to_owned()
+    } else {
+        target_database(request, settings)
+    };
     let connection = ServerConnection {
         engine: target.engine,
         host: target.host.clone().unwrap_or_default(),
@@ -202,6 +218,16 @@ pub fn restore_spec(
         connect_timeout_seconds: None,
     };
     let source = resolve::source_config(&connection, Some(&database), &[], mounts)?;
+    if drill {
+        return Ok(RunSpec {
+            action: Action::Drill,
+            name: Some(settings.backup_name.clone()),
+            source: Some(source),
+            storage: resolve::store_config(&settings.storage, mounts),
+            encryption: resolve::encryption(&settings.encryption, mounts),
+            ..RunSpec::default()
+        });
+    }
     Ok(RunSpec {
         action: Action::Restore,
         name: Some(settings.backup_name.clone()),

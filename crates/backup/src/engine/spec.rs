@@ -126,6 +126,27 @@ fn default_compression() -> String {
     "zstd".into()
 }
 
+impl Default for RunSpec {
+    /// A backup with the engine's defaults and no source or store yet (what a spec file
+    /// without those fields would mean, before validation).
+    fn default() -> Self {
+        RunSpec {
+            action: Action::default(),
+            name: None,
+            source: None,
+            storage: StoreConfig::default(),
+            compression: default_compression(),
+            compression_level: None,
+            fixed_compression_level: false,
+            chunk_size: None,
+            parallelism: None,
+            encryption: EncryptionSpec::default(),
+            labels: BTreeMap::new(),
+            restore: RestoreSpec::default(),
+        }
+    }
+}
+
 /// The JSON schema of a [`RunSpec`] (draft 2020-12), for tools and for checking specs the
 /// operator builds. Not a CRD schema: `source` and `storage` are internally tagged (by
 /// `engine` / `store`), which a structural schema cannot express.
