@@ -4,15 +4,69 @@
 //! [`run`] is what `vertice-backup run` calls; tests call [`operator`] to get the same
 //! [`Operator`] with their own client, clock and shutdown token.
 
-use vertice_core::{Operator, OperatorError};
+use std::time::Duration;
 
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::watcher;
+use vertice_core::tasks::ObjectTasks;
+use vertice_core::{ControllerBuilder, Operator, OperatorError, trigger};
+
+pub mod backup_request;
+pub mod breaker;
+pub mod in_process;
+pub mod job;
+pub mod labels;
+pub mod metrics;
 mod options;
+pub mod queue;
+pub mod resolve;
+pub mod secret_files;
+pub mod side_effects;
 
 pub use options::OperatorArgs;
 
+use crate::api::BackupRequest;
+use crate::notify::{Notifier, NotifierConfig};
+
+/// The safety-net requeue of finished runs: none in practice. A finished BackupRequest is
+/// reconciled again only when it changes (deletion), never on a timer; running and waiting
+/// ones ask for their own wake-ups.
+const NO_PERIODIC_REQUEUE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Builds the backup operator with every controller registered. Does not start it.
 pub fn operator(args: &OperatorArgs) -> Operator {
-    Operator::new("backup", args.run.clone())
+    let mut operator = Operator::new("backup", args.run.clone());
+    let metrics = metrics::RunMetrics::register(operator.registry());
+    // The notify library's only failure is a bad extra certificate, and none is configured.
+    let notifier = Notifier::new(NotifierConfig::default()).ok();
+    let (wake, woken) = trigger::channel::<BackupRequest>();
+    let config = backup_request::RunConfig {
+        runner_image: args.runner_image.clone(),
+        backoff_limit: args.run_backoff_limit,
+    };
+    let limit = usize::from(args.max_concurrent_runs_per_project);
+    let probe_interval = Duration::from_secs(args.storage_probe_interval_seconds);
+    let Some(notifier) = notifier else {
+        // Not reachable with the default config (no extra certificates); said on stderr
+        // because logging starts only in `Operator::run`.
+        eprintln!("error: the notification client cannot be built; BackupRequests are not reconciled");
+        return operator;
+    };
+    let runs = ControllerBuilder::new_with_store(|store| {
+        backup_request::BackupRequests::new(
+            config,
+            queue::RunQueue::new(limit, store.clone(), wake.clone()),
+            breaker::Breakers::new(probe_interval),
+            in_process::InProcess::new(ObjectTasks::new(wake, store)),
+            metrics,
+            notifier,
+        )
+    })
+    .reconcile_on(woken)
+    .requeue_after(NO_PERIODIC_REQUEUE)
+    .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()));
+    metrics::RunMetrics::register_sizes(operator.registry(), runs.store());
+    operator.controller(runs)
 }
 
 /// Runs the backup operator until SIGTERM/SIGINT or lost leadership.

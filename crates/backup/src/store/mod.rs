@@ -259,7 +259,12 @@ impl BackupStore {
 }
 
 /// The meaningful lines of a credentials file: trimmed, without blank lines and `#` comments.
+/// A directory (a mounted Kubernetes Secret: one file per key) reads as `KEY=VALUE` lines, one
+/// per file; hidden entries (the volume's `..data` links) are skipped.
 pub(crate) fn read_credentials_file(path: &std::path::Path) -> Result<Vec<String>, BackupError> {
+    if path.is_dir() {
+        return read_credentials_dir(path);
+    }
     let text = std::fs::read_to_string(path).map_err(|error| {
         BackupError::Config(format!(
             "cannot read the credentials file {}: {error}",
@@ -272,4 +277,43 @@ pub(crate) fn read_credentials_file(path: &std::path::Path) -> Result<Vec<String
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .map(String::from)
         .collect())
+}
+
+/// `KEY=VALUE` lines from a directory of one file per key (see [`read_credentials_file`]).
+fn read_credentials_dir(path: &std::path::Path) -> Result<Vec<String>, BackupError> {
+    let unreadable = |error: std::io::Error| {
+        BackupError::Config(format!(
+            "cannot read the credentials directory {}: {error}",
+            path.display()
+        ))
+    };
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !entry.path().is_file() {
+            continue;
+        }
+        let value = std::fs::read_to_string(entry.path()).map_err(unreadable)?;
+        lines.push(format!("{name}={}", value.trim()));
+    }
+    lines.sort();
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod credentials_dir_tests {
+    #[test]
+    fn a_mounted_secret_directory_reads_as_key_value_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("AWS_SECRET_ACCESS_KEY"), "s3cr3t\n").unwrap();
+        std::fs::write(dir.path().join("AWS_ACCESS_KEY_ID"), "AKID").unwrap();
+        std::fs::create_dir(dir.path().join("..data")).unwrap();
+        std::fs::write(dir.path().join(".hidden"), "x").unwrap();
+        let lines = super::read_credentials_file(dir.path()).unwrap();
+        assert_eq!(
+            lines,
+            ["AWS_ACCESS_KEY_ID=AKID", "AWS_SECRET_ACCESS_KEY=s3cr3t"]
+        );
+    }
 }

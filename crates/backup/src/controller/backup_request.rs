@@ -1,0 +1,828 @@
+//! The BackupRequest controller: one run from `Pending` through `Queued` and `Running` to
+//! `Succeeded` or `Failed` (issue 7 §3).
+//!
+//! - Settings come from the VerticeBackup or inline (`resolve.rs`); a missing VerticeBackup or
+//!   Secret is `Ready=False` with its reason, retried with backoff (no hot loop).
+//! - A storage location whose breaker is open fails the run fast (`breaker.rs`); the per-project
+//!   limit queues it (`queue.rs`); pre hooks run, then `Running` is written, then the Job is
+//!   created (`job.rs`) or the in-process task started (`in_process.rs`).
+//! - Everything about a running run is derived from its Job (or task) and the store, so an
+//!   operator restarted mid-run picks the run up: the Job's name is deterministic, and a run
+//!   whose in-process task is gone is cleaned and retried.
+//! - On completion the manifest is READ FROM THE STORE (sizes, location, backup id); the Pod's
+//!   termination message only says why a run failed. A failed attempt whose manifest carries
+//!   this run's UID is a success (a retry found the backup already made).
+//! - The final status is written by this controller itself, then the counters, Events, post
+//!   hooks and notifications follow exactly once (`side_effects.rs`). Finished runs are never
+//!   reconciled again except for deletion: no requeue timer, no API call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource, ResourceExt};
+use vertice_core::error::{ErrorClass, ReconcileError};
+use vertice_core::tasks::{SpawnRefused, TaskPoll};
+use vertice_core::{Applied, Context, Reconciler, conditions, status};
+
+use super::breaker::{Breakers, Verdict};
+use super::in_process::{InProcess, RunFailure};
+use super::job::{self, JobParams};
+use super::labels;
+use super::metrics::RunMetrics;
+use super::queue::{Admission, RunQueue};
+use super::resolve::{self, Mounts, ResolveError, RunSettings, SECRETS_ROOT};
+use super::secret_files;
+use super::side_effects::{self, Ended};
+use crate::api::executor::ExecutorType;
+use crate::api::run::{ErrorKind, RunPhase};
+use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup, backup_request::BackupResult};
+use crate::error::BackupError;
+use crate::notify::Notifier;
+
+/// The `Ready` condition type.
+const READY: &str = "Ready";
+/// Reason of a run failed fast because its storage location's breaker is open.
+pub const STORAGE_UNAVAILABLE: &str = "StorageUnavailable";
+/// How often a running run is looked at even if its Job does not change (a safety net).
+const RUNNING_RECHECK: Duration = Duration::from_secs(300);
+
+/// Settings of the controller that come from flags.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The runner image (`--runner-image`).
+    pub runner_image: String,
+    /// Pod retries per Job (`--run-backoff-limit`).
+    pub backoff_limit: i32,
+}
+
+/// Why a reconcile of a BackupRequest failed (a run's own failure is its status, not this).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Its settings cannot be resolved (missing VerticeBackup or Secret, …).
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// A Kubernetes API request failed.
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[source] kube::Error),
+    /// The store could not be read to learn the run's result.
+    #[error("reading the run's result from the store failed: {0}")]
+    Store(#[source] BackupError),
+    /// The run spec could not be serialized (a bug).
+    #[error("the run spec cannot be serialized: {0}")]
+    Spec(#[source] serde_json::Error),
+    /// The in-process task could not start.
+    #[error("the in-process run could not start: {0:?}")]
+    Spawn(SpawnRefused),
+}
+
+impl ReconcileError for RunError {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::Resolve(error) => error.reason(),
+            Self::Kube(_) => "KubernetesApiError",
+            Self::Store(_) => "StoreReadFailed",
+            Self::Spec(_) => "InvalidRunSpec",
+            Self::Spawn(_) => "TaskNotStarted",
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::Resolve(error) => error.class(),
+            Self::Kube(_) | Self::Store(_) | Self::Spawn(_) => ErrorClass::Transient,
+            Self::Spec(_) => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// How a run ended, before it is written.
+#[derive(Clone, Debug)]
+struct Finish {
+    success: bool,
+    reason: String,
+    kind: Option<ErrorKind>,
+    message: String,
+    result: BackupResult,
+}
+
+impl Finish {
+    fn failed(kind: ErrorKind, reason: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            success: false,
+            reason: reason.to_owned(),
+            kind: Some(kind),
+            message: message.clone(),
+            result: BackupResult {
+                error_kind: Some(kind),
+                error_message: Some(message),
+                ..BackupResult::default()
+            },
+        }
+    }
+
+    fn from_failure(failure: RunFailure) -> Self {
+        let reason = format!("{:?}", failure.kind);
+        Self::failed(failure.kind, &reason, failure.message)
+    }
+}
+
+/// The BackupRequest reconciler.
+pub struct BackupRequests {
+    config: RunConfig,
+    queue: RunQueue,
+    breakers: Breakers,
+    in_process: InProcess,
+    metrics: RunMetrics,
+    notifier: Notifier,
+}
+
+impl BackupRequests {
+    /// The reconciler with its parts (built in `controller/mod.rs`).
+    pub fn new(
+        config: RunConfig,
+        queue: RunQueue,
+        breakers: Breakers,
+        in_process: InProcess,
+        metrics: RunMetrics,
+        notifier: Notifier,
+    ) -> Self {
+        Self {
+            config,
+            queue,
+            breakers,
+            in_process,
+            metrics,
+            notifier,
+        }
+    }
+}
+
+fn owner_reference(request: &BackupRequest) -> OwnerReference {
+    OwnerReference {
+        api_version: BackupRequest::api_version(&()).into_owned(),
+        kind: BackupRequest::kind(&()).into_owned(),
+        name: request.name_any(),
+        uid: request.uid().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// The labels of a run's Job (and its Pods).
+fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (labels::REQUEST.to_owned(), truncate_label(&request.name_any())),
+        (
+            labels::REQUEST_UID.to_owned(),
+            request.uid().unwrap_or_default(),
+        ),
+        (
+            labels::PROJECT.to_owned(),
+            truncate_label(&resolve::project_of(request)),
+        ),
+    ])
+}
+
+/// Label values are at most 63 characters; object names may be longer.
+fn truncate_label(value: &str) -> String {
+    let cut: String = value.chars().take(63).collect();
+    cut.trim_end_matches(['-', '.', '_']).to_owned()
+}
+
+impl BackupRequests {
+    fn with_phase(
+        &self,
+        request: &BackupRequest,
+        mut status: BackupRequestStatus,
+        phase: RunPhase,
+        ready: (bool, &str, String),
+        ctx: &Context,
+    ) -> BackupRequestStatus {
+        status.phase = phase;
+        let desired = vec![conditions::new(READY, ready.0, ready.1, ready.2)];
+        status.conditions = conditions::merge(
+            &status.conditions,
+            desired,
+            request.meta().generation,
+            &conditions::time(ctx.now()),
+        );
+        status.observed_generation = request.meta().generation;
+        status
+    }
+
+    async fn write(
+        &self,
+        request: &BackupRequest,
+        status: &BackupRequestStatus,
+        ctx: &Context,
+    ) -> Result<(), RunError> {
+        let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
+        status::apply(&api, &request.name_any(), status, ctx.field_manager())
+            .await
+            .map_err(RunError::Kube)
+    }
+
+    /// A `Pending` or `Queued` run: breaker, limit, pre hooks, then start.
+    async fn start(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        status: BackupRequestStatus,
+        ctx: &Context,
+    ) -> Result<BackupRequestStatus, RunError> {
+        let namespace = request.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = ctx.api(&namespace);
+        resolve::check_secrets(&secrets, &resolve::data_secret_keys(settings)).await?;
+
+        let storage_key = resolve::storage_key(&settings.storage, &namespace);
+        match self.breakers.check(&storage_key, ctx.now()) {
+            Verdict::Closed => {}
+            Verdict::FailFast(reason) => {
+                let finish = Finish::failed(
+                    ErrorKind::StorageFailed,
+                    STORAGE_UNAVAILABLE,
+                    format!("the storage location failed a recent run and has not answered since; no Job was started: {reason}"),
+                );
+                return self.finish(request, settings, status, finish, ctx).await;
+            }
+            Verdict::Probe => match probe(&secrets, settings).await {
+                Ok(()) => self.breakers.close(&storage_key),
+                Err(message) => {
+                    let finish = Finish::failed(
+                        ErrorKind::StorageFailed,
+                        STORAGE_UNAVAILABLE,
+                        format!("the storage location does not answer; no Job was started: {message}"),
+                    );
+                    return self.finish(request, settings, status, finish, ctx).await;
+                }
+            },
+        }
+
+        if let admission @ Admission::Wait { .. } = self.queue.admit(request) {
+            return Ok(self.with_phase(
+                request,
+                status,
+                RunPhase::Queued,
+                (false, "Queued", admission.message()),
+                ctx,
+            ));
+        }
+
+        let event = side_effects::event(request, settings, None, ctx.now());
+        match side_effects::pre_hooks(&self.notifier, &secrets, settings, &event).await {
+            Ok(ignored) => {
+                for note in ignored {
+                    ctx.events()
+                        .warning(&request.object_ref(&()), "HookFailed", "PreHook", note)
+                        .await;
+                }
+            }
+            Err(message) => {
+                let finish = Finish::failed(ErrorKind::HookFailed, "HookFailed", message);
+                return self.finish(request, settings, status, finish, ctx).await;
+            }
+        }
+
+        // Running is written before the Job exists: a restart in between creates the same Job
+        // and never calls the pre hooks again.
+        let mut running = self.with_phase(
+            request,
+            status,
+            RunPhase::Running,
+            (false, "Running", format!("backup {} is running", settings.backup_name)),
+            ctx,
+        );
+        running.times.start_time = Some(conditions::time(ctx.now()));
+        running.attempts = Some(1);
+        self.write(request, &running, ctx).await?;
+        self.launch(request, settings, ctx).await?;
+        let how = match settings.executor.type_ {
+            ExecutorType::Job => format!("Job {}", job::job_name(&request.name_any(), 1)),
+            ExecutorType::InProcess => "in the operator".to_owned(),
+        };
+        ctx.events()
+            .normal(
+                &request.object_ref(&()),
+                "Started",
+                "Backup",
+                format!("backup {} started ({how})", settings.backup_name),
+            )
+            .await;
+        Ok(running)
+    }
+
+    /// Creates the Job (if it does not exist) or starts the in-process task.
+    async fn launch(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        ctx: &Context,
+    ) -> Result<(), RunError> {
+        let namespace = request.namespace().unwrap_or_default();
+        match settings.executor.type_ {
+            ExecutorType::InProcess => {
+                match self
+                    .in_process
+                    .start(ctx, request, settings, ctx.api(&namespace))
+                {
+                    Ok(()) | Err(SpawnRefused::AlreadyRunning | SpawnRefused::ResultWaiting) => {
+                        Ok(())
+                    }
+                    Err(refused) => Err(RunError::Spawn(refused)),
+                }
+            }
+            ExecutorType::Job => {
+                let mut mounts = Mounts::new(SECRETS_ROOT);
+                let spec = resolve::backup_spec(settings, &mut mounts)?;
+                let params = JobParams {
+                    run_name: &request.name_any(),
+                    namespace: &namespace,
+                    attempt: 1,
+                    owner: owner_reference(request),
+                    default_image: &self.config.runner_image,
+                    backoff_limit: self.config.backoff_limit,
+                    labels: job_labels(request),
+                };
+                let job = job::build(&params, &spec, &mounts, &settings.executor)
+                    .map_err(RunError::Spec)?;
+                let jobs: Api<Job> = ctx.api(&namespace);
+                match jobs.create(&PostParams::default(), &job).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(response)) if response.code == 409 => Ok(()),
+                    Err(error) => Err(RunError::Kube(error)),
+                }
+            }
+        }
+    }
+
+    /// A `Running` run: follow its Job or task.
+    async fn follow(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        status: BackupRequestStatus,
+        ctx: &Context,
+    ) -> Result<BackupRequestStatus, RunError> {
+        match settings.executor.type_ {
+            ExecutorType::Job => self.follow_job(request, settings, status, ctx).await,
+            ExecutorType::InProcess => self.follow_task(request, settings, status, ctx).await,
+        }
+    }
+
+    async fn follow_job(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        mut status: BackupRequestStatus,
+        ctx: &Context,
+    ) -> Result<BackupRequestStatus, RunError> {
+        let namespace = request.namespace().unwrap_or_default();
+        let name = job::job_name(&request.name_any(), 1);
+        let jobs: Api<Job> = ctx.api(&namespace);
+        let Some(found) = jobs.get_opt(&name).await.map_err(RunError::Kube)? else {
+            // Restarted between writing Running and creating the Job, or the Job was deleted.
+            self.launch(request, settings, ctx).await?;
+            return Ok(status);
+        };
+        let job_status = found.status.clone().unwrap_or_default();
+        let pods = job_status.succeeded.unwrap_or(0)
+            + job_status.failed.unwrap_or(0)
+            + job_status.active.unwrap_or(0);
+        status.attempts = Some(status.attempts.unwrap_or(1).max(pods));
+        let condition = |type_: &str| {
+            job_status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|condition| condition.type_ == type_ && condition.status == "True")
+                .cloned()
+        };
+        if condition("Complete").is_some() {
+            let finish = self.read_result(request, settings, ctx, None).await?;
+            return self.finish(request, settings, status, finish, ctx).await;
+        }
+        if let Some(failed) = condition("Failed") {
+            let why = termination(&ctx.api(&namespace), &name).await;
+            let fallback = match (why, failed.reason.as_deref()) {
+                (Some(failure), _) => failure,
+                (None, Some("DeadlineExceeded")) => RunFailure {
+                    kind: ErrorKind::Cancelled,
+                    message: "the run exceeded executor.activeDeadlineSeconds".into(),
+                },
+                (None, _) => RunFailure {
+                    kind: ErrorKind::Internal,
+                    message: format!(
+                        "the Job failed ({}) and its Pod left no result",
+                        failed.reason.unwrap_or_default()
+                    ),
+                },
+            };
+            let finish = self
+                .read_result(request, settings, ctx, Some(fallback))
+                .await?;
+            return self.finish(request, settings, status, finish, ctx).await;
+        }
+        Ok(status)
+    }
+
+    async fn follow_task(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        mut status: BackupRequestStatus,
+        ctx: &Context,
+    ) -> Result<BackupRequestStatus, RunError> {
+        match self.in_process.poll(request) {
+            TaskPoll::Running => Ok(status),
+            TaskPoll::Finished(Ok(Ok(()))) => {
+                let finish = self.read_result(request, settings, ctx, None).await?;
+                self.finish(request, settings, status, finish, ctx).await
+            }
+            TaskPoll::Finished(Ok(Err(failure))) => {
+                let finish = self
+                    .read_result(request, settings, ctx, Some(failure))
+                    .await?;
+                self.finish(request, settings, status, finish, ctx).await
+            }
+            TaskPoll::Finished(Err(panicked)) => {
+                let finish = Finish::failed(
+                    ErrorKind::Internal,
+                    "Internal",
+                    format!("the in-process run panicked: {}", panicked.message),
+                );
+                self.finish(request, settings, status, finish, ctx).await
+            }
+            TaskPoll::Idle => {
+                // A dead run (the operator restarted, or leadership moved, mid-run): its backup
+                // may be complete; otherwise delete what it left and run it again.
+                let attempts = status.attempts.unwrap_or(1);
+                if let Some(finish) = self.dead_run(request, settings, ctx, attempts).await? {
+                    return self.finish(request, settings, status, finish, ctx).await;
+                }
+                status.attempts = Some(attempts + 1);
+                self.write(request, &status, ctx).await?;
+                self.launch(request, settings, ctx).await?;
+                ctx.events()
+                    .normal(
+                        &request.object_ref(&()),
+                        "Restarted",
+                        "Backup",
+                        format!(
+                            "the in-process run was interrupted; its partial objects were deleted and attempt {} started",
+                            attempts + 1
+                        ),
+                    )
+                    .await;
+                Ok(status)
+            }
+        }
+    }
+
+    /// For a dead in-process run: `Some(finish)` if it needs no new attempt (its manifest
+    /// exists, or no attempts are left); else deletes its partial objects and returns `None`.
+    async fn dead_run(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        ctx: &Context,
+        attempts: i32,
+    ) -> Result<Option<Finish>, RunError> {
+        let secrets: Api<Secret> = ctx.api(&request.namespace().unwrap_or_default());
+        let Some((store, _files)) = secret_files::open_store(&secrets, &settings.storage).await?
+        else {
+            return Ok(Some(Finish::failed(
+                ErrorKind::InvalidConfiguration,
+                "InvalidConfiguration",
+                "a local store needs the Job executor",
+            )));
+        };
+        match store.read_manifest(&settings.backup_name).await {
+            Ok(_) => {
+                return self.read_result(request, settings, ctx, None).await.map(Some);
+            }
+            Err(BackupError::NotFound(_)) => {}
+            Err(error) => return Err(RunError::Store(error)),
+        }
+        if attempts > self.config.backoff_limit {
+            return Ok(Some(Finish::failed(
+                ErrorKind::Cancelled,
+                "Cancelled",
+                format!("the in-process run was interrupted {attempts} times"),
+            )));
+        }
+        store
+            .delete_folder(&settings.backup_name)
+            .await
+            .map_err(RunError::Store)?;
+        Ok(None)
+    }
+
+    /// The run's result from the store: a manifest with this run's UID is a success, whatever
+    /// the executor said (`failure`); without one, `failure` (or, for a run that claimed
+    /// success, an internal error).
+    async fn read_result(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        ctx: &Context,
+        failure: Option<RunFailure>,
+    ) -> Result<Finish, RunError> {
+        let secrets: Api<Secret> = ctx.api(&request.namespace().unwrap_or_default());
+        let name = &settings.backup_name;
+        let Some((store, _files)) = secret_files::open_store(&secrets, &settings.storage).await?
+        else {
+            // A PersistentVolumeClaim the operator cannot read: the runner's word is all there is.
+            return Ok(match failure {
+                Some(failure) => Finish::from_failure(failure),
+                None => success(settings, None),
+            });
+        };
+        let manifest = match store.read_manifest(name).await {
+            Ok(manifest) => Some(manifest),
+            Err(BackupError::NotFound(_)) => None,
+            Err(error) if failure.is_some() => {
+                tracing::warn!("cannot read the manifest of a failed run: {error}");
+                None
+            }
+            Err(error) => return Err(RunError::Store(error)),
+        };
+        let ours = manifest.as_ref().is_some_and(|manifest| {
+            manifest.labels.get(labels::REQUEST_UID) == request.uid().as_ref()
+        });
+        Ok(match (manifest, ours, failure) {
+            (Some(manifest), true, _) => success(settings, Some(&manifest)),
+            (Some(_), false, _) => Finish::failed(
+                ErrorKind::AlreadyExists,
+                "AlreadyExists",
+                format!("a backup named {name:?} made by another run already exists in the store"),
+            ),
+            (None, _, Some(failure)) => Finish::from_failure(failure),
+            (None, _, None) => Finish::failed(
+                ErrorKind::Internal,
+                "Internal",
+                format!("the run reported success but the store has no manifest for {name:?}"),
+            ),
+        })
+    }
+
+    /// Writes the final status, then counts, announces and notifies (once).
+    async fn finish(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        mut status: BackupRequestStatus,
+        finish: Finish,
+        ctx: &Context,
+    ) -> Result<BackupRequestStatus, RunError> {
+        let now = ctx.now();
+        let start = status
+            .times
+            .start_time
+            .clone()
+            .unwrap_or_else(|| conditions::time(now));
+        status.times.start_time = Some(start.clone());
+        let completion = conditions::time(now);
+        let seconds = (completion.0.as_second() - start.0.as_second()).max(0);
+        status.times.completion_time = Some(completion);
+        #[allow(clippy::cast_precision_loss)] // seconds of a run
+        let seconds = seconds as f64;
+        status.times.duration_seconds = Some(seconds);
+        status.result = Some(finish.result.clone());
+        let phase = if finish.success {
+            RunPhase::Succeeded
+        } else {
+            RunPhase::Failed
+        };
+        let status = self.with_phase(
+            request,
+            status,
+            phase,
+            (finish.success, &finish.reason, finish.message.clone()),
+            ctx,
+        );
+        self.write(request, &status, ctx).await?;
+
+        let namespace = request.namespace().unwrap_or_default();
+        let backup = settings.backup_label(request);
+        self.metrics
+            .run_finished(&namespace, &backup, finish.success, seconds);
+        self.queue.release(request);
+        if finish.kind == Some(ErrorKind::StorageFailed) && finish.reason != STORAGE_UNAVAILABLE {
+            self.breakers.trip(
+                &resolve::storage_key(&settings.storage, &namespace),
+                &finish.message,
+                now,
+            );
+        }
+        let reference = request.object_ref(&());
+        if finish.success {
+            ctx.events()
+                .normal(&reference, "Succeeded", "Backup", finish.message.clone())
+                .await;
+        } else {
+            ctx.events()
+                .warning(&reference, &finish.reason, "Backup", finish.message.clone())
+                .await;
+        }
+        self.post_run(request, settings, &status, ctx).await;
+        Ok(status)
+    }
+
+    /// Post hooks and notifications of a finished run, unless already done; then marks them
+    /// done.
+    async fn post_run(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        status: &BackupRequestStatus,
+        ctx: &Context,
+    ) {
+        let namespace = request.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = ctx.api(&namespace);
+        let result = status.result.clone().unwrap_or_default();
+        let ended = Ended {
+            error: result
+                .error_kind
+                .map(|kind| (kind, result.error_message.clone().unwrap_or_default())),
+            backup_name: result.backup_name.clone(),
+            raw_bytes: result.raw_size.and_then(|size| u64::try_from(size).ok()),
+            stored_bytes: result.stored_size.and_then(|size| u64::try_from(size).ok()),
+            duration: status
+                .times
+                .duration_seconds
+                .map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+            location: result.location.clone(),
+        };
+        let event = side_effects::event(request, settings, Some(&ended), ctx.now());
+        let failures = side_effects::post_run(
+            &self.notifier,
+            &secrets,
+            settings,
+            &event,
+            &self.metrics,
+            &settings.backup_label(request),
+        )
+        .await;
+        for note in failures {
+            ctx.events()
+                .warning(&request.object_ref(&()), "NotificationFailed", "Notify", note)
+                .await;
+        }
+        mark_post_run_done(request, ctx).await;
+    }
+}
+
+async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
+    let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"annotations": {labels::POST_RUN_DONE: "true"}}});
+    if let Err(error) = api
+        .patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!("cannot record that the post-run hooks and notifications ran: {error}");
+    }
+}
+
+fn post_run_done(request: &BackupRequest) -> bool {
+    request
+        .annotations()
+        .get(labels::POST_RUN_DONE)
+        .is_some_and(|value| value == "true")
+}
+
+/// A successful result; sizes and location from `manifest` (the store's word).
+fn success(settings: &RunSettings, manifest: Option<&crate::manifest::Manifest>) -> Finish {
+    let name = manifest.map_or_else(|| settings.backup_name.clone(), |m| m.name.clone());
+    let location = resolve::location(&settings.storage, &name);
+    Finish {
+        success: true,
+        reason: "Succeeded".into(),
+        kind: None,
+        message: format!("backup {name} is stored at {location}"),
+        result: BackupResult {
+            backup_name: Some(name),
+            location: Some(location),
+            raw_size: manifest.and_then(|m| i64::try_from(m.raw_size).ok()),
+            stored_size: manifest.and_then(|m| i64::try_from(m.stored_size).ok()),
+            error_kind: None,
+            error_message: None,
+        },
+    }
+}
+
+/// Why the newest failed Pod of Job `job` failed: its exit code and the runner's result JSON
+/// (`{"error": {"kind", "message", "exitCode"}}`) from the termination message.
+async fn termination(pods: &Api<Pod>, job: &str) -> Option<RunFailure> {
+    let list = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .ok()?;
+    let terminated = list
+        .items
+        .iter()
+        .filter_map(|pod| {
+            pod.status
+                .as_ref()?
+                .container_statuses
+                .as_ref()?
+                .iter()
+                .find(|container| container.name == job::CONTAINER)?
+                .state
+                .as_ref()?
+                .terminated
+                .clone()
+        })
+        .filter(|terminated| terminated.exit_code != 0)
+        .max_by_key(|terminated| terminated.finished_at.as_ref().map(|time| time.0))?;
+    let message = terminated.message.unwrap_or_default();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&message).ok();
+    let error = parsed.as_ref().and_then(|json| json.get("error"));
+    let text = error
+        .and_then(|error| error.get("message"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let tail: String = message.chars().rev().take(1024).collect();
+            let tail: String = tail.chars().rev().collect();
+            format!("exit code {}: {}", terminated.exit_code, tail.trim())
+        });
+    let code = error
+        .and_then(|error| error.get("exitCode"))
+        .and_then(serde_json::Value::as_i64)
+        .and_then(|code| i32::try_from(code).ok())
+        .unwrap_or(terminated.exit_code);
+    Some(RunFailure {
+        kind: ErrorKind::from_exit_code(code),
+        message: text,
+    })
+}
+
+/// A cheap request to the store (a list of its prefix): `Err` with the store's message when it
+/// does not answer.
+async fn probe(secrets: &Api<Secret>, settings: &RunSettings) -> Result<(), String> {
+    let opened = secret_files::open_store(secrets, &settings.storage)
+        .await
+        .map_err(|error| error.to_string())?;
+    let Some((store, _files)) = opened else {
+        return Ok(());
+    };
+    store
+        .list_backup_names()
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+impl Reconciler<BackupRequest> for BackupRequests {
+    type Error = RunError;
+
+    async fn apply(
+        &self,
+        request: Arc<BackupRequest>,
+        ctx: &Context,
+    ) -> Result<Applied<BackupRequestStatus>, RunError> {
+        let status = request.status.clone().unwrap_or_default();
+        if status.phase.is_finished() {
+            if !post_run_done(&request) {
+                // The operator stopped between the final status and the post-run work.
+                let policies: Api<VerticeBackup> =
+                    ctx.api(&request.namespace().unwrap_or_default());
+                match resolve::settings(&request, &policies).await {
+                    Ok(settings) => self.post_run(&request, &settings, &status, ctx).await,
+                    Err(error) => {
+                        tracing::warn!("post-run hooks and notifications skipped: {error}");
+                        mark_post_run_done(&request, ctx).await;
+                    }
+                }
+            }
+            return Ok(Applied::new(status));
+        }
+        let policies: Api<VerticeBackup> = ctx.api(&request.namespace().unwrap_or_default());
+        let settings = match resolve::settings(&request, &policies).await {
+            Ok(settings) => settings,
+            Err(error) => {
+                // Waiting on a missing object does not hold a run slot.
+                self.queue.release(&request);
+                return Err(error.into());
+            }
+        };
+        let status = match status.phase {
+            RunPhase::Pending | RunPhase::Queued => {
+                self.start(&request, &settings, status, ctx).await?
+            }
+            _ => self.follow(&request, &settings, status, ctx).await?,
+        };
+        let running = status.phase == RunPhase::Running;
+        let applied = Applied::new(status);
+        Ok(if running {
+            applied.requeue_after(RUNNING_RECHECK)
+        } else {
+            applied
+        })
+    }
+}

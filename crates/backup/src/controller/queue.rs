@@ -1,0 +1,165 @@
+//! At most N runs at once per project (issue 7 §3): the project is a run's
+//! `vertice.dev/project` label, default its namespace; N is `--max-concurrent-runs-per-project`.
+//!
+//! The BackupRequest cache says which runs are `Running`, but it lags the operator's own status
+//! writes by a watch event, so two reconciles deciding at the same moment could both see a free
+//! slot. [`RunQueue`] therefore also remembers, under one lock, the runs it let start in this
+//! process until the cache shows them finished. Waiting runs start in creation order: a run
+//! starts only if fewer runs that were created before it are waiting than there are free
+//! slots. A finished run wakes the waiting runs of its project through the controller's
+//! [`Trigger`] (no timer).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, PoisonError};
+
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use vertice_core::PrimaryStore;
+use vertice_core::trigger::Trigger;
+
+use super::resolve::project_of;
+use crate::api::BackupRequest;
+use crate::api::run::RunPhase;
+
+/// What [`RunQueue::admit`] decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The run holds a slot: start it.
+    Start,
+    /// All slots are taken: wait. The project and the runs holding its slots (sorted names).
+    Wait {
+        /// The project.
+        project: String,
+        /// The runs holding the slots, `namespace/name`.
+        running: Vec<String>,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl Admission {
+    /// The `Queued` message: which runs it waits for.
+    pub fn message(&self) -> String {
+        match self {
+            Admission::Start => String::new(),
+            Admission::Wait {
+                project,
+                running,
+                limit,
+            } => format!(
+                "waiting for a free run slot in project {project:?} (at most {limit} at once): running {}",
+                running.join(", ")
+            ),
+        }
+    }
+}
+
+/// The per-project run limit of one operator process.
+pub struct RunQueue {
+    limit: usize,
+    store: PrimaryStore<BackupRequest>,
+    wake: Trigger<BackupRequest>,
+    /// Runs let start here and not yet seen finished in the cache, by project.
+    started: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+fn key(request: &BackupRequest) -> String {
+    format!(
+        "{}/{}",
+        request.namespace().unwrap_or_default(),
+        request.name_any()
+    )
+}
+
+fn phase(request: &BackupRequest) -> RunPhase {
+    request
+        .status
+        .as_ref()
+        .map(|status| status.phase)
+        .unwrap_or_default()
+}
+
+impl RunQueue {
+    /// A queue allowing `limit` (at least 1) runs per project, reading `store` and waking runs
+    /// through `wake`.
+    pub fn new(
+        limit: usize,
+        store: PrimaryStore<BackupRequest>,
+        wake: Trigger<BackupRequest>,
+    ) -> Self {
+        Self {
+            limit: limit.max(1),
+            store,
+            wake,
+            started: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Whether `request` may start now; if so it holds a slot until [`release`](Self::release).
+    pub fn admit(&self, request: &BackupRequest) -> Admission {
+        let project = project_of(request);
+        let me = key(request);
+        let state = self.store.state();
+        let in_project: Vec<&BackupRequest> = state
+            .iter()
+            .filter_map(|object| object.0.as_ref().ok())
+            .filter(|other| project_of(*other) == project)
+            .collect();
+        let finished_or_gone = |name: &str| {
+            in_project
+                .iter()
+                .find(|other| key(other) == name)
+                .is_none_or(|other| phase(other).is_finished())
+        };
+        let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = started.entry(project.clone()).or_default();
+        mine.retain(|name| *name == me || !finished_or_gone(name));
+        let mut running: BTreeSet<String> = in_project
+            .iter()
+            .filter(|other| phase(other) == RunPhase::Running)
+            .map(|other| key(other))
+            .collect();
+        running.extend(mine.iter().cloned());
+        if running.contains(&me) {
+            return Admission::Start;
+        }
+        let free = self.limit.saturating_sub(running.len());
+        let my_age = (request.creation_timestamp(), me.clone());
+        let older_waiting = in_project
+            .iter()
+            .filter(|other| phase(other) == RunPhase::Queued && key(other) != me)
+            .filter(|other| (other.creation_timestamp(), key(other)) < my_age)
+            .count();
+        if older_waiting < free {
+            mine.insert(me);
+            return Admission::Start;
+        }
+        Admission::Wait {
+            project,
+            running: running.into_iter().collect(),
+            limit: self.limit,
+        }
+    }
+
+    /// `request` finished (or will never start): frees its slot and wakes the runs waiting in
+    /// its project.
+    pub fn release(&self, request: &BackupRequest) {
+        let project = project_of(request);
+        let me = key(request);
+        {
+            let mut started = self.started.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(mine) = started.get_mut(&project) {
+                mine.remove(&me);
+            }
+        }
+        for object in self.store.state() {
+            if let Ok(other) = object.0.as_ref()
+                && project_of(other) == project
+                && matches!(phase(other), RunPhase::Queued | RunPhase::Pending)
+                && key(other) != me
+            {
+                self.wake.reconcile(ObjectRef::from_obj(other));
+            }
+        }
+    }
+}

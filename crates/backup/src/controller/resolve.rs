@@ -1,0 +1,674 @@
+//! A run's effective settings and the engine [`RunSpec`] built from them.
+//!
+//! A BackupRequest either names a VerticeBackup (`spec.backupRef`: its target, storage,
+//! encryption, compression, executor, hooks and notifications apply) or carries them inline.
+//! [`settings`] reads the VerticeBackup and checks that every referenced Secret key exists, so a
+//! missing object becomes one clear `Ready=False` reason ([`ResolveError`], class `Wait`: retried
+//! with backoff, because the object may appear without the BackupRequest changing).
+//!
+//! Secrets never enter a spec by value: [`Mounts`] gives each referenced Secret a volume and
+//! the spec names FILES under a mount root (`/var/run/vertice/secrets/<volume>/<key>` in a
+//! Job; a private temporary directory for the in-process executor). The same helpers
+//! ([`source_config`], [`store_config`], [`encryption`]) serve restores and drills.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use vertice_core::error::{ErrorClass, ReconcileError};
+
+use super::labels;
+use crate::api::executor::ExecutorSpec;
+use crate::api::notify::{HooksSpec, NotificationSpec};
+use crate::api::policy::{CompressionAlgorithm, CompressionSpec, EncryptionSpec};
+use crate::api::refs::SecretKeyRef;
+use crate::api::storage::{StorageSpec, StoreKind};
+use crate::api::target::{DatabaseTarget, EngineKind, ServerConnection};
+use crate::api::{BackupRequest, VerticeBackup};
+use crate::engine::spec::{self, Action, RunSpec};
+use crate::source::mariadb::MariadbConfig;
+use crate::source::postgres::PostgresConfig;
+use crate::source::redis::RedisConfig;
+use crate::source::{PasswordSource, SourceConfig};
+use crate::store::StoreConfig;
+
+/// Where a Job mounts the Secrets a run needs (one directory per Secret).
+pub const SECRETS_ROOT: &str = "/var/run/vertice/secrets";
+
+/// Where a Job mounts a `local` store's PersistentVolumeClaim.
+pub const LOCAL_STORE_PATH: &str = "/var/run/vertice/store";
+
+/// Secret keys of an S3 store's credentials Secret (the CRD's `credentialsSecretRef` doc).
+const AZURE_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
+const GCS_KEY: &str = "service-account.json";
+const S3_KEYS: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
+
+/// Why a run's settings cannot be resolved. Messages name objects and keys, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// `spec.backupRef` names a VerticeBackup that does not exist (yet).
+    #[error("VerticeBackup {0:?} (spec.backupRef) does not exist")]
+    PolicyNotFound(String),
+    /// A referenced Secret does not exist (yet).
+    #[error("Secret {0:?} does not exist")]
+    SecretNotFound(String),
+    /// A referenced Secret lacks the key.
+    #[error("Secret {secret:?} has no key {key:?}")]
+    SecretKeyMissing {
+        /// The Secret.
+        secret: String,
+        /// The key.
+        key: String,
+    },
+    /// The settings cannot run as asked (e.g. a local store with the in-process executor).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Reading from the Kubernetes API failed.
+    #[error("reading from the Kubernetes API failed: {0}")]
+    Kube(#[source] kube::Error),
+    /// Writing the operator's private Secret files failed.
+    #[error("cannot write the run's private files: {0}")]
+    LocalFiles(#[source] std::io::Error),
+}
+
+impl ReconcileError for ResolveError {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::PolicyNotFound(_) => "BackupPolicyNotFound",
+            Self::SecretNotFound(_) => "SecretNotFound",
+            Self::SecretKeyMissing { .. } => "SecretKeyMissing",
+            Self::Unsupported(_) => "UnsupportedSettings",
+            Self::Kube(_) => "KubernetesApiError",
+            Self::LocalFiles(_) => "LocalFilesFailed",
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            Self::PolicyNotFound(_) | Self::SecretNotFound(_) | Self::SecretKeyMissing { .. } => {
+                ErrorClass::Wait
+            }
+            Self::Unsupported(_) => ErrorClass::Permanent,
+            Self::Kube(_) | Self::LocalFiles(_) => ErrorClass::Transient,
+        }
+    }
+}
+
+/// The VerticeBackup a run belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyRef {
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: String,
+}
+
+/// Everything one backup run uses, from its VerticeBackup or inline.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    /// The VerticeBackup (absent for an inline run).
+    pub policy: Option<PolicyRef>,
+    /// The database.
+    pub target: DatabaseTarget,
+    /// The store.
+    pub storage: StorageSpec,
+    /// Encryption.
+    pub encryption: EncryptionSpec,
+    /// Compression (default zstd level 1).
+    pub compression: Option<CompressionSpec>,
+    /// Where it executes.
+    pub executor: ExecutorSpec,
+    /// HTTP hooks around the run.
+    pub hooks: HooksSpec,
+    /// Who is told.
+    pub notifications: Vec<NotificationSpec>,
+    /// The backup's name in the store.
+    pub backup_name: String,
+    /// Labels for the manifest: the request's own plus the owner labels (see [`labels`]).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl RunSettings {
+    /// The name used in metrics and notifications: the VerticeBackup's, else the request's.
+    pub fn backup_label(&self, request: &BackupRequest) -> String {
+        self.policy
+            .as_ref()
+            .map(|policy| policy.name.clone())
+            .unwrap_or_else(|| request.name_any())
+    }
+}
+
+/// The project a run counts against: its `vertice.dev/project` label, else its namespace.
+pub fn project_of(object: &impl kube::Resource) -> String {
+    object
+        .meta()
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(labels::PROJECT))
+        .cloned()
+        .unwrap_or_else(|| object.meta().namespace.clone().unwrap_or_default())
+}
+
+/// The settings of `request`: read from its VerticeBackup (`backupRef`) or its inline fields.
+/// Errors: [`ResolveError::PolicyNotFound`] for a missing VerticeBackup; `Unsupported` for an
+/// inline request without target/storage/encryption (admission refuses those).
+pub async fn settings(
+    request: &BackupRequest,
+    policies: &Api<VerticeBackup>,
+) -> Result<RunSettings, ResolveError> {
+    let spec = &request.spec;
+    let mut labels = spec.labels.clone();
+    labels.insert(labels::REQUEST.into(), request.name_any());
+    labels.insert(
+        labels::REQUEST_UID.into(),
+        request.uid().unwrap_or_default(),
+    );
+    labels.insert(labels::PROJECT.into(), project_of(request));
+    let backup_name = spec
+        .backup_name
+        .clone()
+        .unwrap_or_else(|| request.name_any());
+    if let Some(reference) = &spec.backup_ref {
+        let policy = policies
+            .get_opt(&reference.name)
+            .await
+            .map_err(ResolveError::Kube)?
+            .ok_or_else(|| ResolveError::PolicyNotFound(reference.name.clone()))?;
+        let policy_ref = PolicyRef {
+            name: policy.name_any(),
+            uid: policy.uid().unwrap_or_default(),
+        };
+        labels.insert(labels::POLICY.into(), policy_ref.name.clone());
+        labels.insert(labels::POLICY_UID.into(), policy_ref.uid.clone());
+        let vb = policy.spec;
+        return Ok(RunSettings {
+            policy: Some(policy_ref),
+            target: vb.target,
+            storage: vb.storage,
+            encryption: vb.encryption,
+            compression: vb.compression,
+            executor: spec.executor.clone().or(vb.executor).unwrap_or_default(),
+            hooks: vb.hooks.unwrap_or_default(),
+            notifications: vb.notifications,
+            backup_name,
+            labels,
+        });
+    }
+    let missing = |field: &str| ResolveError::Unsupported(format!("an inline run needs `{field}`"));
+    Ok(RunSettings {
+        policy: None,
+        target: spec.target.clone().ok_or_else(|| missing("target"))?,
+        storage: spec.storage.clone().ok_or_else(|| missing("storage"))?,
+        encryption: spec
+            .encryption
+            .clone()
+            .ok_or_else(|| missing("encryption"))?,
+        compression: spec.compression.clone(),
+        executor: spec.executor.clone().unwrap_or_default(),
+        hooks: HooksSpec::default(),
+        notifications: Vec::new(),
+        backup_name,
+        labels,
+    })
+}
+
+/// Every Secret key the run's data path reads (database password, store credentials,
+/// encryption keys), as (secret, key) pairs. Hooks and notifications are read by the operator
+/// itself through the notify library, not listed here.
+pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
+    let mut keys = Vec::new();
+    if let Some(password) = &settings.target.connection.password_secret_ref {
+        keys.push((password.name.clone(), password.key.clone()));
+    }
+    if let Some(credentials) = &settings.storage.credentials_secret_ref {
+        let store_keys: &[&str] = match settings.storage.store {
+            StoreKind::S3 => &S3_KEYS,
+            StoreKind::Azure => &[AZURE_KEY],
+            StoreKind::Gcs => &[GCS_KEY],
+            StoreKind::Local => &[],
+        };
+        for key in store_keys {
+            keys.push((credentials.name.clone(), (*key).to_owned()));
+        }
+    }
+    let encryption = &settings.encryption;
+    for key in encryption
+        .key_secret_ref
+        .iter()
+        .chain(&encryption.previous_key_secret_refs)
+    {
+        keys.push((key.name.clone(), key.key.clone()));
+    }
+    keys
+}
+
+/// Checks that every (secret, key) exists, reading each Secret once. The data read is dropped
+/// at once; errors name the Secret and key only.
+pub async fn check_secrets(
+    secrets: &Api<Secret>,
+    keys: &[(String, String)],
+) -> Result<(), ResolveError> {
+    let mut seen: BTreeMap<&str, Secret> = BTreeMap::new();
+    for (name, key) in keys {
+        if !seen.contains_key(name.as_str()) {
+            let secret = secrets
+                .get_opt(name)
+                .await
+                .map_err(ResolveError::Kube)?
+                .ok_or_else(|| ResolveError::SecretNotFound(name.clone()))?;
+            seen.insert(name, secret);
+        }
+        let has_key = seen.get(name.as_str()).is_some_and(|secret| {
+            secret
+                .data
+                .as_ref()
+                .is_some_and(|data| data.contains_key(key))
+                || secret
+                    .string_data
+                    .as_ref()
+                    .is_some_and(|data| data.contains_key(key))
+        });
+        if !has_key {
+            return Err(ResolveError::SecretKeyMissing {
+                secret: name.clone(),
+                key: key.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One Secret mounted as a directory: volume `volume` holds one file per key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretVolume {
+    /// The Pod volume name (`secret-<n>`).
+    pub volume: String,
+    /// The Secret's name.
+    pub secret: String,
+}
+
+/// What a run mounts: its Secrets (each under `root/<volume>/`) and, for a local store, a
+/// PersistentVolumeClaim at [`LOCAL_STORE_PATH`].
+#[derive(Clone, Debug)]
+pub struct Mounts {
+    root: PathBuf,
+    /// The Secret volumes, in order of first use.
+    pub secrets: Vec<SecretVolume>,
+    /// The claim of a local store.
+    pub claim: Option<String>,
+}
+
+impl Mounts {
+    /// Mounts under `root` ([`SECRETS_ROOT`] in a Job).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            secrets: Vec::new(),
+            claim: None,
+        }
+    }
+
+    /// The mount root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory where `secret` is mounted (adding a volume for it on first use).
+    pub fn secret_dir(&mut self, secret: &str) -> PathBuf {
+        let volume = match self.secrets.iter().find(|v| v.secret == secret) {
+            Some(existing) => existing.volume.clone(),
+            None => {
+                let volume = format!("secret-{}", self.secrets.len());
+                self.secrets.push(SecretVolume {
+                    volume: volume.clone(),
+                    secret: secret.to_owned(),
+                });
+                volume
+            }
+        };
+        self.root.join(volume)
+    }
+
+    /// The file that holds `reference`'s key.
+    pub fn secret_file(&mut self, reference: &SecretKeyRef) -> PathBuf {
+        self.secret_dir(&reference.name).join(&reference.key)
+    }
+}
+
+/// The engine's connection settings for `connection`, the password as a mounted file.
+/// `database` is the PostgreSQL database (required for postgres), `databases` MariaDB's list.
+pub fn source_config(
+    connection: &ServerConnection,
+    database: Option<&str>,
+    databases: &[String],
+    mounts: &mut Mounts,
+) -> Result<SourceConfig, ResolveError> {
+    let password = match &connection.password_secret_ref {
+        Some(reference) => PasswordSource::File(mounts.secret_file(reference)),
+        None => PasswordSource::None,
+    };
+    let port = |default: u16| {
+        connection
+            .port
+            .and_then(|port| u16::try_from(port).ok())
+            .unwrap_or(default)
+    };
+    let timeout = connection
+        .connect_timeout_seconds
+        .and_then(|seconds| u64::try_from(seconds).ok())
+        .unwrap_or(10);
+    let user = || {
+        connection
+            .user
+            .clone()
+            .ok_or_else(|| ResolveError::Unsupported("the target needs `user`".into()))
+    };
+    Ok(match connection.engine {
+        EngineKind::Postgres => SourceConfig::Postgres(PostgresConfig {
+            host: connection.host.clone(),
+            port: port(5432),
+            user: user()?,
+            password,
+            database: database
+                .ok_or_else(|| {
+                    ResolveError::Unsupported("a postgres target needs `database`".into())
+                })?
+                .to_owned(),
+            maintenance_database: "postgres".into(),
+            bin_dir: None,
+            connect_timeout_seconds: timeout,
+        }),
+        EngineKind::Mariadb => SourceConfig::Mariadb(MariadbConfig {
+            host: connection.host.clone(),
+            port: port(3306),
+            user: user()?,
+            password,
+            databases: databases.to_vec(),
+            routines: true,
+            events: true,
+            bin_dir: None,
+            connect_timeout_seconds: timeout,
+        }),
+        EngineKind::Redis => SourceConfig::Redis(RedisConfig {
+            host: connection.host.clone(),
+            port: port(6379),
+            username: connection.user.clone(),
+            password,
+            bin_dir: None,
+        }),
+    })
+}
+
+/// The engine's store settings for `storage`, credentials as mounted files: S3 gets the
+/// Secret's directory (one file per key, read as `KEY=VALUE` lines), Azure and GCS the file of
+/// their one key.
+pub fn store_config(storage: &StorageSpec, mounts: &mut Mounts) -> StoreConfig {
+    let credentials_file = storage
+        .credentials_secret_ref
+        .as_ref()
+        .and_then(|credentials| match storage.store {
+            StoreKind::S3 => Some(mounts.secret_dir(&credentials.name)),
+            StoreKind::Azure => Some(mounts.secret_dir(&credentials.name).join(AZURE_KEY)),
+            StoreKind::Gcs => Some(mounts.secret_dir(&credentials.name).join(GCS_KEY)),
+            StoreKind::Local => None,
+        });
+    let (store, path) = match storage.store {
+        StoreKind::Local => {
+            mounts.claim = storage
+                .persistent_volume_claim
+                .as_ref()
+                .map(|claim| claim.name.clone());
+            (
+                crate::store::StoreKind::Local,
+                Some(LOCAL_STORE_PATH.into()),
+            )
+        }
+        StoreKind::S3 => (crate::store::StoreKind::S3, None),
+        StoreKind::Gcs => (crate::store::StoreKind::Gcs, None),
+        StoreKind::Azure => (crate::store::StoreKind::Azure, None),
+    };
+    StoreConfig {
+        store,
+        path,
+        bucket: storage.bucket.clone(),
+        endpoint: storage.endpoint.clone(),
+        region: storage.region.clone(),
+        path_style: storage.path_style,
+        account: storage.account.clone(),
+        credentials_file,
+        prefix: storage.prefix.clone().unwrap_or_default(),
+    }
+}
+
+/// The engine's encryption settings: key files, or disabled.
+pub fn encryption(encryption: &EncryptionSpec, mounts: &mut Mounts) -> spec::EncryptionSpec {
+    spec::EncryptionSpec {
+        key_file: encryption
+            .key_secret_ref
+            .as_ref()
+            .map(|reference| mounts.secret_file(reference)),
+        key_env: None,
+        key_id: None,
+        previous_key_files: encryption
+            .previous_key_secret_refs
+            .iter()
+            .map(|reference| mounts.secret_file(reference))
+            .collect(),
+        disabled: encryption.disabled.unwrap_or(false),
+    }
+}
+
+/// The engine's compression name and level.
+pub fn compression(compression: Option<&CompressionSpec>) -> (String, Option<i32>) {
+    match compression {
+        None => ("zstd".into(), Some(1)),
+        Some(spec) => {
+            let name = match spec.algorithm {
+                CompressionAlgorithm::Zstd => "zstd",
+                CompressionAlgorithm::Gzip => "gzip",
+                CompressionAlgorithm::None => "none",
+            };
+            let level = match spec.algorithm {
+                CompressionAlgorithm::Zstd => Some(spec.level.unwrap_or(1)),
+                CompressionAlgorithm::Gzip => spec.level,
+                CompressionAlgorithm::None => None,
+            };
+            (name.into(), level)
+        }
+    }
+}
+
+/// The backup [`RunSpec`] of `settings` with its Secrets under `mounts`.
+pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpec, ResolveError> {
+    let target = &settings.target;
+    let source = source_config(
+        &target.connection,
+        target.database.as_deref(),
+        &target.databases,
+        mounts,
+    )?;
+    let (compression, compression_level) = compression(settings.compression.as_ref());
+    Ok(RunSpec {
+        action: Action::Backup,
+        name: Some(settings.backup_name.clone()),
+        source: Some(source),
+        storage: store_config(&settings.storage, mounts),
+        compression,
+        compression_level,
+        chunk_size: None,
+        parallelism: None,
+        encryption: encryption(&settings.encryption, mounts),
+        labels: settings.labels.clone(),
+        restore: spec::RestoreSpec::default(),
+    })
+}
+
+/// `s3://bucket/prefix/name`, `gs://…`, `azure://…` or `pvc://claim/prefix/name`: where a backup
+/// is, for status and notifications.
+pub fn location(storage: &StorageSpec, backup_name: &str) -> String {
+    let (scheme, root) = match storage.store {
+        StoreKind::S3 => ("s3", storage.bucket.clone().unwrap_or_default()),
+        StoreKind::Gcs => ("gs", storage.bucket.clone().unwrap_or_default()),
+        StoreKind::Azure => ("azure", storage.bucket.clone().unwrap_or_default()),
+        StoreKind::Local => (
+            "pvc",
+            storage
+                .persistent_volume_claim
+                .as_ref()
+                .map(|claim| claim.name.clone())
+                .unwrap_or_default(),
+        ),
+    };
+    let mut path = root;
+    if let Some(prefix) = storage.prefix.as_deref().filter(|p| !p.is_empty()) {
+        path = format!("{path}/{prefix}");
+    }
+    format!("{scheme}://{path}/{backup_name}")
+}
+
+/// A key identifying a storage location for the breaker: store kind, endpoint and bucket (the
+/// prefix does not change whether the server answers).
+pub fn storage_key(storage: &StorageSpec, namespace: &str) -> String {
+    match storage.store {
+        StoreKind::Local => format!(
+            "local:{namespace}/{}",
+            storage
+                .persistent_volume_claim
+                .as_ref()
+                .map(|claim| claim.name.as_str())
+                .unwrap_or_default()
+        ),
+        kind => format!(
+            "{kind:?}:{}:{}",
+            storage.endpoint.as_deref().unwrap_or_default(),
+            storage.bucket.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::refs::{LocalRef, SecretRef};
+
+    fn settings() -> RunSettings {
+        let key = |name: &str, key: &str| SecretKeyRef {
+            name: name.into(),
+            key: key.into(),
+        };
+        RunSettings {
+            policy: None,
+            target: DatabaseTarget {
+                connection: ServerConnection {
+                    engine: EngineKind::Postgres,
+                    host: "db".into(),
+                    port: Some(6543),
+                    user: Some("backup".into()),
+                    password_secret_ref: Some(key("db", "password")),
+                    connect_timeout_seconds: None,
+                },
+                database: Some("app".into()),
+                databases: Vec::new(),
+            },
+            storage: StorageSpec {
+                store: StoreKind::S3,
+                bucket: Some("backups".into()),
+                prefix: Some("team/app".into()),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: None,
+                path_style: None,
+                account: None,
+                credentials_secret_ref: Some(SecretRef { name: "s3".into() }),
+                persistent_volume_claim: None,
+            },
+            encryption: EncryptionSpec {
+                key_secret_ref: Some(key("db", "backup-key")),
+                previous_key_secret_refs: vec![key("old", "k")],
+                disabled: None,
+            },
+            compression: None,
+            executor: ExecutorSpec::default(),
+            hooks: HooksSpec::default(),
+            notifications: Vec::new(),
+            backup_name: "nightly-1".into(),
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn secrets_become_files_under_one_volume_per_secret() {
+        let mut mounts = Mounts::new(SECRETS_ROOT);
+        let spec = backup_spec(&settings(), &mut mounts).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            json["source"]["password"]["file"],
+            "/var/run/vertice/secrets/secret-0/password"
+        );
+        assert_eq!(
+            json["storage"]["credentialsFile"],
+            "/var/run/vertice/secrets/secret-1"
+        );
+        // The key shares the database Secret's volume.
+        assert_eq!(
+            json["encryption"]["keyFile"],
+            "/var/run/vertice/secrets/secret-0/backup-key"
+        );
+        assert_eq!(
+            json["encryption"]["previousKeyFiles"][0],
+            "/var/run/vertice/secrets/secret-2/k"
+        );
+        let secrets: Vec<&str> = mounts.secrets.iter().map(|v| v.secret.as_str()).collect();
+        assert_eq!(secrets, ["db", "s3", "old"]);
+        assert_eq!(json["source"]["port"], 6543);
+        assert_eq!(json["compression"], "zstd");
+        assert_eq!(json["compressionLevel"], 1);
+    }
+
+    #[test]
+    fn every_data_secret_key_is_listed_for_checking() {
+        let keys = data_secret_keys(&settings());
+        let pairs: Vec<(&str, &str)> = keys.iter().map(|(s, k)| (s.as_str(), k.as_str())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("db", "password"),
+                ("s3", "AWS_ACCESS_KEY_ID"),
+                ("s3", "AWS_SECRET_ACCESS_KEY"),
+                ("db", "backup-key"),
+                ("old", "k"),
+            ]
+        );
+    }
+
+    #[test]
+    fn locations_name_store_bucket_prefix_and_backup() {
+        let mut storage = settings().storage;
+        assert_eq!(location(&storage, "b1"), "s3://backups/team/app/b1");
+        storage.prefix = None;
+        assert_eq!(location(&storage, "b1"), "s3://backups/b1");
+        storage.store = StoreKind::Local;
+        storage.bucket = None;
+        storage.persistent_volume_claim = Some(LocalRef { name: "pvc".into() });
+        assert_eq!(location(&storage, "b1"), "pvc://pvc/b1");
+        let mut mounts = Mounts::new(SECRETS_ROOT);
+        let config = store_config(&storage, &mut mounts);
+        assert_eq!(config.path.as_deref(), Some(Path::new(LOCAL_STORE_PATH)));
+        assert_eq!(mounts.claim.as_deref(), Some("pvc"));
+    }
+
+    #[test]
+    fn compression_defaults_to_zstd_level_one() {
+        assert_eq!(compression(None), ("zstd".into(), Some(1)));
+        let gzip = CompressionSpec {
+            algorithm: CompressionAlgorithm::Gzip,
+            level: Some(9),
+        };
+        assert_eq!(compression(Some(&gzip)), ("gzip".into(), Some(9)));
+        let none = CompressionSpec {
+            algorithm: CompressionAlgorithm::None,
+            level: None,
+        };
+        assert_eq!(compression(Some(&none)), ("none".into(), None));
+    }
+}
