@@ -90,6 +90,15 @@ impl Schedule {
             .map(|time| time.with_timezone(&Utc))
     }
 
+    /// The newest scheduled time at or before `now` (what a skipped or missed slot records as
+    /// acted on).
+    pub fn latest_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_previous_occurrence(&now.with_timezone(&self.zone), true)
+            .ok()
+            .map(|time| time.with_timezone(&Utc))
+    }
+
     /// What is due at `now`, given the last scheduled time that ran (or, for a new schedule,
     /// its creation time) and the optional starting deadline in seconds.
     pub fn due(
@@ -220,6 +229,36 @@ mod tests {
         assert_eq!(due.run, None);
         assert_eq!(due.missed, 0);
         assert_eq!(due.next, Some(utc(2026, 1, 2, 0, 0)));
+    }
+
+    #[test]
+    fn due_across_dst_changes_never_doubles_nor_loses_a_slot() {
+        let schedule =
+            Schedule::new("30 2 * * *", Some("Europe/Madrid")).unwrap_or_else(|e| panic!("{e}"));
+        // Fall back, 2026-10-25: 02:30 CEST (00:30 UTC) ran; 02:30 CET (01:30 UTC) must not.
+        let ran = utc(2026, 10, 25, 0, 30);
+        for minutes in [0, 59, 60, 61, 90, 600] {
+            let now = ran + chrono::TimeDelta::minutes(minutes);
+            assert_eq!(schedule.due(ran, now, None).run, None, "{now}");
+        }
+        assert_eq!(
+            schedule.due(ran, utc(2026, 10, 26, 1, 31), None).run,
+            Some(utc(2026, 10, 26, 1, 30))
+        );
+        // Spring forward, 2026-03-29: 02:30 does not exist; the run is at 03:00 CEST (01:00
+        // UTC), once.
+        let ran = utc(2026, 3, 28, 1, 30);
+        assert_eq!(schedule.due(ran, utc(2026, 3, 29, 0, 59), None).run, None);
+        let slot = utc(2026, 3, 29, 1, 0);
+        assert_eq!(
+            schedule.due(ran, utc(2026, 3, 29, 1, 1), None).run,
+            Some(slot)
+        );
+        assert_eq!(schedule.due(slot, utc(2026, 3, 29, 23, 0), None).run, None);
+        assert_eq!(
+            schedule.due(slot, utc(2026, 3, 30, 0, 31), None).run,
+            Some(utc(2026, 3, 30, 0, 30))
+        );
     }
 
     #[test]

@@ -13,17 +13,27 @@ use vertice_core::{ControllerBuilder, Operator, OperatorError, trigger};
 
 pub mod backup_request;
 pub mod breaker;
+pub mod history;
 pub mod in_process;
 pub mod job;
 pub mod labels;
 pub mod metrics;
 mod options;
+pub mod policy_error;
+pub mod policy_metrics;
+pub mod policy_status;
 pub mod queue;
 pub mod resolve;
+pub mod retention;
+pub mod retention_step;
+pub mod scheduling;
 pub mod secret_files;
 pub mod side_effects;
+pub mod store_access;
+pub mod verification;
+pub mod vertice_backup;
 
-pub use options::OperatorArgs;
+pub use options::{DEFAULT_MAX_DELETE_PERCENT, DEFAULT_RETENTION_INTERVAL, OperatorArgs};
 
 use crate::api::BackupRequest;
 use crate::notify::{Notifier, NotifierConfig};
@@ -35,7 +45,8 @@ const NO_PERIODIC_REQUEUE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Builds the backup operator with every controller registered. Does not start it.
 pub fn operator(args: &OperatorArgs) -> Operator {
-    let mut operator = Operator::new("backup", args.run.clone());
+    let mut operator =
+        Operator::new("backup", args.run.clone()).controller(vertice_backup::controller(args));
     let metrics = metrics::RunMetrics::register(operator.registry());
     // The notify library's only failure is a bad extra certificate, and none is configured.
     let notifier = Notifier::new(NotifierConfig::default()).ok();
