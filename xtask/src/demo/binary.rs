@@ -8,21 +8,25 @@ use anyhow::{Context, bail};
 
 use crate::workspace_root;
 
-/// Builds `vertice-backup` (debug profile, as the tests use it) and returns the path of the
-/// executable cargo reports, so a custom `CARGO_TARGET_DIR` or build dir is followed.
+/// Builds `vertice-backup` (the debug profile the tests use, or `release`) and returns the path
+/// of the executable cargo reports, so a custom `CARGO_TARGET_DIR` or build dir is followed.
 ///
 /// Errors: cargo could not be started, the build failed, or cargo named no executable.
-pub fn build_backup_binary() -> anyhow::Result<PathBuf> {
+pub fn build_backup_binary(release: bool) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "--package",
-            "vertice-backup",
-            "--bin",
-            "vertice-backup",
-            "--message-format=json-render-diagnostics",
-        ])
+    let mut command = Command::new(cargo);
+    command.args([
+        "build",
+        "--package",
+        "vertice-backup",
+        "--bin",
+        "vertice-backup",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if release {
+        command.arg("--release");
+    }
+    let output = command
         .current_dir(workspace_root())
         .stderr(Stdio::inherit())
         .output()

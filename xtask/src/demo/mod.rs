@@ -10,12 +10,13 @@
 //! `--once`: waits until the three runs succeed (or one fails, or the deadline passes), prints a
 //! summary, and exits 0 — non-zero with the failing object's conditions otherwise.
 
-mod binary;
-mod database;
+pub(crate) mod binary;
+pub(crate) mod database;
 mod examples;
+mod private_tmp;
 mod progress;
-mod secrets;
-mod stack;
+pub(crate) mod secrets;
+pub(crate) mod stack;
 mod summary;
 
 use std::path::PathBuf;
@@ -57,19 +58,25 @@ pub struct DemoArgs {
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    if !args.no_tools {
-        crate::tools::run(crate::tools::ToolsArgs {})?;
-    }
-    println!("==> building vertice-backup");
-    let binary = binary::build_backup_binary()?;
-
-    println!("==> starting the local control plane");
-    let started = Instant::now();
-    let control_plane = ControlPlane::start_blocking()?;
     let state_dir = args
         .state_dir
         .clone()
         .unwrap_or_else(|| workspace_root().join(".demo"));
+    if let Some(status) = private_tmp::rerun_with_private_tmpdir()? {
+        if status.success() {
+            return Ok(());
+        }
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    if !args.no_tools {
+        crate::tools::run(crate::tools::ToolsArgs {})?;
+    }
+    println!("==> building vertice-backup");
+    let binary = binary::build_backup_binary(false)?;
+
+    println!("==> starting the local control plane");
+    let started = Instant::now();
+    let control_plane = ControlPlane::start_blocking()?;
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     let kubeconfig = state_dir.join("kubeconfig");

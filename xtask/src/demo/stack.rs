@@ -114,7 +114,18 @@ impl Stack {
         let admin_addr: SocketAddr = ([127, 0, 0, 1], vertice_testkit::ports::free_port()?).into();
         let operator = step(
             "the backup operator",
-            start_operator(binary, kubeconfig, admin_addr, state_dir),
+            start_operator(
+                binary,
+                kubeconfig,
+                admin_addr,
+                state_dir,
+                &[
+                    "--leader-election-namespace",
+                    NAMESPACE,
+                    "--runner-image",
+                    RUNNER_IMAGE,
+                ],
+            ),
         )
         .await?;
 
@@ -195,13 +206,17 @@ async fn create_namespace(client: &kube::Client, name: &str) -> anyhow::Result<(
 }
 
 /// `vertice-backup run` as a local process, as the chart's Deployment would run it, with a
-/// clean environment (the demo's own cloud credentials must not leak into it). Waits until its
-/// `/readyz` answers 200 (its caches are synced).
-async fn start_operator(
+/// clean environment (the demo's own cloud credentials must not leak into it) and `extra`
+/// flags. Waits until its `/readyz` answers 200 (its caches are synced). Its output goes to
+/// `state_dir/vertice-backup.log`.
+///
+/// Errors: it exited or did not get ready within a minute (its log tail is in the message).
+pub async fn start_operator(
     binary: &Path,
     kubeconfig: &Path,
     admin_addr: SocketAddr,
     state_dir: &Path,
+    extra: &[&str],
 ) -> anyhow::Result<ServiceProcess> {
     let mut command = Command::new(binary);
     command
@@ -209,8 +224,7 @@ async fn start_operator(
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .args(["--admin-addr", &admin_addr.to_string()])
-        .args(["--leader-election-namespace", NAMESPACE])
-        .args(["--runner-image", RUNNER_IMAGE])
+        .args(extra)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", std::env::var_os("HOME").unwrap_or_default());

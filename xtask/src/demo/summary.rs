@@ -96,7 +96,12 @@ pub async fn print_failure(
             request.metadata.name.as_deref().unwrap_or_default(),
             progress::br_phase(request)
         );
-        if let Some(result) = request.status.as_ref().and_then(|s| s.result.as_ref()) {
+        if let Some(result) = request
+            .status
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .filter(|r| r.error_kind.is_some())
+        {
             eprintln!(
                 "    error: {:?}: {}",
                 result.error_kind,
@@ -113,7 +118,12 @@ pub async fn print_failure(
             restore.metadata.name.as_deref().unwrap_or_default(),
             progress::rr_phase(restore)
         );
-        if let Some(result) = restore.status.as_ref().and_then(|s| s.result.as_ref()) {
+        if let Some(result) = restore
+            .status
+            .as_ref()
+            .and_then(|s| s.result.as_ref())
+            .filter(|r| r.error_kind.is_some())
+        {
             eprintln!(
                 "    error: {:?}: {}",
                 result.error_kind,
