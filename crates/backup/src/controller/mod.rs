@@ -60,7 +60,9 @@ pub fn operator(args: &OperatorArgs) -> Operator {
     let Some(notifier) = notifier else {
         // Not reachable with the default config (no extra certificates); said on stderr
         // because logging starts only in `Operator::run`.
-        eprintln!("error: the notification client cannot be built; BackupRequests are not reconciled");
+        eprintln!(
+            "error: the notification client cannot be built; BackupRequests are not reconciled"
+        );
         return operator;
     };
     let runs = ControllerBuilder::new_with_store(|store| {

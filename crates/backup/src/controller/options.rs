@@ -13,8 +13,10 @@ pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_DELETE_PERCENT: u8 = 50;
 
 /// The default `--runner-image`: the operator's own image at its version.
-pub const DEFAULT_RUNNER_IMAGE: &str =
-    concat!("ghcr.io/vertice-dev/vertice-backup:", env!("CARGO_PKG_VERSION"));
+pub const DEFAULT_RUNNER_IMAGE: &str = concat!(
+    "ghcr.io/vertice-dev/vertice-backup:",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// `vertice-backup run` flags.
 #[derive(Clone, Debug, clap::Args)]
