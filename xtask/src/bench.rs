@@ -332,6 +332,7 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     let mut b_peak = 0;
     let mut raw_bytes = 0;
     let mut stages = StageTotals::default();
+    let mut b_last_report = serde_json::Value::Null;
     let rounds = args.rounds.max(1);
     for round in 0..rounds {
         let mut dump = tool(args, "pg_dump");
@@ -342,10 +343,18 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         let backed_up = setup.backup(&setup.local_store(), &format!("bench-local-{round}"))?;
         b_times.push(backed_up.elapsed);
         b_peak = b_peak.max(backed_up.peak_kib);
-        stages.add(&serde_json::from_slice(&backed_up.stdout).context("the backup's report")?)?;
+        let report: serde_json::Value =
+            serde_json::from_slice(&backed_up.stdout).context("the backup's report")?;
+        stages.add(&report)?;
+        b_last_report = report;
     }
     let a_time = median(&mut a_times);
     let b_time = median(&mut b_times);
+    let b_stored = stored_size(&b_last_report);
+    // (b1) the same backup at the fixed default level, once: what adaptation buys and costs.
+    let fixed_store = [&setup.local_store()[..], &["--fixed-compression-level"]].concat();
+    let fixed = setup.backup(&fixed_store, "bench-local-fixed")?;
+    let fixed_stored = stored_size(&serde_json::from_slice(&fixed.stdout).context("the report")?);
     let s3 = match (&args.s3_endpoint, &args.s3_bucket) {
         (Some(endpoint), Some(bucket)) => {
             let store = ["--store", "s3", "--endpoint", endpoint, "--bucket", bucket];
@@ -387,6 +396,16 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         b_time.as_secs_f64(),
         b_peak / 1024
     );
+    println!(
+        "(b1) the same, --fixed-compression-level {:8.1} MB/s  {:.1} s",
+        mbps(raw_bytes, fixed.elapsed),
+        fixed.elapsed.as_secs_f64()
+    );
+    println!(
+        "stored/raw: (b) adaptive {:.2}, (b1) fixed level {:.2}",
+        b_stored as f64 / raw_bytes.max(1) as f64,
+        fixed_stored as f64 / raw_bytes.max(1) as f64
+    );
     if let Some(s3) = s3 {
         println!(
             "(b) vertice-backup → S3              {:8.1} MB/s  {:.1} s  peak RSS {} MiB",
@@ -418,6 +437,14 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     );
     println!("R/r = {:.2} (target ≥ 0.9)", restore / r);
     Ok(())
+}
+
+/// The `storedSize` of a backup's JSON report (0 when absent).
+fn stored_size(report: &serde_json::Value) -> u64 {
+    report
+        .get("storedSize")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0)
 }
 
 /// Median restore times of the raw baseline and of ours, and our peak RSS.

@@ -16,6 +16,7 @@ use crate::format::{
 use crate::keys::KeyEncryptionKey;
 use crate::manifest::Manifest;
 use crate::manifest_seal::ManifestSealKey;
+use crate::pipeline::adaptive::AdaptiveLevel;
 use crate::pipeline::buffers::BufferPool;
 use crate::pipeline::chunker::{ChunkerOutcome, chunk_stream};
 use crate::pipeline::compress::Compression;
@@ -37,6 +38,10 @@ pub struct BackupOptions {
     pub labels: BTreeMap<String, String>,
     /// Chunk compression.
     pub compression: Compression,
+    /// zstd: lower the level (down to [`crate::pipeline::adaptive::ADAPTIVE_FLOOR`]) while
+    /// compression holds the dump back, and return to `compression`'s level when it keeps up
+    /// (default true; see [`crate::pipeline::adaptive`]).
+    pub adaptive_compression: bool,
     /// Raw chunk size.
     pub chunk_size: usize,
     /// Chunks compressed and encrypted at once (default: the number of CPUs).
@@ -54,6 +59,7 @@ impl BackupOptions {
             name: name.to_string(),
             labels: BTreeMap::new(),
             compression: Compression::default(),
+            adaptive_compression: true,
             chunk_size: DEFAULT_CHUNK_SIZE,
             parallelism: default_parallelism(),
             key,
@@ -177,7 +183,17 @@ pub async fn run_backup_measured(
         }
         None => (None, None, None),
     };
-    let codec = Arc::new(ChunkCodec::new(backup_id, options.compression, data_key));
+    let adaptive = match options.compression {
+        Compression::Zstd { level } if options.adaptive_compression => {
+            Some(Arc::new(AdaptiveLevel::new(level, options.parallelism)))
+        }
+        _ => None,
+    };
+    let mut codec = ChunkCodec::new(backup_id, options.compression, data_key);
+    if let Some(adaptive) = &adaptive {
+        codec = codec.with_adaptive_level(adaptive.clone());
+    }
+    let codec = Arc::new(codec);
     let mut writer = DataObjectWriter::new(
         store.clone(),
         &options.name,
@@ -216,6 +232,7 @@ pub async fn run_backup_measured(
             chunker_progress,
             chunker_cpu,
             chunker_buffers,
+            adaptive,
         )
         .await
     })));

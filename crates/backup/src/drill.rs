@@ -16,21 +16,9 @@ use crate::manifest::Manifest;
 use crate::pipeline::encrypt::random_bytes;
 use crate::progress::Progress;
 use crate::restore::{RestoreReport, restore_backup};
-use crate::source::identifier::generated_name;
-use crate::source::mariadb::MariadbRestoreOptions;
-use crate::source::postgres::PostgresRestoreOptions;
-use crate::source::redis::RedisRestoreOptions;
-use crate::source::{
-    DatabaseProperties, DatabaseSource, Engine, ObjectCounts, RedisKeyCounts, RestoreTarget,
-    TableRows,
-};
+use crate::source::{DatabaseSource, ObjectCounts, RedisKeyCounts, RestoreTarget, TableRows};
 use crate::verify::OpenedBackup;
 use tokio_util::sync::CancellationToken;
-
-/// A scratch database name, `vertice_drill_<hex>`, within `engine`'s name limit.
-fn scratch_name(engine: Engine, suffix: &str) -> String {
-    generated_name(engine, "vertice_drill", &format!("_{suffix}"))
-}
 
 /// What a drill found.
 #[derive(Clone, Debug, Serialize)]
@@ -59,105 +47,38 @@ impl DrillReport {
     }
 }
 
-/// A scratch target for `source`'s engine, and what removes it.
-pub enum Scratch {
-    /// A new PostgreSQL database.
-    Postgres(String),
-    /// A new MariaDB database.
-    Mariadb(String),
-    /// A temporary directory for a Redis RDB, loaded by the `redis-server` of the source's
-    /// `binDir` (PATH when unset).
-    Redis {
-        /// The scratch data directory.
-        dir: tempfile::TempDir,
-        /// Where the source's Redis tools are.
-        bin_dir: Option<std::path::PathBuf>,
-    },
+/// A drill's scratch target on the server (a new database, or a temporary data directory),
+/// and what removes it; built by the engine ([`crate::source::DatabaseEngine::scratch_target`]).
+pub struct Scratch {
+    target: RestoreTarget,
+    /// The directory a target on disk lives in, removed with it.
+    dir: Option<tempfile::TempDir>,
 }
 
 impl Scratch {
-    /// A fresh scratch target for `source` and a backup that holds `databases`.
-    pub fn new(source: &DatabaseSource, databases: &[String]) -> Result<Self, BackupError> {
+    /// A fresh scratch target on `source` for `manifest`'s backup, with its database-level
+    /// properties. Errors: `Config` when the engine cannot drill such a backup on one server.
+    pub fn new(source: &DatabaseSource, manifest: &Manifest) -> Result<Self, BackupError> {
         let suffix = to_hex(&random_bytes::<6>()?);
-        Ok(match source {
-            DatabaseSource::Postgres(_) => {
-                Scratch::Postgres(scratch_name(Engine::Postgres, &suffix))
-            }
-            DatabaseSource::Mariadb(_) => {
-                if databases.len() > 1 {
-                    return Err(BackupError::Config(
-                        "a drill of a MariaDB backup of several databases needs a scratch server: \
-                         restore it there with `restore` and compare with `verify`"
-                            .into(),
-                    ));
-                }
-                Scratch::Mariadb(scratch_name(Engine::Mariadb, &suffix))
-            }
-            DatabaseSource::Redis(server) => Scratch::Redis {
-                dir: tempfile::Builder::new()
-                    .prefix("vertice-drill-")
-                    .tempdir()
-                    .map_err(BackupError::Io)?,
-                bin_dir: server.config().bin_dir.clone(),
-            },
-        })
+        let (target, dir) = source.as_engine().scratch_target(manifest, &suffix)?;
+        Ok(Scratch { target, dir })
     }
 
-    /// The restore target for a backup of `manifest`, with its database-level properties
-    /// (the scratch copy must hold the data as dumped: a SQL_ASCII or LATIN1 dump in a UTF8
-    /// database is not).
-    pub fn target(&self, manifest: &Manifest) -> RestoreTarget {
-        let databases = &manifest.databases;
-        let properties = manifest.database_properties.as_ref();
-        match self {
-            Scratch::Postgres(database) => RestoreTarget::Postgres(PostgresRestoreOptions {
-                database: database.clone(),
-                overwrite: false,
-                no_owner: true,
-                no_privileges: true,
-                properties: properties.and_then(DatabaseProperties::postgres).cloned(),
-            }),
-            Scratch::Mariadb(database) => RestoreTarget::Mariadb(MariadbRestoreOptions {
-                database: Some(database.clone()),
-                dumped_databases: databases.to_vec(),
-                overwrite: false,
-                properties: properties.and_then(DatabaseProperties::mariadb).cloned(),
-                // Drills never run events.
-                keep_events_enabled: false,
-            }),
-            Scratch::Redis { dir, bin_dir } => RestoreTarget::Redis(RedisRestoreOptions {
-                data_dir: dir.path().to_path_buf(),
-                dbfilename: "dump.rdb".into(),
-                overwrite: false,
-                bin_dir: bin_dir.clone(),
-                databases: redis_databases(manifest),
-            }),
-        }
+    /// The restore target.
+    pub fn target(&self) -> &RestoreTarget {
+        &self.target
     }
 
-    /// A name for reports.
+    /// A name for reports: the scratch database or directory.
     pub fn describe(&self) -> String {
-        match self {
-            Scratch::Postgres(database) | Scratch::Mariadb(database) => database.clone(),
-            Scratch::Redis { dir, .. } => dir.path().display().to_string(),
-        }
+        self.target.location()
     }
 
     /// Removes the scratch target.
     pub async fn remove(self, source: &DatabaseSource) -> Result<(), BackupError> {
-        match (self, source) {
-            (Scratch::Postgres(database), DatabaseSource::Postgres(server)) => {
-                // Never through the publisher: that would drop the source's slot.
-                if server.database_exists(&database).await? {
-                    server.detach_subscriptions(&database).await?;
-                }
-                server.drop_database(&database).await?;
-            }
-            (Scratch::Mariadb(database), DatabaseSource::Mariadb(server)) => {
-                server.drop_database(&database).await?;
-            }
-            (Scratch::Redis { dir, .. }, _) => dir.close()?,
-            _ => {}
+        source.as_engine().remove_scratch(&self.target).await?;
+        if let Some(dir) = self.dir {
+            dir.close()?;
         }
         Ok(())
     }
@@ -331,8 +252,8 @@ pub async fn run_drill_until(
     cancel: &CancellationToken,
 ) -> Result<DrillReport, BackupError> {
     let databases = backup.manifest().databases.clone();
-    let scratch = Scratch::new(server, &databases)?;
-    let target = scratch.target(backup.manifest());
+    let scratch = Scratch::new(server, backup.manifest())?;
+    let target = scratch.target().clone();
     let scratch_target = scratch.describe();
     let outcome = async {
         let stream = server.restore(&target).await?;

@@ -1,6 +1,7 @@
 //! The errors of the backup engine, and the process exit code each one maps to.
 
 use crate::source::SourceError;
+use crate::store::{StoreError, StoreErrorKind};
 
 /// Why a backup, restore, verify, drill, list or prune failed. Messages never hold a secret.
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +12,11 @@ pub enum BackupError {
     /// The database source or restore target failed.
     #[error(transparent)]
     Source(#[from] SourceError),
-    /// The object store failed or could not be reached.
+    /// The object store failed or could not be reached; [`StoreError::kind`] says how (not
+    /// found, forbidden, unavailable, conflict, invalid config), so the operator can tell a 403
+    /// from a 503.
     #[error("object store: {0}")]
-    Store(String),
+    Store(StoreError),
     /// No backup of that name (no manifest) in the store.
     #[error("backup {0:?} not found (no manifest in the store)")]
     NotFound(String),
@@ -107,6 +110,24 @@ impl BackupError {
         }
     }
 
+    /// The store error's kind, when this is a store error.
+    pub fn store_kind(&self) -> Option<StoreErrorKind> {
+        match self {
+            BackupError::Store(error) => Some(error.kind),
+            _ => None,
+        }
+    }
+
+    /// Whether running again later may succeed without any change (the store or the
+    /// database was unreachable); false for errors a person must fix.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackupError::Store(error) => error.kind.is_transient(),
+            BackupError::Source(SourceError::Connect { .. }) => true,
+            _ => false,
+        }
+    }
+
     /// A short machine-readable kind, used in `--output json`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -130,7 +151,13 @@ impl BackupError {
 
 impl From<object_store::Error> for BackupError {
     fn from(error: object_store::Error) -> Self {
-        BackupError::Store(error.to_string())
+        BackupError::Store(StoreError::from(error))
+    }
+}
+
+impl From<StoreError> for BackupError {
+    fn from(error: StoreError) -> Self {
+        BackupError::Store(error)
     }
 }
 

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-/// Bytes done so far, and the total when known.
+/// Bytes done so far, the total when known, and the phase of the run they belong to: the
+/// progress sink every engine action reports into (see [`crate::engine`]). A caller samples it
+/// when it likes (the CLI's terminal reporter every half second, the operator when it writes a
+/// status); the pipeline only bumps atomics, so reporting costs it nothing.
 #[derive(Debug, Default)]
 pub struct Progress {
     done: AtomicU64,
     total: AtomicU64,
+    phase: std::sync::Mutex<&'static str>,
 }
 
 impl Progress {
@@ -30,6 +34,23 @@ impl Progress {
     pub fn start_phase(&self, total: u64) {
         self.done.store(0, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Names the phase the following bytes belong to (`backup`, `verify`, `restore`, `drill`).
+    pub fn set_phase(&self, phase: &'static str) {
+        if let Ok(mut current) = self.phase.lock() {
+            *current = phase;
+        }
+    }
+
+    /// The current phase; empty before any was set.
+    pub fn phase(&self) -> &'static str {
+        self.phase.lock().map_or("", |phase| *phase)
+    }
+
+    /// The total of the current phase in bytes, when known.
+    pub fn total_bytes(&self) -> Option<u64> {
+        self.total()
     }
 
     /// Bytes done.
@@ -59,6 +80,11 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 fn line(label: &str, progress: &Progress, elapsed: Duration) -> String {
+    // The engine names its phases (a two-pass restore verifies, then restores).
+    let label = match progress.phase() {
+        "" => label,
+        phase => phase,
+    };
     let done = progress.done();
     let seconds = elapsed.as_secs_f64().max(0.001);
     let rate = done as f64 / seconds;
@@ -79,7 +105,8 @@ fn line(label: &str, progress: &Progress, elapsed: Duration) -> String {
 }
 
 /// Prints progress to stderr every half second until `stop` is cancelled, if stderr is a
-/// terminal; does nothing otherwise (logs and JSON output stay clean).
+/// terminal; does nothing otherwise (logs and JSON output stay clean). The line is labelled
+/// with the progress' phase, or `label` while none is set.
 pub fn spawn_reporter(
     label: &'static str,
     progress: Arc<Progress>,

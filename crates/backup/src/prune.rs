@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::engine::selector::LabelSelector;
 use crate::error::BackupError;
 use crate::retention::{BackupSummary, RetentionPlan, RetentionPolicy, plan};
 use crate::store::BackupStore;
@@ -68,6 +69,11 @@ pub struct PruneOutcome {
     pub partial_grace_seconds: u64,
     /// Backups whose manifest could not be read: never deleted, a person looks first.
     pub unreadable: Vec<String>,
+    /// The label selector the backups were filtered by (empty: all).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub selector: String,
+    /// Backups the selector left out: neither kept nor deleted by this policy.
+    pub not_selected: usize,
 }
 
 /// Plans retention for `store` at `now` and, unless `options.dry_run`, deletes what the plan
@@ -77,6 +83,20 @@ pub async fn prune(
     options: &PruneOptions,
     now: DateTime<Utc>,
 ) -> Result<PruneOutcome, BackupError> {
+    prune_matching(store, options, &LabelSelector::default(), now).await
+}
+
+/// [`prune`] applied only to the backups whose manifest labels match `selector`, so two
+/// policies sharing a prefix never count or delete each other's backups. Folders without a
+/// manifest have no labels; they are reclaimed after the grace period whoever left them (a
+/// run still writing keeps its newest object younger than the grace).
+pub async fn prune_matching(
+    store: &BackupStore,
+    options: &PruneOptions,
+    selector: &LabelSelector,
+    now: DateTime<Utc>,
+) -> Result<PruneOutcome, BackupError> {
+    let mut not_selected = 0;
     let mut backups = Vec::new();
     let mut partial = Vec::new();
     let mut unreadable = Vec::new();
@@ -97,6 +117,7 @@ pub async fn prune(
             continue;
         }
         match store.read_manifest(&folder.name).await {
+            Ok(manifest) if !selector.matches(&manifest.labels) => not_selected += 1,
             Ok(manifest) => backups.push(BackupSummary {
                 verified: store.is_verified(&folder.name).await?,
                 name: folder.name,
@@ -125,6 +146,8 @@ pub async fn prune(
         partial,
         partial_grace_seconds: options.partial_grace.as_secs(),
         unreadable,
+        selector: selector.to_string(),
+        not_selected,
     })
 }
 
@@ -169,6 +192,12 @@ impl PruneOutcome {
         for name in &self.unreadable {
             text.push_str(&format!(
                 "skip {name}: its manifest cannot be read; never deleted by prune\n"
+            ));
+        }
+        if self.not_selected > 0 {
+            text.push_str(&format!(
+                "left alone: {} backup(s) whose labels do not match {}\n",
+                self.not_selected, self.selector
             ));
         }
         text

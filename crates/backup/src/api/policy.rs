@@ -100,8 +100,9 @@ pub struct RetentionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_verified: Option<bool>,
     /// A sweep that would delete more than this percentage of the policy's backups stops and
-    /// waits for the annotation `backup.vertice.dev/confirm-retention` on the VerticeBackup.
-    /// Default 50.
+    /// waits for the annotation `backup.vertice.dev/allow-large-prune=true` on the
+    /// VerticeBackup (removed by the operator after that sweep). Default: the operator's
+    /// `--retention-max-delete-percent` (50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_delete_percent: Option<i32>,

@@ -173,7 +173,8 @@ pub struct VerticeBackupStatus {
     #[serde(default)]
     #[schemars(schema_with = "vertice_core::schema::conditions")]
     pub conditions: Vec<Condition>,
-    /// The scheduled time of the newest run created.
+    /// The newest scheduled time acted on: its run was created, or it was skipped
+    /// (`concurrencyPolicy: Forbid` with a run active, or past `startingDeadlineSeconds`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_schedule_time: Option<Time>,
     /// The next scheduled time (absent while suspended).
@@ -188,7 +189,8 @@ pub struct VerticeBackupStatus {
     /// The BackupRequests running or queued now.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active: Vec<LocalRef>,
-    /// Scheduled times skipped (concurrency, deadline) since the last run started.
+    /// Scheduled times skipped (concurrency, deadline, operator down) since the newest run was
+    /// created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missed_schedules: Option<i32>,
     /// What retention would delete next, and why.

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::backup::{BackupOptions, default_parallelism};
+use crate::engine::{EncryptionSpec, PipelineSettings};
 use crate::error::BackupError;
 use crate::format::DEFAULT_CHUNK_SIZE;
 use crate::keys::{KeyEncryptionKey, KeyRing};
@@ -44,47 +45,27 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
-    /// Every key given, for reading.
-    pub fn key_ring(&self) -> Result<KeyRing, BackupError> {
-        let mut keys = Vec::new();
-        for (position, path) in self.key_files.iter().enumerate() {
-            let id = if position == 0 {
-                self.key_id.clone()
-            } else {
-                None
-            };
-            keys.push(KeyEncryptionKey::from_file(path, id)?);
+    /// The same keys as a run spec's encryption: the first file is the writing key, the
+    /// others are older keys for reading.
+    pub fn to_spec(&self) -> EncryptionSpec {
+        EncryptionSpec {
+            key_file: self.key_files.first().cloned(),
+            key_env: self.key_env.clone(),
+            key_id: self.key_id.clone(),
+            previous_key_files: self.key_files.iter().skip(1).cloned().collect(),
+            disabled: self.no_encryption,
         }
-        if let Some(var) = &self.key_env {
-            let id = if keys.is_empty() {
-                self.key_id.clone()
-            } else {
-                None
-            };
-            keys.push(KeyEncryptionKey::from_env(var, id)?);
-        }
-        Ok(KeyRing::new(keys))
     }
 
-    /// The one key new backups are encrypted with, or `None` with `--no-encryption`.
+    /// Every key given, for reading (see [`EncryptionSpec::key_ring`]).
+    pub fn key_ring(&self) -> Result<KeyRing, BackupError> {
+        self.to_spec().key_ring()
+    }
+
+    /// The one key new backups are encrypted with, or `None` with `--no-encryption` (see
+    /// [`EncryptionSpec::writing_key`]).
     pub fn writing_key(&self) -> Result<Option<KeyEncryptionKey>, BackupError> {
-        if self.no_encryption {
-            return Ok(None);
-        }
-        if let Some(path) = self.key_files.first() {
-            return Ok(Some(KeyEncryptionKey::from_file(
-                path,
-                self.key_id.clone(),
-            )?));
-        }
-        if let Some(var) = &self.key_env {
-            return Ok(Some(KeyEncryptionKey::from_env(var, self.key_id.clone())?));
-        }
-        Err(BackupError::Config(
-            "backups are encrypted: give --encryption-key-file or --encryption-key-env \
-             (or --no-encryption to store it in the clear)"
-                .into(),
-        ))
+        self.to_spec().writing_key()
     }
 }
 
@@ -98,6 +79,11 @@ pub struct PipelineArgs {
     /// CPU, less compression), or gzip 1–9 (default 6).
     #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
+    /// zstd: compress every chunk at the given level even when that holds the dump back. By
+    /// default the level drops (down to −5) while compression is slower than the dump, and
+    /// returns when it keeps up.
+    #[arg(long)]
+    pub fixed_compression_level: bool,
     /// Raw chunk size in bytes.
     #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
     pub chunk_size: usize,
@@ -118,6 +104,22 @@ impl PipelineArgs {
         self.parallelism.unwrap_or_else(default_parallelism).max(1)
     }
 
+    /// The engine's pipeline settings.
+    pub fn settings(&self) -> PipelineSettings {
+        PipelineSettings {
+            compression: self.compression.clone(),
+            compression_level: self.compression_level,
+            fixed_compression_level: self.fixed_compression_level,
+            chunk_size: self.chunk_size,
+            parallelism: self.parallelism,
+            upload: UploadLimits {
+                part_size: self.upload_part_size_mib.saturating_mul(1024 * 1024),
+                concurrency: self.upload_concurrency,
+                ..UploadLimits::default()
+            },
+        }
+    }
+
     /// Backup options for `name`.
     pub fn options(
         &self,
@@ -127,6 +129,7 @@ impl PipelineArgs {
     ) -> Result<BackupOptions, BackupError> {
         let mut options = BackupOptions::new(name, key);
         options.compression = Compression::from_spec(&self.compression, self.compression_level)?;
+        options.adaptive_compression = !self.fixed_compression_level;
         options.chunk_size = self.chunk_size;
         options.parallelism = self.parallelism();
         options.labels = labels;

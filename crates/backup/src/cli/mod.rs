@@ -15,6 +15,7 @@
 pub mod args;
 pub mod commands;
 pub mod output;
+pub mod reports;
 pub mod runner;
 pub mod spec_error;
 

@@ -75,10 +75,17 @@ impl Output {
 }
 
 /// The JSON document of a failure, the same on stdout and in the runner's result file.
+///
+/// `{"error": {"kind": "Store", "message": …, "exitCode": 5, "storeKind": "Forbidden"}}`;
+/// `storeKind` (see [`crate::store::StoreErrorKind`]) only for store errors.
 pub fn error_json(error: &BackupError) -> serde_json::Value {
-    serde_json::json!({"error": {
+    let mut json = serde_json::json!({
         "kind": error.kind(),
         "message": error.to_string(),
         "exitCode": error.exit_code(),
-    }})
+    });
+    if let Some(kind) = error.store_kind() {
+        json["storeKind"] = kind.as_str().into();
+    }
+    serde_json::json!({ "error": json })
 }

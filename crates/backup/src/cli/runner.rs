@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 
-use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs};
-use super::commands::{self, BackupArgs, DrillArgs, RestoreArgs, VerifyArgs};
+use tokio_util::sync::CancellationToken;
+
+use super::commands::cancel_on_signal;
 use super::output::{OutputFormat, Report, error_json};
+use super::reports::run_report;
 pub use crate::engine::spec::{Action, EncryptionSpec, RestoreSpec, RunSpec, parse_spec};
 use crate::error::BackupError;
-use crate::format::DEFAULT_CHUNK_SIZE;
+use crate::progress::Progress;
 
 /// `runner` arguments.
 #[derive(Clone, Debug, clap::Args)]
@@ -25,95 +27,15 @@ pub struct RunnerArgs {
     pub output: OutputFormat,
 }
 
-fn keys(spec: &EncryptionSpec) -> KeyArgs {
-    let mut key_files: Vec<PathBuf> = spec.key_file.iter().cloned().collect();
-    key_files.extend(spec.previous_key_files.iter().cloned());
-    KeyArgs {
-        key_files,
-        key_env: spec.key_env.clone(),
-        key_id: spec.key_id.clone(),
-        no_encryption: spec.disabled,
-    }
-}
-
-/// Runs a spec.
+/// Runs a spec through the engine ([`crate::engine::run()`]), cancelled by SIGINT/SIGTERM.
+/// `output` is accepted for the caller's symmetry; the report carries both forms.
 pub async fn run_spec(spec: RunSpec, output: OutputFormat) -> Result<Report, BackupError> {
-    let common = CommonArgs {
-        store: spec.storage.clone(),
-        output,
-    };
-    let source = SourceArgs {
-        resolved: spec.source.clone(),
-        ..SourceArgs::default()
-    };
-    let name = || {
-        spec.name
-            .clone()
-            .ok_or_else(|| BackupError::Config("the spec needs a name for this action".into()))
-    };
-    match spec.action {
-        Action::Backup => {
-            commands::backup(BackupArgs {
-                common,
-                name: spec.name.clone(),
-                source,
-                from_file: None,
-                pipeline: PipelineArgs {
-                    compression: spec.compression.clone(),
-                    compression_level: spec.compression_level,
-                    chunk_size: spec.chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE),
-                    parallelism: spec.parallelism,
-                    upload_concurrency: 4,
-                    upload_part_size_mib: 8,
-                },
-                keys: keys(&spec.encryption),
-                labels: spec
-                    .labels
-                    .iter()
-                    .map(|(key, value)| format!("{key}={value}"))
-                    .collect(),
-            })
-            .await
-        }
-        Action::Restore => {
-            commands::restore(RestoreArgs {
-                common,
-                name: name()?,
-                source,
-                to_file: None,
-                target_database: spec.restore.target_database.clone(),
-                target_data_dir: spec.restore.target_data_dir.clone(),
-                overwrite: spec.restore.overwrite,
-                no_owner: spec.restore.no_owner,
-                no_privileges: spec.restore.no_privileges,
-                keep_events_enabled: spec.restore.keep_events_enabled,
-                keys: keys(&spec.encryption),
-                parallelism: spec.parallelism,
-            })
-            .await
-        }
-        Action::Verify => {
-            commands::verify(VerifyArgs {
-                common,
-                name: name()?,
-                keys: keys(&spec.encryption),
-                parallelism: spec.parallelism,
-                no_record: false,
-            })
-            .await
-        }
-        Action::Drill => {
-            commands::drill(DrillArgs {
-                common,
-                name: name()?,
-                source,
-                keys: keys(&spec.encryption),
-                parallelism: spec.parallelism,
-                no_record: false,
-            })
-            .await
-        }
-    }
+    let _ = output;
+    let progress = Progress::new();
+    let cancel = CancellationToken::new();
+    cancel_on_signal(cancel.clone());
+    let outcome = crate::engine::run(&spec, &progress, &cancel).await?;
+    run_report(&outcome)
 }
 
 /// Reads and parses the spec, then runs it.

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
 use vertice_core::tasks::{SpawnRefused, TaskPoll};
@@ -33,13 +33,14 @@ use super::in_process::{InProcess, RunFailure};
 use super::job::{self, JobParams};
 use super::labels;
 use super::metrics::RunMetrics;
+use super::outcome::{self, Finish};
 use super::queue::{Admission, RunQueue};
 use super::resolve::{self, Mounts, ResolveError, RunSettings, SECRETS_ROOT};
 use super::secret_files;
 use super::side_effects::{self, Ended};
 use crate::api::executor::ExecutorType;
 use crate::api::run::{ErrorKind, RunPhase};
-use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup, backup_request::BackupResult};
+use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup};
 use crate::error::BackupError;
 use crate::notify::Notifier;
 
@@ -99,38 +100,6 @@ impl ReconcileError for RunError {
     }
 }
 
-/// How a run ended, before it is written.
-#[derive(Clone, Debug)]
-struct Finish {
-    success: bool,
-    reason: String,
-    kind: Option<ErrorKind>,
-    message: String,
-    result: BackupResult,
-}
-
-impl Finish {
-    fn failed(kind: ErrorKind, reason: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
-        Self {
-            success: false,
-            reason: reason.to_owned(),
-            kind: Some(kind),
-            message: message.clone(),
-            result: BackupResult {
-                error_kind: Some(kind),
-                error_message: Some(message),
-                ..BackupResult::default()
-            },
-        }
-    }
-
-    fn from_failure(failure: RunFailure) -> Self {
-        let reason = format!("{:?}", failure.kind);
-        Self::failed(failure.kind, &reason, failure.message)
-    }
-}
-
 /// The BackupRequest reconciler.
 pub struct BackupRequests {
     config: RunConfig,
@@ -176,7 +145,10 @@ fn owner_reference(request: &BackupRequest) -> OwnerReference {
 /// The labels of a run's Job (and its Pods).
 fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, String> {
     std::collections::BTreeMap::from([
-        (labels::REQUEST.to_owned(), truncate_label(&request.name_any())),
+        (
+            labels::REQUEST.to_owned(),
+            truncate_label(&request.name_any()),
+        ),
         (
             labels::REQUEST_UID.to_owned(),
             request.uid().unwrap_or_default(),
@@ -246,17 +218,21 @@ impl BackupRequests {
                 let finish = Finish::failed(
                     ErrorKind::StorageFailed,
                     STORAGE_UNAVAILABLE,
-                    format!("the storage location failed a recent run and has not answered since; no Job was started: {reason}"),
+                    format!(
+                        "the storage location failed a recent run and has not answered since; no Job was started: {reason}"
+                    ),
                 );
                 return self.finish(request, settings, status, finish, ctx).await;
             }
-            Verdict::Probe => match probe(&secrets, settings).await {
+            Verdict::Probe => match outcome::probe(&secrets, settings).await {
                 Ok(()) => self.breakers.close(&storage_key),
                 Err(message) => {
                     let finish = Finish::failed(
                         ErrorKind::StorageFailed,
                         STORAGE_UNAVAILABLE,
-                        format!("the storage location does not answer; no Job was started: {message}"),
+                        format!(
+                            "the storage location does not answer; no Job was started: {message}"
+                        ),
                     );
                     return self.finish(request, settings, status, finish, ctx).await;
                 }
@@ -294,7 +270,11 @@ impl BackupRequests {
             request,
             status,
             RunPhase::Running,
-            (false, "Running", format!("backup {} is running", settings.backup_name)),
+            (
+                false,
+                "Running",
+                format!("backup {} is running", settings.backup_name),
+            ),
             ctx,
         );
         running.times.start_time = Some(conditions::time(ctx.now()));
@@ -403,11 +383,11 @@ impl BackupRequests {
                 .cloned()
         };
         if condition("Complete").is_some() {
-            let finish = self.read_result(request, settings, ctx, None).await?;
+            let finish = outcome::read_result(request, settings, ctx, None).await?;
             return self.finish(request, settings, status, finish, ctx).await;
         }
         if let Some(failed) = condition("Failed") {
-            let why = termination(&ctx.api(&namespace), &name).await;
+            let why = outcome::termination(&ctx.api(&namespace), &name).await;
             let fallback = match (why, failed.reason.as_deref()) {
                 (Some(failure), _) => failure,
                 (None, Some("DeadlineExceeded")) => RunFailure {
@@ -422,9 +402,7 @@ impl BackupRequests {
                     ),
                 },
             };
-            let finish = self
-                .read_result(request, settings, ctx, Some(fallback))
-                .await?;
+            let finish = outcome::read_result(request, settings, ctx, Some(fallback)).await?;
             return self.finish(request, settings, status, finish, ctx).await;
         }
         Ok(status)
@@ -440,13 +418,11 @@ impl BackupRequests {
         match self.in_process.poll(request) {
             TaskPoll::Running => Ok(status),
             TaskPoll::Finished(Ok(Ok(()))) => {
-                let finish = self.read_result(request, settings, ctx, None).await?;
+                let finish = outcome::read_result(request, settings, ctx, None).await?;
                 self.finish(request, settings, status, finish, ctx).await
             }
             TaskPoll::Finished(Ok(Err(failure))) => {
-                let finish = self
-                    .read_result(request, settings, ctx, Some(failure))
-                    .await?;
+                let finish = outcome::read_result(request, settings, ctx, Some(failure)).await?;
                 self.finish(request, settings, status, finish, ctx).await
             }
             TaskPoll::Finished(Err(panicked)) => {
@@ -503,7 +479,9 @@ impl BackupRequests {
         };
         match store.read_manifest(&settings.backup_name).await {
             Ok(_) => {
-                return self.read_result(request, settings, ctx, None).await.map(Some);
+                return outcome::read_result(request, settings, ctx, None)
+                    .await
+                    .map(Some);
             }
             Err(BackupError::NotFound(_)) => {}
             Err(error) => return Err(RunError::Store(error)),
@@ -520,54 +498,6 @@ impl BackupRequests {
             .await
             .map_err(RunError::Store)?;
         Ok(None)
-    }
-
-    /// The run's result from the store: a manifest with this run's UID is a success, whatever
-    /// the executor said (`failure`); without one, `failure` (or, for a run that claimed
-    /// success, an internal error).
-    async fn read_result(
-        &self,
-        request: &BackupRequest,
-        settings: &RunSettings,
-        ctx: &Context,
-        failure: Option<RunFailure>,
-    ) -> Result<Finish, RunError> {
-        let secrets: Api<Secret> = ctx.api(&request.namespace().unwrap_or_default());
-        let name = &settings.backup_name;
-        let Some((store, _files)) = secret_files::open_store(&secrets, &settings.storage).await?
-        else {
-            // A PersistentVolumeClaim the operator cannot read: the runner's word is all there is.
-            return Ok(match failure {
-                Some(failure) => Finish::from_failure(failure),
-                None => success(settings, None),
-            });
-        };
-        let manifest = match store.read_manifest(name).await {
-            Ok(manifest) => Some(manifest),
-            Err(BackupError::NotFound(_)) => None,
-            Err(error) if failure.is_some() => {
-                tracing::warn!("cannot read the manifest of a failed run: {error}");
-                None
-            }
-            Err(error) => return Err(RunError::Store(error)),
-        };
-        let ours = manifest.as_ref().is_some_and(|manifest| {
-            manifest.labels.get(labels::REQUEST_UID) == request.uid().as_ref()
-        });
-        Ok(match (manifest, ours, failure) {
-            (Some(manifest), true, _) => success(settings, Some(&manifest)),
-            (Some(_), false, _) => Finish::failed(
-                ErrorKind::AlreadyExists,
-                "AlreadyExists",
-                format!("a backup named {name:?} made by another run already exists in the store"),
-            ),
-            (None, _, Some(failure)) => Finish::from_failure(failure),
-            (None, _, None) => Finish::failed(
-                ErrorKind::Internal,
-                "Internal",
-                format!("the run reported success but the store has no manifest for {name:?}"),
-            ),
-        })
     }
 
     /// Writes the final status, then counts, announces and notifies (once).
@@ -670,7 +600,12 @@ impl BackupRequests {
         .await;
         for note in failures {
             ctx.events()
-                .warning(&request.object_ref(&()), "NotificationFailed", "Notify", note)
+                .warning(
+                    &request.object_ref(&()),
+                    "NotificationFailed",
+                    "Notify",
+                    note,
+                )
                 .await;
         }
         mark_post_run_done(request, ctx).await;
@@ -681,7 +616,11 @@ async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
     let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
     let patch = serde_json::json!({"metadata": {"annotations": {labels::POST_RUN_DONE: "true"}}});
     if let Err(error) = api
-        .patch(&request.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            &request.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
     {
         tracing::warn!("cannot record that the post-run hooks and notifications ran: {error}");
@@ -693,89 +632,6 @@ fn post_run_done(request: &BackupRequest) -> bool {
         .annotations()
         .get(labels::POST_RUN_DONE)
         .is_some_and(|value| value == "true")
-}
-
-/// A successful result; sizes and location from `manifest` (the store's word).
-fn success(settings: &RunSettings, manifest: Option<&crate::manifest::Manifest>) -> Finish {
-    let name = manifest.map_or_else(|| settings.backup_name.clone(), |m| m.name.clone());
-    let location = resolve::location(&settings.storage, &name);
-    Finish {
-        success: true,
-        reason: "Succeeded".into(),
-        kind: None,
-        message: format!("backup {name} is stored at {location}"),
-        result: BackupResult {
-            backup_name: Some(name),
-            location: Some(location),
-            raw_size: manifest.and_then(|m| i64::try_from(m.raw_size).ok()),
-            stored_size: manifest.and_then(|m| i64::try_from(m.stored_size).ok()),
-            error_kind: None,
-            error_message: None,
-        },
-    }
-}
-
-/// Why the newest failed Pod of Job `job` failed: its exit code and the runner's result JSON
-/// (`{"error": {"kind", "message", "exitCode"}}`) from the termination message.
-async fn termination(pods: &Api<Pod>, job: &str) -> Option<RunFailure> {
-    let list = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
-        .await
-        .ok()?;
-    let terminated = list
-        .items
-        .iter()
-        .filter_map(|pod| {
-            pod.status
-                .as_ref()?
-                .container_statuses
-                .as_ref()?
-                .iter()
-                .find(|container| container.name == job::CONTAINER)?
-                .state
-                .as_ref()?
-                .terminated
-                .clone()
-        })
-        .filter(|terminated| terminated.exit_code != 0)
-        .max_by_key(|terminated| terminated.finished_at.as_ref().map(|time| time.0))?;
-    let message = terminated.message.unwrap_or_default();
-    let parsed: Option<serde_json::Value> = serde_json::from_str(&message).ok();
-    let error = parsed.as_ref().and_then(|json| json.get("error"));
-    let text = error
-        .and_then(|error| error.get("message"))
-        .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            let tail: String = message.chars().rev().take(1024).collect();
-            let tail: String = tail.chars().rev().collect();
-            format!("exit code {}: {}", terminated.exit_code, tail.trim())
-        });
-    let code = error
-        .and_then(|error| error.get("exitCode"))
-        .and_then(serde_json::Value::as_i64)
-        .and_then(|code| i32::try_from(code).ok())
-        .unwrap_or(terminated.exit_code);
-    Some(RunFailure {
-        kind: ErrorKind::from_exit_code(code),
-        message: text,
-    })
-}
-
-/// A cheap request to the store (a list of its prefix): `Err` with the store's message when it
-/// does not answer.
-async fn probe(secrets: &Api<Secret>, settings: &RunSettings) -> Result<(), String> {
-    let opened = secret_files::open_store(secrets, &settings.storage)
-        .await
-        .map_err(|error| error.to_string())?;
-    let Some((store, _files)) = opened else {
-        return Ok(());
-    };
-    store
-        .list_backup_names()
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string())
 }
 
 impl Reconciler<BackupRequest> for BackupRequests {

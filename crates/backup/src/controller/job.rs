@@ -44,6 +44,10 @@ const FAIL_JOB_CODES: [i32; 6] = [2, 3, 6, 7, 8, 9];
 /// Exit codes that count against `backoffLimit` (the database or store may come back).
 const COUNT_CODES: [i32; 3] = [1, 4, 5];
 
+/// The runner's scratch directory (an emptyDir; `TMPDIR` points to it), since the root
+/// filesystem is read-only. Not `/tmp` itself, so the Pod's other mounts never sit under it.
+pub const SCRATCH_PATH: &str = "/var/run/vertice/tmp";
+
 /// The non-root user the runner runs as (the image's `nonroot` user).
 const RUN_AS_USER: i64 = 65532;
 
@@ -125,7 +129,7 @@ pub fn build(
     }];
     let mut volume_mounts = vec![VolumeMount {
         name: "tmp".into(),
-        mount_path: "/tmp".into(),
+        mount_path: SCRATCH_PATH.into(),
         ..VolumeMount::default()
     }];
     for secret in &mounts.secrets {
@@ -191,7 +195,7 @@ pub fn build(
             },
             EnvVar {
                 name: "TMPDIR".into(),
-                value: Some("/tmp".into()),
+                value: Some(SCRATCH_PATH.into()),
                 ..EnvVar::default()
             },
         ]),
@@ -340,6 +344,7 @@ mod tests {
             storage: StoreConfig::default(),
             compression: "zstd".into(),
             compression_level: None,
+            fixed_compression_level: false,
             chunk_size: None,
             parallelism: None,
             encryption: Default::default(),

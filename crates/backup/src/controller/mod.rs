@@ -9,21 +9,25 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::watcher;
 use vertice_core::tasks::ObjectTasks;
-use vertice_core::{ControllerBuilder, Operator, OperatorError, trigger};
+use vertice_core::{ControllerBuilder, Operator, OperatorError, PrimaryStoreExt, trigger};
 
 pub mod backup_request;
 pub mod breaker;
 pub mod history;
 pub mod in_process;
 pub mod job;
+pub mod job_result;
 pub mod labels;
 pub mod metrics;
 mod options;
+mod outcome;
 pub mod policy_error;
 pub mod policy_metrics;
 pub mod policy_status;
 pub mod queue;
 pub mod resolve;
+pub mod restore_request;
+pub mod restore_resolve;
 pub mod retention;
 pub mod retention_step;
 pub mod scheduling;
@@ -55,6 +59,8 @@ pub fn operator(args: &OperatorArgs) -> Operator {
         runner_image: args.runner_image.clone(),
         backoff_limit: args.run_backoff_limit,
     };
+    let restore_config = config.clone();
+    let restore_metrics = metrics.clone();
     let limit = usize::from(args.max_concurrent_runs_per_project);
     let probe_interval = Duration::from_secs(args.storage_probe_interval_seconds);
     let Some(notifier) = notifier else {
@@ -79,7 +85,16 @@ pub fn operator(args: &OperatorArgs) -> Operator {
     .requeue_after(NO_PERIODIC_REQUEUE)
     .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()));
     metrics::RunMetrics::register_sizes(operator.registry(), runs.store());
-    operator.controller(runs)
+    let restores = ControllerBuilder::new(restore_request::RestoreRequests::new(
+        restore_config,
+        restore_metrics,
+    ))
+    .requeue_after(NO_PERIODIC_REQUEUE)
+    .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()))
+    .watches_with_store::<BackupRequest, _>(|run, store| {
+        store.refs_where(|restore| restore_request::restores_from(restore, &run))
+    });
+    operator.controller(runs).controller(restores)
 }
 
 /// Runs the backup operator until SIGTERM/SIGINT or lost leadership.

@@ -221,17 +221,7 @@ pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
     if let Some(password) = &settings.target.connection.password_secret_ref {
         keys.push((password.name.clone(), password.key.clone()));
     }
-    if let Some(credentials) = &settings.storage.credentials_secret_ref {
-        let store_keys: &[&str] = match settings.storage.store {
-            StoreKind::S3 => &S3_KEYS,
-            StoreKind::Azure => &[AZURE_KEY],
-            StoreKind::Gcs => &[GCS_KEY],
-            StoreKind::Local => &[],
-        };
-        for key in store_keys {
-            keys.push((credentials.name.clone(), (*key).to_owned()));
-        }
-    }
+    keys.extend(store_secret_keys(&settings.storage));
     let encryption = &settings.encryption;
     for key in encryption
         .key_secret_ref
@@ -241,6 +231,23 @@ pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
         keys.push((key.name.clone(), key.key.clone()));
     }
     keys
+}
+
+/// The (secret, key) pairs of a store's credentials Secret (none without one).
+pub fn store_secret_keys(storage: &StorageSpec) -> Vec<(String, String)> {
+    let Some(credentials) = &storage.credentials_secret_ref else {
+        return Vec::new();
+    };
+    let store_keys: &[&str] = match storage.store {
+        StoreKind::S3 => &S3_KEYS,
+        StoreKind::Azure => &[AZURE_KEY],
+        StoreKind::Gcs => &[GCS_KEY],
+        StoreKind::Local => &[],
+    };
+    store_keys
+        .iter()
+        .map(|key| (credentials.name.clone(), (*key).to_owned()))
+        .collect()
 }
 
 /// Checks that every (secret, key) exists, reading each Secret once. The data read is dropped
@@ -437,6 +444,8 @@ pub fn store_config(storage: &StorageSpec, mounts: &mut Mounts) -> StoreConfig {
         path_style: storage.path_style,
         account: storage.account.clone(),
         credentials_file,
+        // A tenant's run never falls back to the operator's own cloud identity.
+        credentials: crate::store::CredentialsSource::Explicit,
         prefix: storage.prefix.clone().unwrap_or_default(),
     }
 }
@@ -496,6 +505,7 @@ pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpe
         storage: store_config(&settings.storage, mounts),
         compression,
         compression_level,
+        fixed_compression_level: false,
         chunk_size: None,
         parallelism: None,
         encryption: encryption(&settings.encryption, mounts),

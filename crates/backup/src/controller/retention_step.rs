@@ -10,6 +10,7 @@ use kube::{Api, Resource, ResourceExt};
 use vertice_core::Context;
 use vertice_core::conditions::{self, ConditionStatus};
 
+use crate::api::storage::StoreKind;
 use crate::api::vertice_backup::{BackupRecord, RetentionPreview};
 use crate::api::{BackupRequest, VerticeBackup};
 use crate::retention::plan;
@@ -63,6 +64,19 @@ impl RetentionStep {
                 next_sweep: None,
             };
         };
+        if backup.spec.storage.store == StoreKind::Local {
+            // Steady, not an error to retry: the volume is mounted only into runs.
+            return Self {
+                condition: conditions::new(
+                    RETENTION_APPLIED,
+                    ConditionStatus::False,
+                    "LocalStoreNotReachable",
+                    "retention is not applied: a local store (a PersistentVolumeClaim) is mounted only into runs, never into the operator; prune it with `vertice-backup prune`",
+                ),
+                preview: None,
+                next_sweep: None,
+            };
+        }
         let interval = TimeDelta::from_std(owner.retention_interval).unwrap_or(TimeDelta::hours(1));
         let last_sweep = previous
             .retention

@@ -32,7 +32,7 @@ use super::policy_status::{active_runs, last_backup_condition, last_successful, 
 use super::retention_step::RetentionStep;
 use super::scheduling::{
     MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL, SlotAction, decide, is_active, is_owned_by,
-    last_acted_slot, schedule_of, scheduled_run,
+    last_acted_slot, schedule_of, scheduled_run, scheduled_time,
 };
 use super::store_access::open_store;
 use super::verification::{drill, drill_schedule, last_drill_slot, verified};
@@ -171,7 +171,13 @@ impl VerticeBackups {
         now: DateTime<Utc>,
     ) -> Result<ScheduleReport, PolicyError> {
         let previous = backup.status.clone().unwrap_or_default();
-        let mut last_schedule = previous.last_schedule_time.as_ref().and_then(to_chrono);
+        // A run's slot counts too: the status write may have been lost after its creation.
+        let newest_run_slot = runs.iter().filter_map(scheduled_time).max();
+        let mut last_schedule = previous
+            .last_schedule_time
+            .as_ref()
+            .and_then(to_chrono)
+            .max(newest_run_slot);
         let mut missed = previous.missed_schedules.unwrap_or(0);
         if backup.spec.suspend == Some(true) {
             let condition = conditions::new(

@@ -7,7 +7,7 @@
 //! name: nightly-20260101    # optional for backup
 //! source: {engine: postgres, host: db, user: backup, database: app, password: {file: /secrets/pw}}
 //! storage: {store: s3, bucket: backups, endpoint: "http://minio:9000", prefix: team/app,
-//!           credentialsFile: /secrets/s3}
+//!           credentialsFile: /secrets/s3, credentials: explicit}  # the operator: always explicit
 //! compression: zstd
 //! compressionLevel: 3
 //! encryption: {keyFile: /secrets/backup-key}   # or {disabled: true}
@@ -25,7 +25,9 @@ use crate::source::SourceConfig;
 use crate::store::StoreConfig;
 
 /// What to run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Make a backup.
@@ -40,7 +42,7 @@ pub enum Action {
 }
 
 /// Encryption in a spec.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EncryptionSpec {
     /// The key-encryption key's file.
@@ -58,7 +60,7 @@ pub struct EncryptionSpec {
 }
 
 /// Restore settings in a spec.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RestoreSpec {
     /// Database to create.
@@ -77,10 +79,14 @@ pub struct RestoreSpec {
     /// MariaDB: keep the dump's events enabled (by default they arrive disabled).
     #[serde(default)]
     pub keep_events_enabled: bool,
+    /// After restoring into a database, count its rows (keys) and compare them with the
+    /// counts the manifest recorded at dump time (the drill's check, on the real target).
+    #[serde(default)]
+    pub verify: bool,
 }
 
 /// One run's spec.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunSpec {
     /// What to run.
@@ -97,6 +103,10 @@ pub struct RunSpec {
     pub compression: String,
     /// Compression level.
     pub compression_level: Option<i32>,
+    /// zstd: keep `compressionLevel` even while compression holds the dump back (by default
+    /// the level adapts, see [`crate::pipeline::adaptive`]).
+    #[serde(default)]
+    pub fixed_compression_level: bool,
     /// Raw chunk size.
     pub chunk_size: Option<usize>,
     /// Chunks processed at once.
@@ -116,6 +126,13 @@ fn default_compression() -> String {
     "zstd".into()
 }
 
+/// The JSON schema of a [`RunSpec`] (draft 2020-12), for tools and for checking specs the
+/// operator builds. Not a CRD schema: `source` and `storage` are internally tagged (by
+/// `engine` / `store`), which a structural schema cannot express.
+pub fn run_spec_schema() -> schemars::Schema {
+    schemars::schema_for!(RunSpec)
+}
+
 /// Parses a spec (JSON is YAML). The error names the field and never quotes a secret.
 pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
     serde_yaml::from_str(text).map_err(|error| {
@@ -129,6 +146,38 @@ pub fn parse_spec(text: &str) -> Result<RunSpec, BackupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schema_describes_every_field_and_the_tagged_configs() {
+        let schema = serde_json::to_value(run_spec_schema()).unwrap();
+        let properties = schema["properties"].as_object().unwrap();
+        for field in [
+            "action",
+            "name",
+            "source",
+            "storage",
+            "compression",
+            "compressionLevel",
+            "chunkSize",
+            "parallelism",
+            "encryption",
+            "labels",
+            "restore",
+        ] {
+            assert!(properties.contains_key(field), "{field} missing: {schema}");
+        }
+        assert_eq!(schema["required"], serde_json::json!(["storage"]));
+        let text = schema.to_string();
+        // The engines and store kinds appear as the tag values, and the password stays a
+        // reference (env or file), never a value.
+        for word in [
+            "postgres", "mariadb", "redis", "\"s3\"", "gcs", "azure", "explicit",
+        ] {
+            assert!(text.contains(word), "{word} missing: {text}");
+        }
+        assert!(!text.contains("\"value\""), "{text}");
+        assert_eq!(schema["properties"]["action"]["default"], "backup");
+    }
 
     #[test]
     fn a_spec_survives_serialize_then_parse() {

@@ -2,12 +2,14 @@
 //! known to be the last (its final flag is authenticated). Also hashes the raw dump.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 
 use super::RawChunk;
+use super::adaptive::AdaptiveLevel;
 use super::buffers::BufferPool;
 use super::cpu::{Stage, StageCpu};
 use crate::error::BackupError;
@@ -42,7 +44,8 @@ async fn read_chunk<R: AsyncRead + Unpin + ?Sized>(
 /// Reads `reader` to the end and sends its chunks, in order, into `chunks`. An empty dump is
 /// one empty final chunk. Chunk buffers come from `pool` (the encoder gives them back). The raw
 /// hash's CPU time is charged to [`Stage::Hash`] out of
-/// [`Stage::Read`], the stage the caller meters this future's polls with.
+/// [`Stage::Read`], the stage the caller meters this future's polls with. With `adaptive`, each
+/// chunk's read and hand-over times move the compression level (see [`AdaptiveLevel`]).
 pub async fn chunk_stream<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
     chunk_size: usize,
@@ -50,16 +53,23 @@ pub async fn chunk_stream<R: AsyncRead + Unpin + ?Sized>(
     progress: Arc<Progress>,
     cpu: Arc<StageCpu>,
     pool: Arc<BufferPool>,
+    adaptive: Option<Arc<AdaptiveLevel>>,
 ) -> Result<ChunkerOutcome, BackupError> {
     let mut hasher = blake3::Hasher::new();
     let mut raw_size = 0u64;
     let mut index = 0u64;
+    let mut read_started = Instant::now();
     let mut pending = read_chunk(reader, chunk_size, &pool).await?;
     loop {
+        let mut read_time = read_started.elapsed();
         let next = if pending.len() < chunk_size {
             Bytes::new()
         } else {
-            read_chunk(reader, chunk_size, &pool).await?
+            // The look-ahead read is part of the time this chunk took to arrive.
+            let look_ahead = Instant::now();
+            let next = read_chunk(reader, chunk_size, &pool).await?;
+            read_time += look_ahead.elapsed();
+            next
         };
         let is_final = next.is_empty();
         cpu.measure_nested(Stage::Read, Stage::Hash, || hasher.update(&pending));
@@ -70,10 +80,15 @@ pub async fn chunk_stream<R: AsyncRead + Unpin + ?Sized>(
             is_final,
             data: pending,
         };
+        let handing_over = Instant::now();
         if chunks.send(chunk).await.is_err() {
             // The pipeline stopped; its own error is the one reported.
             return Err(BackupError::Cancelled);
         }
+        if let Some(adaptive) = &adaptive {
+            adaptive.observe(read_time, handing_over.elapsed());
+        }
+        read_started = Instant::now();
         if is_final {
             break;
         }
@@ -100,6 +115,7 @@ mod tests {
             Progress::new(),
             StageCpu::new(),
             BufferPool::new(4),
+            None,
         )
         .await
         .unwrap();

@@ -27,7 +27,14 @@ fn zstd_compress(raw: &[u8], level: i32) -> Result<Vec<u8>, BackupError> {
     ZSTD_COMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let compressor = match &mut *cell {
-            Some((current, compressor)) if *current == level => compressor,
+            Some((current, compressor)) => {
+                // An adaptive backup changes level between chunks: keep the context.
+                if *current != level {
+                    compressor.set_compression_level(level).map_err(failed)?;
+                    *current = level;
+                }
+                compressor
+            }
             slot => {
                 &mut slot
                     .insert((level, zstd::bulk::Compressor::new(level).map_err(failed)?))

@@ -5,6 +5,7 @@
 //! backwards. Every stage is connected by bounded channels, so memory does not grow with the
 //! size of the dump, and the dump tool never waits on compression unless every worker is busy.
 
+pub mod adaptive;
 pub mod buffers;
 pub mod chunker;
 pub mod compress;
@@ -16,9 +17,12 @@ pub mod upload;
 
 use bytes::Bytes;
 
+use std::sync::Arc;
+
 use crate::error::BackupError;
 use crate::format::BackupId;
 use crate::manifest::ChunkEntry;
+use adaptive::AdaptiveLevel;
 use compress::Compression;
 use cpu::{Stage, StageCpu};
 use encrypt::DataKey;
@@ -53,6 +57,8 @@ pub struct ChunkCodec {
     backup_id: BackupId,
     compression: Compression,
     key: Option<DataKey>,
+    /// Set for an adaptive zstd backup: the level each chunk is compressed with.
+    adaptive: Option<Arc<AdaptiveLevel>>,
 }
 
 impl ChunkCodec {
@@ -62,6 +68,24 @@ impl ChunkCodec {
             backup_id,
             compression,
             key,
+            adaptive: None,
+        }
+    }
+
+    /// Compresses each chunk with `adaptive`'s current level instead of the fixed one (zstd).
+    #[must_use]
+    pub fn with_adaptive_level(mut self, adaptive: Arc<AdaptiveLevel>) -> Self {
+        self.adaptive = Some(adaptive);
+        self
+    }
+
+    /// The compression for the next chunk.
+    fn chunk_compression(&self) -> Compression {
+        match (&self.adaptive, self.compression) {
+            (Some(adaptive), Compression::Zstd { .. }) => Compression::Zstd {
+                level: adaptive.level(),
+            },
+            (_, fixed) => fixed,
         }
     }
 
@@ -69,7 +93,12 @@ impl ChunkCodec {
     /// charging each step's CPU time to its stage in `cpu`.
     pub fn encode(&self, chunk: &RawChunk, cpu: &StageCpu) -> Result<EncodedChunk, BackupError> {
         let raw_size = chunk.data.len() as u64;
-        let compressed = cpu.measure(Stage::Compress, || self.compression.compress(&chunk.data))?;
+        let compression = self.chunk_compression();
+        let started = std::time::Instant::now();
+        let compressed = cpu.measure(Stage::Compress, || compression.compress(&chunk.data))?;
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.record_compression(started.elapsed());
+        }
         let stored = match &self.key {
             Some(key) => cpu.measure(Stage::Encrypt, || {
                 key.seal_chunk(&self.backup_id, chunk.index, chunk.is_final, compressed)

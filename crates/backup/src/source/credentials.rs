@@ -34,7 +34,7 @@ impl fmt::Debug for Secret {
 /// Where a password comes from. Serialized as `{"env": "NAME"}` or `{"file": "/path"}`; a
 /// literal value exists only in code (e.g. read from a Kubernetes Secret by the runner) and is
 /// never serialized.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum PasswordSource {
     /// No password (trust, peer or certificate authentication).

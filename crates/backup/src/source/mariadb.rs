@@ -54,6 +54,7 @@ use super::{
     Engine, ObjectCounts, RestoreStream, SourceError, SourceInfo, Staged, StartedDump, TableRows,
 };
 
+mod engine;
 mod rename_stream;
 mod staged;
 mod swap;
@@ -73,7 +74,7 @@ const PROTOCOL_MAX_PACKET: u64 = 1 << 30;
 const SYSTEM_DATABASES: [&str; 4] = ["mysql", "information_schema", "performance_schema", "sys"];
 
 /// How to reach a MySQL/MariaDB server and what to dump.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MariadbConfig {
     /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).

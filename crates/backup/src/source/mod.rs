@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub mod credentials;
+pub mod engine;
 pub mod identifier;
 pub mod mariadb;
 pub mod mariadb_properties;
@@ -32,6 +33,7 @@ pub mod staging;
 pub mod tool_output;
 
 pub use credentials::{PasswordSource, Secret};
+pub use engine::DatabaseEngine;
 pub use staging::Staged;
 
 /// How long the database tools wait for a connection unless the spec says otherwise.
@@ -286,7 +288,7 @@ impl DatabaseProperties {
 
 /// Connection settings for one engine, as the CLI and the runner take them
 /// (`{"engine": "postgres", "host": …}`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "engine", rename_all = "lowercase")]
 pub enum SourceConfig {
     /// PostgreSQL.
@@ -330,6 +332,15 @@ impl DatabaseSource {
         }
     }
 
+    /// The engine behind this source: the one place that knows every engine.
+    pub fn as_engine(&self) -> &dyn DatabaseEngine {
+        match self {
+            Self::Postgres(source) => source,
+            Self::Mariadb(source) => source,
+            Self::Redis(source) => source,
+        }
+    }
+
     /// What the restored copy in `target` holds that reaches outside it (see
     /// [`crate::isolation`]); empty for Redis, whose snapshots act only on their own server.
     pub async fn isolation_report(
@@ -337,92 +348,71 @@ impl DatabaseSource {
         target: &RestoreTarget,
         dumped_databases: &[String],
     ) -> Result<crate::isolation::IsolationReport, SourceError> {
-        match (self, target) {
-            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
-                source
-                    .isolation_report(&options.database, dumped_databases)
-                    .await
-            }
-            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
-                source.isolation_report(options).await
-            }
-            _ => Ok(crate::isolation::IsolationReport::default()),
-        }
+        self.as_engine()
+            .isolation_report(target, dumped_databases)
+            .await
     }
 
     /// The engine.
     pub fn engine(&self) -> Engine {
-        match self {
-            Self::Postgres(_) => Engine::Postgres,
-            Self::Mariadb(_) => Engine::Mariadb,
-            Self::Redis(_) => Engine::Redis,
-        }
+        self.as_engine().engine()
     }
 
     /// Server and tool versions.
     pub async fn info(&self) -> Result<SourceInfo, SourceError> {
-        match self {
-            Self::Postgres(source) => source.info().await,
-            Self::Mariadb(source) => source.info().await,
-            Self::Redis(source) => source.info().await,
-        }
+        self.as_engine().info().await
     }
 
     /// Starts a dump.
     pub async fn dump(&self) -> Result<StartedDump, SourceError> {
-        match self {
-            Self::Postgres(source) => source.dump().await,
-            Self::Mariadb(source) => source.dump().await,
-            Self::Redis(source) => source.dump().await,
-        }
+        self.as_engine().dump().await
     }
 
     /// Starts a restore into `target`, which must be of the same engine.
     pub async fn restore(&self, target: &RestoreTarget) -> Result<RestoreStream, SourceError> {
-        match (self, target) {
-            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
-                source.restore(options).await
-            }
-            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
-                source.restore(options).await
-            }
-            (Self::Redis(source), RestoreTarget::Redis(options)) => source.restore(options).await,
-            _ => Err(SourceError::Other(format!(
-                "a {:?} source cannot restore into a {} target",
-                self.engine(),
-                target.engine_name()
-            ))),
-        }
+        self.as_engine().restore(target).await
     }
 
     /// Counts of what a restore produced in `target` (a drill compares them with the
     /// manifest's). MariaDB single-database restores are re-keyed to the dumped database name
-    /// `dumped_database` so the keys match the manifest's.
+    /// so the keys match the manifest's.
     pub async fn count_restored(
         &self,
         target: &RestoreTarget,
         dumped_databases: &[String],
     ) -> Result<ObjectCounts, SourceError> {
-        match (self, target) {
-            (Self::Postgres(source), RestoreTarget::Postgres(options)) => {
-                source.count_rows(Some(&options.database)).await
-            }
-            (Self::Mariadb(source), RestoreTarget::Mariadb(options)) => {
-                source.count_restored(options, dumped_databases).await
-            }
-            (Self::Redis(_), RestoreTarget::Redis(options)) => {
-                redis::count_keys_in_data_dir(options).await
-            }
-            _ => Err(SourceError::Other(format!(
-                "a {:?} source cannot count a {} target",
-                self.engine(),
-                target.engine_name()
-            ))),
-        }
+        self.as_engine()
+            .count_restored(target, dumped_databases)
+            .await
     }
 }
 
 impl RestoreTarget {
+    /// Where it is, bare: the database name(s) or the data directory.
+    pub fn location(&self) -> String {
+        match self {
+            Self::Postgres(options) => options.database.clone(),
+            Self::Mariadb(options) => match &options.database {
+                Some(database) => database.clone(),
+                None => options.dumped_databases.join(", "),
+            },
+            Self::Redis(options) => options.data_dir.display().to_string(),
+        }
+    }
+
+    /// Where it is, for people: `database "app_restored"`, `databases ["a", "b"]`, or the
+    /// data directory.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(options) => format!("database {:?}", options.database),
+            Self::Mariadb(options) => match &options.database {
+                Some(database) => format!("database {database:?}"),
+                None => format!("databases {:?}", options.dumped_databases),
+            },
+            Self::Redis(options) => format!("{}", options.data_dir.display()),
+        }
+    }
+
     fn engine_name(&self) -> &'static str {
         match self {
             Self::Postgres(_) => "postgres",

@@ -31,10 +31,11 @@ use super::{
     TableRows,
 };
 
+mod engine;
 mod isolation;
 
 /// How to reach a PostgreSQL server and what to dump.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Host name or IP address (TCP), or a Unix socket directory (starts with `/`).

@@ -31,8 +31,10 @@ use super::{
     Engine, ObjectCounts, RedisKeyCounts, RestoreStream, SourceError, SourceInfo, StartedDump,
 };
 
+mod engine;
+
 /// How to reach a Redis server.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RedisConfig {
     /// Host name or IP address (TCP), or a Unix socket path (starts with `/`).

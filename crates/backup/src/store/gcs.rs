@@ -1,5 +1,7 @@
 //! Google Cloud Storage. Credentials: `--credentials-file` (a service account JSON), else
-//! `GOOGLE_SERVICE_ACCOUNT`/`GOOGLE_APPLICATION_CREDENTIALS` and the metadata server.
+//! `GOOGLE_SERVICE_ACCOUNT`/`GOOGLE_APPLICATION_CREDENTIALS`, the gcloud default credentials
+//! file and the metadata server — or, with explicit credentials
+//! ([`super::CredentialsSource::Explicit`]), the file only, and anonymous requests without one.
 //! `--endpoint` points at another GCS-compatible server (e.g. fake-gcs-server, where OAuth is
 //! disabled).
 //!
@@ -7,7 +9,7 @@
 //! ([`store::GcsStore`]), because object_store writes with the XML API, which GCS emulators
 //! lack (fake-gcs-server#331).
 
-mod error;
+pub(crate) mod error;
 mod json_api;
 mod resumable;
 mod store;
@@ -15,9 +17,10 @@ mod store;
 use std::sync::Arc;
 
 use object_store::ObjectStore;
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::StaticCredentialProvider;
+use object_store::gcp::{GcpCredential, GoogleCloudStorageBuilder, GoogleConfigKey};
 
-use super::StoreConfig;
+use super::{CredentialsSource, StoreConfig};
 use crate::error::BackupError;
 
 /// Where Google serves GCS (object_store's default too).
@@ -29,9 +32,24 @@ pub fn open(config: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, String), Back
         .bucket
         .clone()
         .ok_or_else(|| BackupError::Config("the gcs store needs --bucket".into()))?;
-    let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&bucket);
+    let explicit = config.credentials == CredentialsSource::Explicit;
+    let builder = if explicit {
+        GoogleCloudStorageBuilder::new()
+    } else {
+        GoogleCloudStorageBuilder::from_env()
+    };
+    let mut builder = builder.with_bucket_name(&bucket);
     if let Some(path) = &config.credentials_file {
         builder = builder.with_service_account_path(path.to_string_lossy());
+    } else if explicit && config.endpoint.is_none() {
+        // Anonymous: an empty token (our JSON client then sends no Authorization header) and
+        // unsigned reads. Naming a credential also keeps object_store from reading the gcloud
+        // default credentials file in the home directory, and from the metadata server.
+        builder = builder
+            .with_credentials(Arc::new(StaticCredentialProvider::new(GcpCredential {
+                bearer: String::new(),
+            })))
+            .with_skip_signature(true);
     }
     if let Some(endpoint) = &config.endpoint {
         builder = builder.with_base_url(endpoint);

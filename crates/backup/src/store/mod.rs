@@ -3,6 +3,7 @@
 //! Credentials come from the environment or from files, never from flags.
 
 pub mod azure;
+pub mod error;
 pub mod folders;
 pub mod gcs;
 pub mod local;
@@ -21,9 +22,21 @@ use crate::error::BackupError;
 use crate::format::{MANIFEST_NAME, data_object_name};
 use crate::manifest::Manifest;
 use crate::names::{check_backup_name, check_prefix};
+pub use error::{StoreError, StoreErrorKind};
 
 /// Which kind of object store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     /// A directory on the local filesystem (the default).
@@ -37,8 +50,38 @@ pub enum StoreKind {
     Azure,
 }
 
+/// Where a store's credentials may come from.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialsSource {
+    /// `credentialsFile`, else whatever the cloud's SDKs find: environment variables
+    /// (`AWS_*`, `AZURE_*`, `GOOGLE_*`), default credential files and instance metadata. What
+    /// a person running the CLI on their own machine or VM expects (the default).
+    #[default]
+    Environment,
+    /// Only what the config names (`credentialsFile`, `account`, `endpoint`, `region`): no
+    /// environment variable, default credential file or instance metadata is read, so a store
+    /// opened by the operator for a tenant never runs under the operator's own cloud identity.
+    /// Without `credentialsFile` requests are anonymous (unsigned): a public bucket answers, a
+    /// private one refuses (`Forbidden`), which says exactly what is missing.
+    Explicit,
+}
+
 /// Where to store backups: the fields the custom resource's `storage` section will have.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, clap::Args,
+)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Kind of store.
@@ -67,9 +110,15 @@ pub struct StoreConfig {
     pub account: Option<String>,
     /// A file holding the store's credentials: for S3 two lines `ACCESS_KEY_ID` and
     /// `SECRET_ACCESS_KEY` (or `KEY=VALUE` lines); for Azure the account key; for GCS a service
-    /// account JSON. Without it, the cloud's usual environment variables are used.
+    /// account JSON. Without it, the cloud's usual environment variables are used (unless
+    /// --credentials explicit).
     #[arg(long)]
     pub credentials_file: Option<PathBuf>,
+    /// Where credentials may come from: `environment` (the default: --credentials-file, else
+    /// the cloud's environment variables, default files and instance metadata) or `explicit`
+    /// (only --credentials-file; without it requests are anonymous).
+    #[arg(long = "credentials", value_enum, default_value_t = CredentialsSource::Environment)]
+    pub credentials: CredentialsSource,
     /// Folder inside the bucket (or local root) that holds the backups: segments separated by
     /// /, each 1–200 characters of A–Z a–z 0–9 . _ - (not starting with . or -), e.g.
     /// team/prod. The bucket or container name itself never holds a /.
@@ -88,7 +137,8 @@ pub struct BackupStore {
 }
 
 impl BackupStore {
-    /// Opens the store a config names (no request is made yet).
+    /// Opens the store a config names (no request is made yet), reading credentials only
+    /// from where `config.credentials` allows.
     pub fn open(config: &StoreConfig) -> Result<Self, BackupError> {
         check_prefix(&config.prefix)?;
         naming::check_store_names(config)?;
@@ -123,6 +173,16 @@ impl BackupStore {
     /// The object store.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
+    }
+
+    /// Opens the store a config names with explicit credentials only (see
+    /// [`CredentialsSource::Explicit`]), whatever `config.credentials` says: what the operator
+    /// calls for a tenant's store.
+    pub fn open_explicit(config: &StoreConfig) -> Result<Self, BackupError> {
+        Self::open(&StoreConfig {
+            credentials: CredentialsSource::Explicit,
+            ..config.clone()
+        })
     }
 
     /// Where the store is, for messages (no credentials).

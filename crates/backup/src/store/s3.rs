@@ -1,13 +1,14 @@
 //! Amazon S3 and S3-compatible servers (custom endpoint, path-style addressing, region).
 //! Credentials: `--credentials-file`, else the usual `AWS_*` environment variables (and the
-//! instance/web-identity providers object_store supports).
+//! instance/web-identity providers object_store supports) — or, with explicit credentials
+//! ([`super::CredentialsSource::Explicit`]), the file only, and unsigned requests without one.
 
 use std::sync::Arc;
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 
-use super::{StoreConfig, read_credentials_file};
+use super::{CredentialsSource, StoreConfig, read_credentials_file};
 use crate::error::BackupError;
 
 /// Opens an S3 bucket.
@@ -16,7 +17,15 @@ pub fn open(config: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, String), Back
         .bucket
         .clone()
         .ok_or_else(|| BackupError::Config("the s3 store needs --bucket".into()))?;
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(&bucket);
+    let explicit = config.credentials == CredentialsSource::Explicit;
+    // `new()` reads no environment; without keys it would still ask instance metadata, which
+    // the unsigned mode below rules out.
+    let builder = if explicit {
+        AmazonS3Builder::new()
+    } else {
+        AmazonS3Builder::from_env()
+    };
+    let mut builder = builder.with_bucket_name(&bucket);
     if let Some(region) = &config.region {
         builder = builder.with_region(region);
     }
@@ -46,6 +55,8 @@ pub fn open(config: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, String), Back
         if let Some(token) = named_value(&lines, &SESSION_TOKEN_NAMES) {
             builder = builder.with_token(token);
         }
+    } else if explicit {
+        builder = builder.with_skip_signature(true);
     }
     let store = builder
         .build()

@@ -75,6 +75,19 @@ impl ApiError {
         self.transient
     }
 
+    /// What kind of failure: by the answer's status, else unavailable when no answer came
+    /// (transport) and other when the answer broke the protocol.
+    pub(crate) fn kind(&self) -> crate::store::StoreErrorKind {
+        use crate::store::StoreErrorKind;
+        match self.status {
+            Some(status) => {
+                StoreErrorKind::from_http_status(status.as_u16()).unwrap_or(StoreErrorKind::Other)
+            }
+            None if self.transient => StoreErrorKind::Unavailable,
+            None => StoreErrorKind::Other,
+        }
+    }
+
     /// The `object_store` error for an operation on `path`. `create` says the write was
     /// refused to overwrite (`ifGenerationMatch=0`), so a failed precondition means the
     /// object exists.
