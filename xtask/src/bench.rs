@@ -1,5 +1,8 @@
 //! `cargo xtask bench …`: benchmarks that print ratios against a baseline measured in the same run.
 //!
+//! `cargo xtask bench backup-operator [--policies 1000]` measures the backup operator at scale
+//! (see `bench/operator/mod.rs`).
+//!
 //! `cargo xtask bench backup [--size-mb 1024]` starts its own PostgreSQL and S3 servers with
 //! testkit (or uses a running PostgreSQL given by `--pg-port/--pg-host/--pg-user`, password in
 //! `PGPASSWORD`, client tools on PATH or in `--pg-bin-dir`). It generates a database of
@@ -18,6 +21,7 @@
 //! each pipeline stage's share (from the backups' `--output json` reports).
 
 mod measure;
+mod operator;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -30,7 +34,7 @@ use measure::{StageTotals, mbps, median, timed};
 /// Arguments of `cargo xtask bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which benchmark to run (`backup`).
+    /// Which benchmark to run (`backup`, `backup-operator`).
     pub which: String,
     /// Size of the generated database in MB (at least 1024 for the official figures).
     #[arg(long, default_value_t = 1024)]
@@ -61,13 +65,17 @@ pub struct BenchArgs {
     /// S3 bucket for the S3 run.
     #[arg(long)]
     pub s3_bucket: Option<String>,
+    /// The flags of `backup-operator`.
+    #[command(flatten)]
+    pub operator: operator::OperatorBenchArgs,
 }
 
 /// Runs the chosen benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.which.as_str() {
         "backup" => with_servers(args),
-        other => bail!("unknown benchmark {other:?} (known: backup)"),
+        "backup-operator" => operator::run(&args.operator, args.binary.clone()),
+        other => bail!("unknown benchmark {other:?} (known: backup, backup-operator)"),
     }
 }
 

@@ -23,7 +23,8 @@ enum Command {
     Crds(crds::CrdsArgs),
     /// THE test command: tools, fmt, clippy, crds --check, every unit and integration test.
     Test(test::TestArgs),
-    /// Start a local control plane and show how to use it.
+    /// Run the backup operator on a local cluster with examples/backup/ applied (`--once`: wait
+    /// until its runs succeed, print a summary, exit).
     Demo(demo::DemoArgs),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench(bench::BenchArgs),
