@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the project's automation. Each subcommand lives in its own module.
 
+mod alerts;
 mod bench;
 mod crds;
 mod demo;
@@ -28,6 +29,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench(bench::BenchArgs),
+    /// Regenerate alerts/<operator>.rules{,.test}.yaml from alerts/src and alerts/shared (`--check` fails when stale).
+    Alerts(alerts::AlertsArgs),
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -46,5 +49,6 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Alerts(args) => alerts::run(args),
     }
 }

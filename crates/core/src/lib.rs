@@ -148,6 +148,7 @@ pub mod finalizer;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod process_metrics;
 pub mod runner;
 mod runtime;
 pub mod schema;

@@ -29,6 +29,7 @@ use crate::{
     clock::{SharedClock, SystemClock},
     leader::{self, LeaderElector, LeaseConfig},
     metrics::{self, CacheGauges, ReconcileMetrics, ResourceGauges},
+    process_metrics::ProcessMetrics,
     runner::{ControllerBuilder, Reconciler, RunController},
     runtime::Runtime,
     shutdown,
@@ -65,6 +66,7 @@ impl Operator {
         let mut registry = Registry::default();
         let metrics = ReconcileMetrics::register(&mut registry);
         let resources = ResourceGauges::register(&mut registry);
+        ProcessMetrics::register(&mut registry);
         let cache_gauges = CacheGauges::register(
             registry.sub_registry_with_prefix(metrics::operator_prefix(name)),
         );
