@@ -2,7 +2,9 @@
 
 mod bench;
 mod crds;
+mod dashboards;
 mod demo;
+mod docs;
 mod test;
 mod tools;
 
@@ -23,6 +25,10 @@ enum Command {
     Crds(crds::CrdsArgs),
     /// THE test command: tools, fmt, clippy, crds --check, every unit and integration test.
     Test(test::TestArgs),
+    /// Regenerate dashboards/*.json from their Rust descriptions (`--check`: fail when stale).
+    Dashboards(dashboards::DashboardsArgs),
+    /// Regenerate docs/reference/ from the CRD schemas (`--check`: fail when stale).
+    Docs(docs::DocsArgs),
     /// Start a local control plane and show how to use it.
     Demo(demo::DemoArgs),
     /// Benchmarks that print ratios against a baseline measured in the same run.
@@ -43,6 +49,8 @@ fn main() -> anyhow::Result<()> {
         Command::Tools(args) => tools::run(args),
         Command::Crds(args) => crds::run(args),
         Command::Test(args) => test::run(args),
+        Command::Dashboards(args) => dashboards::run(args),
+        Command::Docs(args) => docs::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
     }
