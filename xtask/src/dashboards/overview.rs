@@ -152,6 +152,24 @@ fn resources() -> Row {
                 format!("rate(process_cpu_seconds_total{{{JOB}}}[$__rate_interval])"),
                 "{{job}} {{instance}}",
             ),
+            panel(
+                "Uptime",
+                "Time since each operator process started; a drop is a restart (OperatorPodRestarting).",
+                Kind::TimeSeries,
+                "s",
+                12,
+                format!("time() - process_start_time_seconds{{{JOB}}}"),
+                "{{job}} {{instance}}",
+            ),
+            panel(
+                "Open file descriptors",
+                "File descriptors (sockets to the API server and databases included) each operator process holds.",
+                Kind::TimeSeries,
+                "short",
+                12,
+                format!("process_open_fds{{{JOB}}}"),
+                "{{job}} {{instance}}",
+            ),
         ],
     }
 }
