@@ -101,7 +101,9 @@ fn check(dir: &std::path::Path, wanted: &BTreeMap<String, String>) -> anyhow::Re
         }
     }
     for name in have.keys().filter(|n| !wanted.contains_key(*n)) {
-        problems.push(format!("left-over dashboards/{name} (no description generates it)"));
+        problems.push(format!(
+            "left-over dashboards/{name} (no description generates it)"
+        ));
     }
     if !problems.is_empty() {
         bail!(
@@ -139,15 +141,17 @@ pub fn grafana_problems(dashboard: &Value) -> Vec<String> {
     if !dashboard["schemaVersion"].is_u64() {
         problems.push("no numeric schemaVersion".into());
     }
-    if dashboard["time"]["from"].as_str().is_none() || dashboard["time"]["to"].as_str().is_none()
-    {
+    if dashboard["time"]["from"].as_str().is_none() || dashboard["time"]["to"].as_str().is_none() {
         problems.push("no time.from/time.to".into());
     }
     let variables = dashboard["templating"]["list"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let defined: BTreeSet<&str> = variables.iter().filter_map(|v| v["name"].as_str()).collect();
+    let defined: BTreeSet<&str> = variables
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
     let datasource_ok = variables.iter().any(|v| {
         v["name"] == model::DATASOURCE_VARIABLE
             && v["type"] == "datasource"
@@ -208,7 +212,9 @@ pub fn grafana_problems(dashboard: &Value) -> Vec<String> {
             }
             for range in ranges(expr) {
                 if range != "$__rate_interval" {
-                    problem(format!("query {ref_id}: range [{range}], not [$__rate_interval]"));
+                    problem(format!(
+                        "query {ref_id}: range [{range}], not [$__rate_interval]"
+                    ));
                 }
             }
             for variable in variables_in(expr) {
@@ -270,14 +276,23 @@ mod tests {
         let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
             ("uid", Box::new(|d| d["uid"] = "".into())),
             ("uid", Box::new(|d| d["uid"] = "x".repeat(41).into())),
-            ("schemaVersion", Box::new(|d| d["schemaVersion"] = "39".into())),
+            (
+                "schemaVersion",
+                Box::new(|d| d["schemaVersion"] = "39".into()),
+            ),
             ("time", Box::new(|d| d["time"] = Value::Null)),
             (
                 "datasource` variable",
                 Box::new(|d| d["templating"]["list"][0]["type"] = "query".into()),
             ),
-            ("id 1 used twice", Box::new(|d| d["panels"][2]["id"] = 1.into())),
-            ("gridPos", Box::new(|d| d["panels"][1]["gridPos"]["x"] = 20.into())),
+            (
+                "id 1 used twice",
+                Box::new(|d| d["panels"][2]["id"] = 1.into()),
+            ),
+            (
+                "gridPos",
+                Box::new(|d| d["panels"][1]["gridPos"]["x"] = 20.into()),
+            ),
             (
                 "datasource is not",
                 Box::new(|d| d["panels"][1]["datasource"] = "Prometheus".into()),
@@ -289,7 +304,8 @@ mod tests {
             (
                 "not [$__rate_interval]",
                 Box::new(|d| {
-                    d["panels"][1]["targets"][0]["expr"] = "rate(vertice_backup_runs_total[5m])".into()
+                    d["panels"][1]["targets"][0]["expr"] =
+                        "rate(vertice_backup_runs_total[5m])".into()
                 }),
             ),
             (
@@ -298,8 +314,14 @@ mod tests {
                     d["panels"][1]["targets"][0]["expr"] = r#"up{cluster="$cluster"}"#.into()
                 }),
             ),
-            ("refId", Box::new(|d| d["panels"][1]["targets"][0]["refId"] = "".into())),
-            ("no targets", Box::new(|d| d["panels"][1]["targets"] = Value::Array(vec![]))),
+            (
+                "refId",
+                Box::new(|d| d["panels"][1]["targets"][0]["refId"] = "".into()),
+            ),
+            (
+                "no targets",
+                Box::new(|d| d["panels"][1]["targets"] = Value::Array(vec![])),
+            ),
         ];
         for (expected, plant) in cases {
             let mut broken = good.clone();

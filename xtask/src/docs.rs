@@ -103,7 +103,8 @@ fn examples(dir: &Path) -> anyhow::Result<Vec<Example>> {
             let text = std::fs::read_to_string(&path)?;
             let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
                 .with_context(|| format!("parsing {}", path.display()))?;
-            let (Some(api_version), Some(kind)) = (yaml["apiVersion"].as_str(), yaml["kind"].as_str())
+            let (Some(api_version), Some(kind)) =
+                (yaml["apiVersion"].as_str(), yaml["kind"].as_str())
             else {
                 continue;
             };
@@ -146,7 +147,11 @@ fn render_page(crd: &CustomResourceDefinition, examples: &[Example]) -> anyhow::
         let api_version = format!("{}/{}", crd.spec.group, version.name);
         page.push_str(&format!(
             "\n## `{api_version}`{}\n\n",
-            if version.storage { " (storage version)" } else { "" }
+            if version.storage {
+                " (storage version)"
+            } else {
+                ""
+            }
         ));
         let schema = version
             .schema
@@ -163,7 +168,9 @@ fn render_page(crd: &CustomResourceDefinition, examples: &[Example]) -> anyhow::
             if let Some(description) = node["description"].as_str() {
                 page.push_str(&format!("{}\n\n", one_paragraph(description)));
             }
-            page.push_str("| field | type | default | bounds | description |\n|---|---|---|---|---|\n");
+            page.push_str(
+                "| field | type | default | bounds | description |\n|---|---|---|---|---|\n",
+            );
             let mut rows = Vec::new();
             fields(node, part, &mut rows);
             for row in rows {
@@ -230,7 +237,9 @@ fn fields(node: &Value, path: &str, rows: &mut Vec<String>) {
         rows.push(format!(
             "| `{child_path}` | {kind} | {default} | {} | {} |\n",
             cell(&bounds(child)),
-            cell(&one_paragraph(child["description"].as_str().unwrap_or_default())),
+            cell(&one_paragraph(
+                child["description"].as_str().unwrap_or_default()
+            )),
         ));
         fields(child, &child_path, rows);
     }
@@ -261,7 +270,14 @@ fn bounds(node: &Value) -> String {
     if let Some(values) = node["enum"].as_array() {
         let values: Vec<String> = values
             .iter()
-            .map(|v| format!("`{}`", v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+            .map(|v| {
+                format!(
+                    "`{}`",
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string())
+                )
+            })
             .collect();
         parts.push(format!("one of {}", values.join(", ")));
     }
@@ -354,7 +370,9 @@ fn check(dir: &Path, wanted: &BTreeMap<String, String>) -> anyhow::Result<()> {
         }
     }
     for name in have.keys().filter(|n| !wanted.contains_key(*n)) {
-        problems.push(format!("left-over docs/reference/{name} (no CRD generates it)"));
+        problems.push(format!(
+            "left-over docs/reference/{name} (no CRD generates it)"
+        ));
     }
     if !problems.is_empty() {
         bail!(
@@ -391,10 +409,22 @@ mod tests {
         assert!(text.contains(
             "| `spec.size` | integer (int32), required | `3` | ≥ 1; ≤ 9 | How many, at most \\| nine. |"
         ), "{text}");
-        assert!(text.contains("| `spec.mode` | string |  | one of `a`, `b`; pattern `^[ab]$` |"), "{text}");
-        assert!(text.contains("| `spec.tags` | []object |  | items ≤ 4 |"), "{text}");
-        assert!(text.contains("| `spec.tags[].key` | string |  | length ≤ 63 |"), "{text}");
-        assert!(text.contains("| `spec.labels` | map[string]string |"), "{text}");
+        assert!(
+            text.contains("| `spec.mode` | string |  | one of `a`, `b`; pattern `^[ab]$` |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `spec.tags` | []object |  | items ≤ 4 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `spec.tags[].key` | string |  | length ≤ 63 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| `spec.labels` | map[string]string |"),
+            "{text}"
+        );
         assert!(text.contains("| `spec.port` | int-or-string |"), "{text}");
     }
 
@@ -404,7 +434,11 @@ mod tests {
         for crd in vertice_backup::crds() {
             let page = render_page(&crd, &examples)?;
             assert!(page.contains("### `spec`"), "{}", crd.spec.names.kind);
-            assert!(page.contains("### Example (`examples/backup/"), "{}", crd.spec.names.kind);
+            assert!(
+                page.contains("### Example (`examples/backup/"),
+                "{}",
+                crd.spec.names.kind
+            );
         }
         Ok(())
     }

@@ -49,7 +49,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     step("crds --check", || {
         crate::crds::run(crate::crds::CrdsArgs { check: true })
     })?;
-    step("dashboards --check, docs --check", crate::dashboards::test_step)?;
+    step(
+        "dashboards --check, docs --check",
+        crate::dashboards::test_step,
+    )?;
     step("cargo test", || {
         let mut test_args = vec!["test", "--workspace", "--no-fail-fast"];
         test_args.extend(args.cargo_test_args.iter().map(String::as_str));

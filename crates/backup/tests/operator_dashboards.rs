@@ -66,7 +66,11 @@ fn substitutions(dashboards: &[Value]) -> Vec<(String, String)> {
         ("__interval".to_owned(), "15s".to_owned()),
     ];
     for dashboard in dashboards {
-        for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+        for variable in dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             if let (Some(name), Some(all)) =
                 (variable["name"].as_str(), variable["allValue"].as_str())
             {
@@ -106,7 +110,12 @@ fn dashboards() -> Vec<Value> {
 fn backup_job(dashboards: &[Value]) -> String {
     dashboards
         .iter()
-        .flat_map(|d| d["templating"]["list"].as_array().cloned().unwrap_or_default())
+        .flat_map(|d| {
+            d["templating"]["list"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
         .find(|v| v["name"] == "job")
         .and_then(|v| v["allValue"].as_str().map(str::to_owned))
         .expect("the overview has a `job` variable")
@@ -142,8 +151,12 @@ async fn exercise(env: &Env) {
     });
     failing["target"] = env.target(1, "db");
     env.inline_request("broken", failing, json!({})).await;
-    env.create_request("orphan", json!({"backupRef": {"name": "missing"}}), json!({}))
-        .await;
+    env.create_request(
+        "orphan",
+        json!({"backupRef": {"name": "missing"}}),
+        json!({}),
+    )
+    .await;
     env.wait_phase_slowly("broken", RunPhase::Failed).await;
 }
 
@@ -181,7 +194,10 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
     // The drill runs at the minute after a successful backup; both gauges then exist.
     let wanted = |text: &str| {
         let series = |name: &str| {
-            format!(r#"vertice_backup_{name}{{namespace="{}",backup="shop"}}"#, env.name())
+            format!(
+                r#"vertice_backup_{name}{{namespace="{}",backup="shop"}}"#,
+                env.name()
+            )
         };
         [
             series("last_success_timestamp_seconds"),
@@ -208,7 +224,13 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
             let phases: Vec<String> = runs
                 .items
                 .iter()
-                .map(|r| format!("{:?} {:?}", r.metadata.name, r.status.as_ref().map(|s| (&s.phase, &s.conditions))))
+                .map(|r| {
+                    format!(
+                        "{:?} {:?}",
+                        r.metadata.name,
+                        r.status.as_ref().map(|s| (&s.phase, &s.conditions))
+                    )
+                })
                 .collect();
             let logs = vertice_testkit::log_capture::LogCapture::install()
                 .map(|capture| capture.lines())
@@ -232,7 +254,8 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
 
     let families = exported_families(&metrics);
     let exported: BTreeSet<String> = families.iter().flat_map(|(_, s)| s.clone()).collect();
-    let queries = all_queries(&workspace().join("dashboards"), &workspace().join("alerts")).unwrap();
+    let queries =
+        all_queries(&workspace().join("dashboards"), &workspace().join("alerts")).unwrap();
     let pairs = substitutions(&dashboards);
 
     // Every dashboard query parses and returns series.
@@ -248,7 +271,9 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
             Ok(_) => {
                 let waiting: Vec<String> = metric_names(expr)
                     .into_iter()
-                    .filter(|m| PENDING_PROCESS_METRICS.contains(&m.as_str()) && !exported.contains(m))
+                    .filter(|m| {
+                        PENDING_PROCESS_METRICS.contains(&m.as_str()) && !exported.contains(m)
+                    })
                     .collect();
                 if waiting.is_empty() {
                     problems.push(format!("{origin}: `{promql}` returned no series"));
@@ -258,9 +283,15 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
             }
         }
     }
-    println!("ran {ran} dashboard queries; pending until core exports process metrics: {pending:#?}");
+    println!(
+        "ran {ran} dashboard queries; pending until core exports process metrics: {pending:#?}"
+    );
     assert!(ran >= 10, "only {ran} dashboard queries found");
-    assert!(problems.is_empty(), "dashboard queries:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "dashboard queries:\n{}",
+        problems.join("\n")
+    );
 
     // One source of metric names: used ⊆ exported ∪ external (∪ pending process metrics).
     let mut unknown = Vec::new();
@@ -290,11 +321,18 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
         .filter(|(_, samples)| samples.is_disjoint(&on_dashboards))
         .map(|(family, _)| family.as_str())
         .collect();
-    assert!(missing.is_empty(), "exported but on no dashboard: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "exported but on no dashboard: {missing:?}"
+    );
     println!(
         "{} exported families, all on a dashboard; {} distinct metric names used",
         families.len(),
-        queries.iter().flat_map(|q| metric_names(&q.expr)).collect::<BTreeSet<_>>().len()
+        queries
+            .iter()
+            .flat_map(|q| metric_names(&q.expr))
+            .collect::<BTreeSet<_>>()
+            .len()
     );
     env.stop_operator().await;
 }

@@ -174,8 +174,7 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
             '[' => i = skip_until(&chars, i, ']'),
             '$' => {
                 i += 1;
-                while i < chars.len() && (is_word(chars[i]) || chars[i] == '{' || chars[i] == '}')
-                {
+                while i < chars.len() && (is_word(chars[i]) || chars[i] == '{' || chars[i] == '}') {
                     i += 1;
                 }
             }

@@ -143,9 +143,7 @@ fn freshness() -> Row {
                 "s",
                 8,
                 vec![query(
-                    format!(
-                        "time() - vertice_backup_last_success_timestamp_seconds{{{SELECT}}}"
-                    ),
+                    format!("time() - vertice_backup_last_success_timestamp_seconds{{{SELECT}}}"),
                     "{{namespace}}/{{backup}}",
                 )],
             ),
