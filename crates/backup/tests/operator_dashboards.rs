@@ -1,7 +1,7 @@
 //! The dashboards and alerts against a RUNNING backup operator: the real test Prometheus
 //! scrapes the operator (in this process, with the kubelet stand-in running the real
 //! `vertice-backup runner`, real PostgreSQL and the real S3 server) after it has made scheduled
-//! backups, a failed inline run with a failing notification, a restore drill and a reconcile
+//! backups whose webhook notification fails, a failed inline run, a restore drill and a reconcile
 //! that waits on a missing VerticeBackup. Then:
 //! - every panel's PromQL in `dashboards/*.json` (Grafana variables replaced by their "All"
 //!   value, `$__rate_interval` by `1m`, `$__range` by `1h`) parses in Prometheus and returns
@@ -122,7 +122,7 @@ fn backup_job(dashboards: &[Value]) -> String {
 }
 
 /// Makes the operator do everything the dashboards show: scheduled backups of `shop` with
-/// restore drills, a failed inline run whose webhook cannot be reached, and a run that waits
+/// restore drills and a webhook that cannot be reached, a failed inline run, and a run that waits
 /// on a missing VerticeBackup (a reconcile error).
 async fn exercise(env: &Env) {
     let mut policy = json!({
@@ -131,6 +131,9 @@ async fn exercise(env: &Env) {
         "storage": env.storage(),
         "encryption": env.encryption(),
         "verification": {"schedule": "* * * * *"},
+        // Nothing listens there: every run's notification fails after its retries.
+        "notifications": [{"name": "ops", "on": "always",
+                            "webhook": {"urlSecretRef": {"name": "hook", "key": "url"}}}],
     });
     policy["target"]["database"] = json!("shop");
     let backup: VerticeBackup = serde_json::from_value(json!({
@@ -140,17 +143,13 @@ async fn exercise(env: &Env) {
         "spec": policy,
     }))
     .unwrap();
+    env.secret("hook", &[("url", "http://127.0.0.1:1/hook".to_owned())])
+        .await;
     let policies: Api<VerticeBackup> = Api::namespaced(env.client.clone(), env.name());
     policies.create(&Default::default(), &backup).await.unwrap();
 
-    env.secret("hook", &[("url", "http://127.0.0.1:1/hook".to_owned())])
+    env.inline_request("broken", json!({"target": env.target(1, "db")}), json!({}))
         .await;
-    let mut failing = json!({
-        "notifications": [{"name": "ops", "on": "always",
-                            "webhook": {"urlSecretRef": {"name": "hook", "key": "url"}}}],
-    });
-    failing["target"] = env.target(1, "db");
-    env.inline_request("broken", failing, json!({})).await;
     env.create_request(
         "orphan",
         json!({"backupRef": {"name": "missing"}}),
