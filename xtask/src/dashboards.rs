@@ -273,7 +273,8 @@ mod tests {
     #[test]
     fn defects_are_found() {
         let good = backup::dashboard().render();
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Plant = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Plant)> = vec![
             ("uid", Box::new(|d| d["uid"] = "".into())),
             ("uid", Box::new(|d| d["uid"] = "x".repeat(41).into())),
             (
