@@ -3,7 +3,9 @@
 mod alerts;
 mod bench;
 mod crds;
+mod dashboards;
 mod demo;
+mod docs;
 mod test;
 mod tools;
 
@@ -24,12 +26,17 @@ enum Command {
     Crds(crds::CrdsArgs),
     /// THE test command: tools, fmt, clippy, crds --check, every unit and integration test.
     Test(test::TestArgs),
+    /// Regenerate dashboards/*.json from their Rust descriptions (`--check`: fail when stale).
+    Dashboards(dashboards::DashboardsArgs),
+    /// Regenerate docs/reference/ from the CRD schemas (`--check`: fail when stale).
+    Docs(docs::DocsArgs),
     /// Run the backup operator on a local cluster with examples/backup/ applied (`--once`: wait
     /// until its runs succeed, print a summary, exit).
     Demo(demo::DemoArgs),
     /// Benchmarks that print ratios against a baseline measured in the same run.
     Bench(bench::BenchArgs),
-    /// Regenerate alerts/<operator>.rules{,.test}.yaml from alerts/src and alerts/shared (`--check` fails when stale).
+    /// Regenerate alerts/<operator>.rules{,.test}.yaml from alerts/src and alerts/shared
+    /// (`--check` fails when stale).
     Alerts(alerts::AlertsArgs),
 }
 
@@ -47,6 +54,8 @@ fn main() -> anyhow::Result<()> {
         Command::Tools(args) => tools::run(args),
         Command::Crds(args) => crds::run(args),
         Command::Test(args) => test::run(args),
+        Command::Dashboards(args) => dashboards::run(args),
+        Command::Docs(args) => docs::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Alerts(args) => alerts::run(args),

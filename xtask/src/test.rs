@@ -53,6 +53,10 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         "alerts: --check, promtool check/test rules",
         crate::alerts::test,
     )?;
+    step(
+        "dashboards --check, docs --check",
+        crate::dashboards::test_step,
+    )?;
     step("cargo test", || {
         let mut test_args = vec!["test", "--workspace", "--no-fail-fast"];
         test_args.extend(args.cargo_test_args.iter().map(String::as_str));

@@ -5,6 +5,7 @@ pub mod control_plane;
 pub mod crds;
 pub mod kubelet;
 pub mod log_capture;
+pub mod monitoring;
 pub mod namespace;
 pub mod ports;
 pub mod process;
