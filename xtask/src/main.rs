@@ -1,6 +1,7 @@
 //! `cargo xtask …`: the project's automation. Each subcommand lives in its own module.
 
 mod bench;
+mod charts;
 mod crds;
 mod demo;
 mod test;
@@ -21,6 +22,8 @@ enum Command {
     Tools(tools::ToolsArgs),
     /// Regenerate crds/*.yaml from the Rust types (`--check` fails when they are stale).
     Crds(crds::CrdsArgs),
+    /// Sync every chart's CRDs, alert rules and version (`--check` fails when they are stale).
+    Charts(charts::ChartsArgs),
     /// THE test command: tools, fmt, clippy, crds --check, every unit and integration test.
     Test(test::TestArgs),
     /// Start a local control plane and show how to use it.
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Tools(args) => tools::run(args),
         Command::Crds(args) => crds::run(args),
+        Command::Charts(args) => charts::run(args),
         Command::Test(args) => test::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),

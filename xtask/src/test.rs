@@ -49,6 +49,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     step("crds --check", || {
         crate::crds::run(crate::crds::CrdsArgs { check: true })
     })?;
+    step("charts", crate::charts::test)?;
     step("cargo test", || {
         let mut test_args = vec!["test", "--workspace", "--no-fail-fast"];
         test_args.extend(args.cargo_test_args.iter().map(String::as_str));
