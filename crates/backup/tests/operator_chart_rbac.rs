@@ -149,9 +149,9 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     let events: Api<Event> = Api::namespaced(env.client.clone(), &namespace);
     let recorded = eventually("an Event about the BackupRequest", || async {
         let list = events.list(&Default::default()).await.ok()?;
-        list.items
-            .into_iter()
-            .find(|event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nightly"))
+        list.items.into_iter().find(|event| {
+            event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("nightly")
+        })
     })
     .await;
     assert!(recorded.reason.is_some(), "{recorded:?}");
