@@ -4,6 +4,7 @@
 //! `ControlPlane::kubeconfig_as`) with leader election on, and a backup and a restore must
 //! succeed. A rule the controllers need and the chart lacks makes a step fail (or be logged as
 //! forbidden, which the test also refuses).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 #[path = "support/operator_env.rs"]
 mod operator_env;
@@ -28,22 +29,21 @@ fn chart_dir() -> PathBuf {
 }
 
 /// `helm template` of the chart's ServiceAccount and RBAC for release `release` in `namespace`.
-fn render_rbac(release: &str, namespace: &str) -> String {
-    let output = Command::new(tool_binary("helm").unwrap())
+fn render_rbac(release: &str, namespace: &str) -> anyhow::Result<String> {
+    let output = Command::new(tool_binary("helm")?)
         .args(["template", release])
         .arg(chart_dir())
         .args(["--namespace", namespace])
         .args(["--show-only", "templates/serviceaccount.yaml"])
         .args(["--show-only", "templates/rbac.yaml"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap()
+        .output()?;
+    anyhow::ensure!(output.status.success(), "helm template: {output:?}");
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// `kubectl apply --server-side -f -` of `manifests` as the admin.
-fn apply_as_admin(control_plane: &ControlPlane, manifests: &str) {
-    let mut child = Command::new(tool_binary("kubectl").unwrap())
+fn apply_as_admin(control_plane: &ControlPlane, manifests: &str) -> anyhow::Result<()> {
+    let mut child = Command::new(tool_binary("kubectl")?)
         .arg(format!(
             "--kubeconfig={}",
             control_plane.admin_kubeconfig().display()
@@ -52,24 +52,19 @@ fn apply_as_admin(control_plane: &ControlPlane, manifests: &str) {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(manifests.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{output:?}");
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(manifests.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    anyhow::ensure!(output.status.success(), "kubectl apply: {output:?}");
+    Ok(())
 }
 
-async fn client_from(kubeconfig: &Path) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
+async fn client_from(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    Ok(kube::Client::try_from(config)?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,14 +76,14 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     let release = namespace.clone();
     let service_account = format!("{release}-vertice-backup");
     let lease = format!("{release}-vertice-backup-leader");
-    let rbac = render_rbac(&release, &namespace);
+    let rbac = render_rbac(&release, &namespace).unwrap();
     assert!(rbac.contains("kind: ClusterRoleBinding"), "{rbac}");
-    apply_as_admin(control_plane, &rbac);
+    apply_as_admin(control_plane, &rbac).unwrap();
 
     let kubeconfig = control_plane
         .kubeconfig_as(&namespace, &service_account)
         .unwrap();
-    let as_operator = client_from(&kubeconfig).await;
+    let as_operator = client_from(&kubeconfig).await.unwrap();
     // The flags the chart passes for leader election, so the Lease Role is exercised too.
     let flags = [
         "--leader-election".to_owned(),

@@ -210,18 +210,20 @@ async fn a_user_without_rbac_is_forbidden_until_granted_a_role() {
 }
 
 /// Runs kubectl with `kubeconfig`; (success, stdout, stderr).
-fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let kubectl = vertice_testkit::tools::tool_binary("kubectl").unwrap();
+fn kubectl_with(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<(bool, String, String)> {
+    let kubectl = vertice_testkit::tools::tool_binary("kubectl")?;
     let output = std::process::Command::new(kubectl)
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .args(args)
-        .output()
-        .unwrap();
-    (
+        .output()?;
+    Ok((
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    ))
 }
 
 #[tokio::test]
@@ -234,7 +236,7 @@ async fn a_service_account_kubeconfig_is_that_account_and_gets_only_its_bindings
     // Two accounts of the namespace: only `operator` will be bound.
     let operator = control_plane.kubeconfig_as(ns, "operator").unwrap();
     let other = control_plane.kubeconfig_as(ns, "other").unwrap();
-    let (ok, whoami, stderr) = kubectl_with(&operator, &["auth", "whoami", "-o", "json"]);
+    let (ok, whoami, stderr) = kubectl_with(&operator, &["auth", "whoami", "-o", "json"]).unwrap();
     assert!(ok, "{stderr}");
     let review: serde_json::Value = serde_json::from_str(&whoami).unwrap();
     let user_info = &review["status"]["userInfo"];
@@ -256,7 +258,7 @@ async fn a_service_account_kubeconfig_is_that_account_and_gets_only_its_bindings
 
     let list = ["get", "configmaps", "-n", ns];
     for kubeconfig in [&operator, &other] {
-        let (ok, _, stderr) = kubectl_with(kubeconfig, &list);
+        let (ok, _, stderr) = kubectl_with(kubeconfig, &list).unwrap();
         assert!(
             !ok && stderr.to_lowercase().contains("forbidden"),
             "{stderr}"
@@ -307,18 +309,19 @@ async fn a_service_account_kubeconfig_is_that_account_and_gets_only_its_bindings
         Duration::from_secs(10),
         || {
             let operator = operator.clone();
-            async move { Ok(kubectl_with(&operator, &list).0) }
+            async move { Ok(kubectl_with(&operator, &list)?.0) }
         },
     )
     .await
     .unwrap();
     // The other account of the same namespace is still refused, and so is a verb not granted.
-    let (ok, _, stderr) = kubectl_with(&other, &list);
+    let (ok, _, stderr) = kubectl_with(&other, &list).unwrap();
     assert!(
         !ok && stderr.to_lowercase().contains("forbidden"),
         "{stderr}"
     );
-    let (ok, _, stderr) = kubectl_with(&operator, &["create", "configmap", "nope", "-n", ns]);
+    let (ok, _, stderr) =
+        kubectl_with(&operator, &["create", "configmap", "nope", "-n", ns]).unwrap();
     assert!(
         !ok && stderr.to_lowercase().contains("forbidden"),
         "{stderr}"
