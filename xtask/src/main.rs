@@ -2,6 +2,7 @@
 
 mod alerts;
 mod bench;
+mod charts;
 mod crds;
 mod dashboards;
 mod demo;
@@ -24,6 +25,8 @@ enum Command {
     Tools(tools::ToolsArgs),
     /// Regenerate crds/*.yaml from the Rust types (`--check` fails when they are stale).
     Crds(crds::CrdsArgs),
+    /// Sync every chart's CRDs, alert rules and version (`--check` fails when they are stale).
+    Charts(charts::ChartsArgs),
     /// THE test command: tools, fmt, clippy, crds --check, every unit and integration test.
     Test(test::TestArgs),
     /// Regenerate dashboards/*.json from their Rust descriptions (`--check`: fail when stale).
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Tools(args) => tools::run(args),
         Command::Crds(args) => crds::run(args),
+        Command::Charts(args) => charts::run(args),
         Command::Test(args) => test::run(args),
         Command::Dashboards(args) => dashboards::run(args),
         Command::Docs(args) => docs::run(args),

@@ -57,6 +57,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         "dashboards --check, docs --check",
         crate::dashboards::test_step,
     )?;
+    step("charts", crate::charts::test)?;
     step("cargo test", || {
         let mut test_args = vec!["test", "--workspace", "--no-fail-fast"];
         test_args.extend(args.cargo_test_args.iter().map(String::as_str));

@@ -192,7 +192,7 @@ async fn a_user_without_rbac_is_forbidden_until_granted_a_role() {
 
     // The file form works for subprocesses, with the same identity.
     let kubeconfig = control_plane
-        .kubeconfig_as(user, &["vertice-testers", "qa"])
+        .kubeconfig_for_user(user, &["vertice-testers", "qa"])
         .unwrap();
     let kubectl = vertice_testkit::tools::tool_binary("kubectl").unwrap();
     let output = std::process::Command::new(kubectl)
@@ -207,4 +207,135 @@ async fn a_user_without_rbac_is_forbidden_until_granted_a_role() {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     assert_eq!(String::from_utf8_lossy(&output.stdout), user);
+}
+
+/// Runs kubectl with `kubeconfig`; (success, stdout, stderr).
+fn kubectl_with(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> anyhow::Result<(bool, String, String)> {
+    let kubectl = vertice_testkit::tools::tool_binary("kubectl")?;
+    let output = std::process::Command::new(kubectl)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn a_service_account_kubeconfig_is_that_account_and_gets_only_its_bindings() {
+    let control_plane = ControlPlane::shared().await.unwrap();
+    let admin = control_plane.admin_client().await.unwrap();
+    let namespace = TestNamespace::create(&admin, "sa-identity").await.unwrap();
+    let ns = namespace.name();
+
+    // Two accounts of the namespace: only `operator` will be bound.
+    let operator = control_plane.kubeconfig_as(ns, "operator").unwrap();
+    let other = control_plane.kubeconfig_as(ns, "other").unwrap();
+    let (ok, whoami, stderr) = kubectl_with(&operator, &["auth", "whoami", "-o", "json"]).unwrap();
+    assert!(ok, "{stderr}");
+    let review: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    let user_info = &review["status"]["userInfo"];
+    assert_eq!(
+        user_info["username"],
+        format!("system:serviceaccount:{ns}:operator")
+    );
+    let groups: Vec<&str> = user_info["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(groups.contains(&"system:serviceaccounts"), "{groups:?}");
+    assert!(
+        groups.contains(&format!("system:serviceaccounts:{ns}").as_str()),
+        "{groups:?}"
+    );
+
+    let list = ["get", "configmaps", "-n", ns];
+    for kubeconfig in [&operator, &other] {
+        let (ok, _, stderr) = kubectl_with(kubeconfig, &list).unwrap();
+        assert!(
+            !ok && stderr.to_lowercase().contains("forbidden"),
+            "{stderr}"
+        );
+    }
+
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some("config-map-reader".to_owned()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["configmaps".to_owned()]),
+            verbs: vec!["get".to_owned(), "list".to_owned()],
+            ..PolicyRule::default()
+        }]),
+    };
+    Api::<Role>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    // A subject of kind ServiceAccount, as a chart binds it.
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("operator-reads-config-maps".to_owned()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "Role".to_owned(),
+            name: "config-map-reader".to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: "operator".to_owned(),
+            namespace: Some(ns.to_owned()),
+            ..Subject::default()
+        }]),
+    };
+    Api::<RoleBinding>::namespaced(admin.clone(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+
+    wait_until(
+        "the bound service account to be allowed to list",
+        Duration::from_secs(10),
+        || {
+            let operator = operator.clone();
+            async move { Ok(kubectl_with(&operator, &list)?.0) }
+        },
+    )
+    .await
+    .unwrap();
+    // The other account of the same namespace is still refused, and so is a verb not granted.
+    let (ok, _, stderr) = kubectl_with(&other, &list).unwrap();
+    assert!(
+        !ok && stderr.to_lowercase().contains("forbidden"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) =
+        kubectl_with(&operator, &["create", "configmap", "nope", "-n", ns]).unwrap();
+    assert!(
+        !ok && stderr.to_lowercase().contains("forbidden"),
+        "{stderr}"
+    );
+
+    // Names that would change whose identity it is are refused.
+    for (bad_namespace, bad_account) in
+        [("", "operator"), (ns, ""), ("a:b", "operator"), (ns, "x:y")]
+    {
+        assert!(
+            control_plane
+                .kubeconfig_as(bad_namespace, bad_account)
+                .is_err(),
+            "{bad_namespace:?}/{bad_account:?}"
+        );
+    }
 }

@@ -171,14 +171,27 @@ impl Env {
 
     /// Starts the operator watching this namespace with `flags` added.
     pub async fn start_operator(&mut self, flags: &[&str], clock: Option<SharedClock>) {
+        let mut all = vec!["--leader-election", "false"];
+        all.extend_from_slice(flags);
+        self.start_operator_with_client(self.client.clone(), &all, clock)
+            .await;
+    }
+
+    /// Starts the operator watching this namespace, talking to the apiserver through `client`
+    /// (e.g. as the chart's ServiceAccount), with `flags` (leader election is on unless they
+    /// say otherwise).
+    pub async fn start_operator_with_client(
+        &mut self,
+        client: Client,
+        flags: &[&str],
+        clock: Option<SharedClock>,
+    ) {
         let mut argv = vec![
             "vertice-backup-run".to_owned(),
             "--namespace".into(),
             self.ns.name().to_owned(),
             "--admin-addr".into(),
             "127.0.0.1:0".into(),
-            "--leader-election".into(),
-            "false".into(),
             "--runner-image".into(),
             IMAGE.into(),
         ];
@@ -187,7 +200,7 @@ impl Env {
         let token = CancellationToken::new();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let mut operator = controller::operator(&args)
-            .client(self.client.clone())
+            .client(client)
             .handle_signals(false)
             .shutdown_on(token.clone())
             .on_admin_bound(bound_tx);

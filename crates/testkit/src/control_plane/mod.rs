@@ -119,9 +119,31 @@ impl ControlPlane {
         kubeconfig::client_from(&text).await
     }
 
+    /// A kubeconfig file for the ServiceAccount `service_account` of `namespace`: a client
+    /// certificate for the user `system:serviceaccount:<namespace>:<service_account>` in the
+    /// groups `system:serviceaccounts` and `system:serviceaccounts:<namespace>`, the user info
+    /// the apiserver gives that account's tokens. RBAC bindings to the ServiceAccount (kind
+    /// `ServiceAccount`) apply to it exactly as in a cluster, so an operator run with it has
+    /// precisely what its chart grants; the ServiceAccount object need not exist.
+    ///
+    /// Errors: a name that is empty or holds a `:` (it would change whose identity this is).
+    pub fn kubeconfig_as(&self, namespace: &str, service_account: &str) -> anyhow::Result<PathBuf> {
+        for (what, name) in [
+            ("namespace", namespace),
+            ("service account", service_account),
+        ] {
+            if name.is_empty() || name.contains(':') {
+                bail!("{what} name {name:?} is empty or holds a ':'");
+            }
+        }
+        let user = format!("system:serviceaccount:{namespace}:{service_account}");
+        let namespace_group = format!("system:serviceaccounts:{namespace}");
+        self.kubeconfig_for_user(&user, &["system:serviceaccounts", &namespace_group])
+    }
+
     /// A kubeconfig file for `user` in `groups` (at most two), for a subprocess that should run
-    /// with exactly that identity's RBAC (an operator under its chart's Role, say).
-    pub fn kubeconfig_as(&self, user: &str, groups: &[&str]) -> anyhow::Result<PathBuf> {
+    /// with exactly that identity's RBAC.
+    pub fn kubeconfig_for_user(&self, user: &str, groups: &[&str]) -> anyhow::Result<PathBuf> {
         let identity = self.ca.client_cert(user, groups)?;
         let text = kubeconfig::render(&self.url, self.ca.cert_pem(), user, &identity)?;
         let serial = self.kubeconfig_serial.fetch_add(1, Ordering::Relaxed);
