@@ -26,8 +26,7 @@ use serde_json::{Value, json};
 use vertice_backup::api::VerticeBackup;
 use vertice_backup::api::run::RunPhase;
 use vertice_testkit::monitoring::{
-    EXTERNAL_METRICS, FoundQuery, all_queries, exported_families,
-    metric_names,
+    EXTERNAL_METRICS, FoundQuery, all_queries, exported_families, metric_names,
 };
 use vertice_testkit::services::{Prometheus, PrometheusOptions};
 
@@ -281,8 +280,7 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
     let mut unknown = Vec::new();
     for query in &queries {
         for name in metric_names(&query.expr) {
-            let known =
-                exported.contains(&name) || EXTERNAL_METRICS.contains(&name.as_str());
+            let known = exported.contains(&name) || EXTERNAL_METRICS.contains(&name.as_str());
             if !known {
                 unknown.push(format!("{}: {name}", query.origin));
             }
