@@ -240,15 +240,25 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    // Prometheus has scraped that state at least twice (rates need two samples).
-    eventually("Prometheus to scrape the drill's gauge", || async {
-        let found = prometheus
-            .query("count_over_time(vertice_backup_verification_last_success_timestamp_seconds[1m]) >= 2")
-            .await
-            .ok()?;
-        (!found.as_array()?.is_empty()).then_some(())
-    })
-    .await;
+    // Prometheus has scraped every one of those series at least twice (rates and increases
+    // need two samples in their window): waiting for one of them is not enough, since the
+    // others may have appeared on /metrics a moment ago.
+    for name in [
+        "vertice_backup_last_success_timestamp_seconds",
+        "vertice_backup_verification_last_success_timestamp_seconds",
+        "vertice_backup_restores_total",
+        "vertice_backup_notification_failures_total",
+        "vertice_reconcile_errors_total",
+    ] {
+        eventually(&format!("Prometheus to scrape {name} twice"), || async {
+            let found = prometheus
+                .query(&format!("count_over_time({name}[1m]) >= 2"))
+                .await
+                .ok()?;
+            (!found.as_array()?.is_empty()).then_some(())
+        })
+        .await;
+    }
 
     let families = exported_families(&metrics);
     let exported: BTreeSet<String> = families.iter().flat_map(|(_, s)| s.clone()).collect();
