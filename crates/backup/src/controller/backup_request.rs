@@ -21,12 +21,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
 use vertice_core::tasks::{SpawnRefused, TaskPoll};
-use vertice_core::{Applied, Context, Reconciler, conditions, status};
+use vertice_core::{Applied, Context, Reconciler};
 
 use super::breaker::{Breakers, Verdict};
 use super::in_process::{InProcess, RunFailure};
@@ -36,6 +35,7 @@ use super::metrics::RunMetrics;
 use super::outcome::{self, Finish};
 use super::queue::{Admission, RunQueue};
 use super::resolve::{self, Mounts, ResolveError, RunSettings, SECRETS_ROOT};
+use super::run_status;
 use super::secret_files;
 use super::side_effects::{self, Ended};
 use crate::api::executor::ExecutorType;
@@ -44,8 +44,6 @@ use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup};
 use crate::error::BackupError;
 use crate::notify::Notifier;
 
-/// The `Ready` condition type.
-const READY: &str = "Ready";
 /// Reason of a run failed fast because its storage location's breaker is open.
 pub const STORAGE_UNAVAILABLE: &str = "StorageUnavailable";
 /// How often a running run is looked at even if its Job does not change (a safety net).
@@ -131,17 +129,6 @@ impl BackupRequests {
     }
 }
 
-fn owner_reference(request: &BackupRequest) -> OwnerReference {
-    OwnerReference {
-        api_version: BackupRequest::api_version(&()).into_owned(),
-        kind: BackupRequest::kind(&()).into_owned(),
-        name: request.name_any(),
-        uid: request.uid().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 /// The labels of a run's Job (and its Pods).
 fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, String> {
     std::collections::BTreeMap::from([
@@ -167,38 +154,6 @@ fn truncate_label(value: &str) -> String {
 }
 
 impl BackupRequests {
-    fn with_phase(
-        &self,
-        request: &BackupRequest,
-        mut status: BackupRequestStatus,
-        phase: RunPhase,
-        ready: (bool, &str, String),
-        ctx: &Context,
-    ) -> BackupRequestStatus {
-        status.phase = phase;
-        let desired = vec![conditions::new(READY, ready.0, ready.1, ready.2)];
-        status.conditions = conditions::merge(
-            &status.conditions,
-            desired,
-            request.meta().generation,
-            &conditions::time(ctx.now()),
-        );
-        status.observed_generation = request.meta().generation;
-        status
-    }
-
-    async fn write(
-        &self,
-        request: &BackupRequest,
-        status: &BackupRequestStatus,
-        ctx: &Context,
-    ) -> Result<(), RunError> {
-        let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
-        status::apply(&api, &request.name_any(), status, ctx.field_manager())
-            .await
-            .map_err(RunError::Kube)
-    }
-
     /// A `Pending` or `Queued` run: breaker, limit, pre hooks, then start.
     async fn start(
         &self,
@@ -240,7 +195,7 @@ impl BackupRequests {
         }
 
         if let admission @ Admission::Wait { .. } = self.queue.admit(request) {
-            return Ok(self.with_phase(
+            return Ok(run_status::with_phase(
                 request,
                 status,
                 RunPhase::Queued,
@@ -266,7 +221,7 @@ impl BackupRequests {
 
         // Running is written before the Job exists: a restart in between creates the same Job
         // and never calls the pre hooks again.
-        let mut running = self.with_phase(
+        let mut running = run_status::with_phase(
             request,
             status,
             RunPhase::Running,
@@ -277,9 +232,11 @@ impl BackupRequests {
             ),
             ctx,
         );
-        running.times.start_time = Some(conditions::time(ctx.now()));
+        run_status::mark_started(&mut running, ctx);
         running.attempts = Some(1);
-        self.write(request, &running, ctx).await?;
+        run_status::write(request, &running, ctx)
+            .await
+            .map_err(RunError::Kube)?;
         self.launch(request, settings, ctx).await?;
         let how = match settings.executor.type_ {
             ExecutorType::Job => format!("Job {}", job::job_name(&request.name_any(), 1)),
@@ -323,7 +280,7 @@ impl BackupRequests {
                     run_name: &request.name_any(),
                     namespace: &namespace,
                     attempt: 1,
-                    owner: owner_reference(request),
+                    owner: request.controller_owner_ref(&()).unwrap_or_default(),
                     default_image: &self.config.runner_image,
                     backoff_limit: self.config.backoff_limit,
                     labels: job_labels(request),
@@ -331,11 +288,7 @@ impl BackupRequests {
                 let job = job::build(&params, &spec, &mounts, &settings.executor)
                     .map_err(RunError::Spec)?;
                 let jobs: Api<Job> = ctx.api(&namespace);
-                match jobs.create(&PostParams::default(), &job).await {
-                    Ok(_) => Ok(()),
-                    Err(kube::Error::Api(response)) if response.code == 409 => Ok(()),
-                    Err(error) => Err(RunError::Kube(error)),
-                }
+                job::create(&jobs, &job).await.map_err(RunError::Kube)
             }
         }
     }
@@ -441,7 +394,9 @@ impl BackupRequests {
                     return self.finish(request, settings, status, finish, ctx).await;
                 }
                 status.attempts = Some(attempts + 1);
-                self.write(request, &status, ctx).await?;
+                run_status::write(request, &status, ctx)
+                    .await
+                    .map_err(RunError::Kube)?;
                 self.launch(request, settings, ctx).await?;
                 ctx.events()
                     .normal(
@@ -509,36 +464,27 @@ impl BackupRequests {
         finish: Finish,
         ctx: &Context,
     ) -> Result<BackupRequestStatus, RunError> {
-        let now = ctx.now();
-        let start = status
-            .times
-            .start_time
-            .clone()
-            .unwrap_or_else(|| conditions::time(now));
-        status.times.start_time = Some(start.clone());
-        let completion = conditions::time(now);
-        let seconds = (completion.0.as_second() - start.0.as_second()).max(0);
-        status.times.completion_time = Some(completion);
-        #[allow(clippy::cast_precision_loss)] // seconds of a run
-        let seconds = seconds as f64;
-        status.times.duration_seconds = Some(seconds);
+        run_status::mark_completed(&mut status, ctx);
         status.result = Some(finish.result.clone());
         let phase = if finish.success {
             RunPhase::Succeeded
         } else {
             RunPhase::Failed
         };
-        let status = self.with_phase(
+        let status = run_status::with_phase(
             request,
             status,
             phase,
             (finish.success, &finish.reason, finish.message.clone()),
             ctx,
         );
-        self.write(request, &status, ctx).await?;
+        run_status::write(request, &status, ctx)
+            .await
+            .map_err(RunError::Kube)?;
 
         let namespace = request.namespace().unwrap_or_default();
         let backup = settings.backup_label(request);
+        let seconds = status.times.duration_seconds.unwrap_or(0.0);
         self.metrics
             .run_finished(&namespace, &backup, finish.success, seconds);
         self.queue.release(request);
@@ -546,7 +492,7 @@ impl BackupRequests {
             self.breakers.trip(
                 &resolve::storage_key(&settings.storage, &namespace),
                 &finish.message,
-                now,
+                ctx.now(),
             );
         }
         let reference = request.object_ref(&());

@@ -290,6 +290,16 @@ fn pod_failure_policy() -> PodFailurePolicy {
     }
 }
 
+/// Creates `job`; one that already exists is this attempt's (Job names are deterministic), so
+/// a restarted operator that created it before counts it as created.
+pub async fn create(jobs: &kube::Api<Job>, job: &Job) -> Result<(), kube::Error> {
+    match jobs.create(&kube::api::PostParams::default(), job).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(response)) if response.code == 409 => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

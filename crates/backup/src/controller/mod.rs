@@ -30,6 +30,7 @@ pub mod restore_request;
 pub mod restore_resolve;
 pub mod retention;
 pub mod retention_step;
+pub mod run_status;
 pub mod scheduling;
 pub mod secret_files;
 pub mod side_effects;

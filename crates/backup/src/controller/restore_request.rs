@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::PostParams;
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
-use vertice_core::{Applied, Context, Reconciler, conditions, status};
+use vertice_core::{Applied, Context, Reconciler};
 
 use super::backup_request::RunConfig;
 use super::job::{self, JobParams};
@@ -24,6 +23,7 @@ use super::labels;
 use super::metrics::RunMetrics;
 use super::resolve::{self, Mounts, ResolveError, SECRETS_ROOT};
 use super::restore_resolve::{self, RestoreResolveError, RestoreSettings, SourceState};
+use super::run_status;
 use crate::api::executor::ExecutorType;
 use crate::api::restore_request::{
     RestoreRequest, RestoreRequestStatus, RestoreResult, RestoreVerification, VerificationResult,
@@ -102,25 +102,6 @@ pub fn restores_from(restore: &RestoreRequest, run: &BackupRequest) -> bool {
 /// the same name.
 fn restore_job_name(request: &RestoreRequest) -> String {
     job::job_name(&format!("restore-{}", request.name_any()), 1)
-}
-
-fn with_phase(
-    request: &RestoreRequest,
-    mut status: RestoreRequestStatus,
-    phase: RunPhase,
-    ready: (bool, &str, String),
-    ctx: &Context,
-) -> RestoreRequestStatus {
-    status.phase = phase;
-    let desired = vec![conditions::new("Ready", ready.0, ready.1, ready.2)];
-    status.conditions = conditions::merge(
-        &status.conditions,
-        desired,
-        request.meta().generation,
-        &conditions::time(ctx.now()),
-    );
-    status.observed_generation = request.meta().generation;
-    status
 }
 
 /// How a restore ended.
@@ -225,18 +206,6 @@ fn numeric_leaves(value: &serde_json::Value) -> usize {
 }
 
 impl RestoreRequests {
-    async fn write(
-        &self,
-        request: &RestoreRequest,
-        status: &RestoreRequestStatus,
-        ctx: &Context,
-    ) -> Result<(), RestoreError> {
-        let api: Api<RestoreRequest> = ctx.api(&request.namespace().unwrap_or_default());
-        status::apply(&api, &request.name_any(), status, ctx.field_manager())
-            .await
-            .map_err(RestoreError::Kube)
-    }
-
     /// Creates the restore's Job (an existing one is this restore's: names are deterministic).
     async fn launch(
         &self,
@@ -266,11 +235,7 @@ impl RestoreRequests {
         let built =
             job::build(&params, &spec, &mounts, &settings.executor).map_err(RestoreError::Spec)?;
         let jobs: Api<Job> = ctx.api(&namespace);
-        match jobs.create(&PostParams::default(), &built).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(response)) if response.code == 409 => Ok(()),
-            Err(error) => Err(RestoreError::Kube(error)),
-        }
+        job::create(&jobs, &built).await.map_err(RestoreError::Kube)
     }
 
     /// A `Pending` restore whose backup is ready: check Secrets, write `Running`, create the Job.
@@ -289,7 +254,7 @@ impl RestoreRequests {
         } else {
             restore_resolve::target_database(request, settings)
         };
-        let mut running = with_phase(
+        let mut running = run_status::with_phase(
             request,
             status,
             RunPhase::Running,
@@ -300,9 +265,11 @@ impl RestoreRequests {
             ),
             ctx,
         );
-        running.times.start_time = Some(conditions::time(ctx.now()));
+        run_status::mark_started(&mut running, ctx);
         running.attempts = Some(1);
-        self.write(request, &running, ctx).await?;
+        run_status::write(request, &running, ctx)
+            .await
+            .map_err(RestoreError::Kube)?;
         self.launch(request, settings, ctx).await?;
         ctx.events()
             .normal(
@@ -401,24 +368,19 @@ impl RestoreRequests {
             None => (RunPhase::Succeeded, "Succeeded".to_owned()),
             Some(kind) => (RunPhase::Failed, format!("{kind:?}")),
         };
-        let mut done = with_phase(
+        let mut done = run_status::with_phase(
             request,
             status,
             phase,
             (success, &reason, outcome.message.clone()),
             ctx,
         );
-        let completion = conditions::time(ctx.now());
-        if let Some(started) = &done.times.start_time {
-            let millis = completion.0.as_millisecond() - started.0.as_millisecond();
-            #[allow(clippy::cast_precision_loss)] // milliseconds of a restore
-            let seconds = millis.max(0) as f64 / 1000.0;
-            done.times.duration_seconds = Some(seconds);
-        }
-        done.times.completion_time = Some(completion);
+        run_status::mark_completed(&mut done, ctx);
         done.result = Some(outcome.result);
         done.verification = outcome.verification;
-        self.write(request, &done, ctx).await?;
+        run_status::write(request, &done, ctx)
+            .await
+            .map_err(RestoreError::Kube)?;
         let namespace = request.namespace().unwrap_or_default();
         self.metrics.restore_finished(&namespace, success);
         let reference = request.object_ref(&());
@@ -453,8 +415,8 @@ impl Reconciler<RestoreRequest> for RestoreRequests {
         let settings = match restore_resolve::source(&request, &runs, &policies).await? {
             SourceState::Ready(settings) => settings,
             SourceState::Waiting(message) => {
-                let waiting = with_phase(
-                    &request,
+                let waiting = run_status::with_phase(
+                    request.as_ref(),
                     status,
                     RunPhase::Pending,
                     (false, "WaitingForBackup", message.clone()),
