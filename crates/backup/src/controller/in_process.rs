@@ -13,7 +13,8 @@ use kube::Api;
 use vertice_core::Context;
 use vertice_core::tasks::{ObjectTasks, SpawnRefused, TaskPoll};
 
-use super::resolve::{Mounts, RunSettings, backup_spec};
+use super::mounts::Mounts;
+use super::resolve::{RunSettings, backup_spec};
 use super::secret_files::SecretFiles;
 use crate::api::BackupRequest;
 use crate::api::run::ErrorKind;

@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::labels;
-use super::resolve::{LOCAL_STORE_PATH, Mounts};
+use super::mounts::{LOCAL_STORE_PATH, Mounts};
 use crate::api::executor::{ExecutorSpec, PullPolicy};
 use crate::engine::spec::RunSpec;
 
@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn the_job_runs_the_runner_with_secrets_as_read_only_files() {
-        let mut mounts = Mounts::new(super::super::resolve::SECRETS_ROOT);
+        let mut mounts = Mounts::new(super::super::mounts::SECRETS_ROOT);
         let password = mounts.secret_file(&SecretKeyRef {
             name: "db".into(),
             key: "password".into(),

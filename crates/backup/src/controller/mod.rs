@@ -13,12 +13,14 @@ use vertice_core::{ControllerBuilder, Operator, OperatorError, PrimaryStoreExt, 
 
 pub mod backup_request;
 pub mod breaker;
+pub mod engine_config;
 pub mod history;
 pub mod in_process;
 pub mod job;
 pub mod job_result;
 pub mod labels;
 pub mod metrics;
+pub mod mounts;
 mod options;
 mod outcome;
 pub mod policy_error;

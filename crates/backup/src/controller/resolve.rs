@@ -12,37 +12,23 @@
 //! ([`source_config`], [`store_config`], [`encryption`]) serve restores and drills.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
 
+use super::engine_config::{
+    compression, encryption, source_config, store_config, store_secret_keys,
+};
 use super::labels;
+use super::mounts::Mounts;
 use crate::api::executor::ExecutorSpec;
 use crate::api::notify::{HooksSpec, NotificationSpec};
-use crate::api::policy::{CompressionAlgorithm, CompressionSpec, EncryptionSpec};
-use crate::api::refs::SecretKeyRef;
+use crate::api::policy::{CompressionSpec, EncryptionSpec};
 use crate::api::storage::{StorageSpec, StoreKind};
-use crate::api::target::{DatabaseTarget, EngineKind, ServerConnection};
+use crate::api::target::DatabaseTarget;
 use crate::api::{BackupRequest, VerticeBackup};
 use crate::engine::spec::{self, Action, RunSpec};
-use crate::source::mariadb::MariadbConfig;
-use crate::source::postgres::PostgresConfig;
-use crate::source::redis::RedisConfig;
-use crate::source::{PasswordSource, SourceConfig};
-use crate::store::StoreConfig;
-
-/// Where a Job mounts the Secrets a run needs (one directory per Secret).
-pub const SECRETS_ROOT: &str = "/var/run/vertice/secrets";
-
-/// Where a Job mounts a `local` store's PersistentVolumeClaim.
-pub const LOCAL_STORE_PATH: &str = "/var/run/vertice/store";
-
-/// Secret keys of an S3 store's credentials Secret (the CRD's `credentialsSecretRef` doc).
-const AZURE_KEY: &str = "AZURE_STORAGE_ACCOUNT_KEY";
-const GCS_KEY: &str = "service-account.json";
-const S3_KEYS: [&str; 2] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"];
 
 /// Why a run's settings cannot be resolved. Messages name objects and keys, never values.
 #[derive(Debug, thiserror::Error)]
@@ -233,23 +219,6 @@ pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
     keys
 }
 
-/// The (secret, key) pairs of a store's credentials Secret (none without one).
-pub fn store_secret_keys(storage: &StorageSpec) -> Vec<(String, String)> {
-    let Some(credentials) = &storage.credentials_secret_ref else {
-        return Vec::new();
-    };
-    let store_keys: &[&str] = match storage.store {
-        StoreKind::S3 => &S3_KEYS,
-        StoreKind::Azure => &[AZURE_KEY],
-        StoreKind::Gcs => &[GCS_KEY],
-        StoreKind::Local => &[],
-    };
-    store_keys
-        .iter()
-        .map(|key| (credentials.name.clone(), (*key).to_owned()))
-        .collect()
-}
-
 /// Checks that every (secret, key) exists, reading each Secret once. The data read is dropped
 /// at once; errors name the Secret and key only.
 pub async fn check_secrets(
@@ -284,208 +253,6 @@ pub async fn check_secrets(
         }
     }
     Ok(())
-}
-
-/// One Secret mounted as a directory: volume `volume` holds one file per key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SecretVolume {
-    /// The Pod volume name (`secret-<n>`).
-    pub volume: String,
-    /// The Secret's name.
-    pub secret: String,
-}
-
-/// What a run mounts: its Secrets (each under `root/<volume>/`) and, for a local store, a
-/// PersistentVolumeClaim at [`LOCAL_STORE_PATH`].
-#[derive(Clone, Debug)]
-pub struct Mounts {
-    root: PathBuf,
-    /// The Secret volumes, in order of first use.
-    pub secrets: Vec<SecretVolume>,
-    /// The claim of a local store.
-    pub claim: Option<String>,
-}
-
-impl Mounts {
-    /// Mounts under `root` ([`SECRETS_ROOT`] in a Job).
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self {
-            root: root.into(),
-            secrets: Vec::new(),
-            claim: None,
-        }
-    }
-
-    /// The mount root.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    /// The directory where `secret` is mounted (adding a volume for it on first use).
-    pub fn secret_dir(&mut self, secret: &str) -> PathBuf {
-        let volume = match self.secrets.iter().find(|v| v.secret == secret) {
-            Some(existing) => existing.volume.clone(),
-            None => {
-                let volume = format!("secret-{}", self.secrets.len());
-                self.secrets.push(SecretVolume {
-                    volume: volume.clone(),
-                    secret: secret.to_owned(),
-                });
-                volume
-            }
-        };
-        self.root.join(volume)
-    }
-
-    /// The file that holds `reference`'s key.
-    pub fn secret_file(&mut self, reference: &SecretKeyRef) -> PathBuf {
-        self.secret_dir(&reference.name).join(&reference.key)
-    }
-}
-
-/// The engine's connection settings for `connection`, the password as a mounted file.
-/// `database` is the PostgreSQL database (required for postgres), `databases` MariaDB's list.
-pub fn source_config(
-    connection: &ServerConnection,
-    database: Option<&str>,
-    databases: &[String],
-    mounts: &mut Mounts,
-) -> Result<SourceConfig, ResolveError> {
-    let password = match &connection.password_secret_ref {
-        Some(reference) => PasswordSource::File(mounts.secret_file(reference)),
-        None => PasswordSource::None,
-    };
-    let port = |default: u16| {
-        connection
-            .port
-            .and_then(|port| u16::try_from(port).ok())
-            .unwrap_or(default)
-    };
-    let timeout = connection
-        .connect_timeout_seconds
-        .and_then(|seconds| u64::try_from(seconds).ok())
-        .unwrap_or(10);
-    let user = || {
-        connection
-            .user
-            .clone()
-            .ok_or_else(|| ResolveError::Unsupported("the target needs `user`".into()))
-    };
-    Ok(match connection.engine {
-        EngineKind::Postgres => SourceConfig::Postgres(PostgresConfig {
-            host: connection.host.clone(),
-            port: port(5432),
-            user: user()?,
-            password,
-            database: database
-                .ok_or_else(|| {
-                    ResolveError::Unsupported("a postgres target needs `database`".into())
-                })?
-                .to_owned(),
-            maintenance_database: "postgres".into(),
-            bin_dir: None,
-            connect_timeout_seconds: timeout,
-        }),
-        EngineKind::Mariadb => SourceConfig::Mariadb(MariadbConfig {
-            host: connection.host.clone(),
-            port: port(3306),
-            user: user()?,
-            password,
-            databases: databases.to_vec(),
-            routines: true,
-            events: true,
-            bin_dir: None,
-            connect_timeout_seconds: timeout,
-        }),
-        EngineKind::Redis => SourceConfig::Redis(RedisConfig {
-            host: connection.host.clone(),
-            port: port(6379),
-            username: connection.user.clone(),
-            password,
-            bin_dir: None,
-        }),
-    })
-}
-
-/// The engine's store settings for `storage`, credentials as mounted files: S3 gets the
-/// Secret's directory (one file per key, read as `KEY=VALUE` lines), Azure and GCS the file of
-/// their one key.
-pub fn store_config(storage: &StorageSpec, mounts: &mut Mounts) -> StoreConfig {
-    let credentials_file = storage
-        .credentials_secret_ref
-        .as_ref()
-        .and_then(|credentials| match storage.store {
-            StoreKind::S3 => Some(mounts.secret_dir(&credentials.name)),
-            StoreKind::Azure => Some(mounts.secret_dir(&credentials.name).join(AZURE_KEY)),
-            StoreKind::Gcs => Some(mounts.secret_dir(&credentials.name).join(GCS_KEY)),
-            StoreKind::Local => None,
-        });
-    let (store, path) = match storage.store {
-        StoreKind::Local => {
-            mounts.claim = storage
-                .persistent_volume_claim
-                .as_ref()
-                .map(|claim| claim.name.clone());
-            (
-                crate::store::StoreKind::Local,
-                Some(LOCAL_STORE_PATH.into()),
-            )
-        }
-        StoreKind::S3 => (crate::store::StoreKind::S3, None),
-        StoreKind::Gcs => (crate::store::StoreKind::Gcs, None),
-        StoreKind::Azure => (crate::store::StoreKind::Azure, None),
-    };
-    StoreConfig {
-        store,
-        path,
-        bucket: storage.bucket.clone(),
-        endpoint: storage.endpoint.clone(),
-        region: storage.region.clone(),
-        path_style: storage.path_style,
-        account: storage.account.clone(),
-        credentials_file,
-        // A tenant's run never falls back to the operator's own cloud identity.
-        credentials: crate::store::CredentialsSource::Explicit,
-        prefix: storage.prefix.clone().unwrap_or_default(),
-    }
-}
-
-/// The engine's encryption settings: key files, or disabled.
-pub fn encryption(encryption: &EncryptionSpec, mounts: &mut Mounts) -> spec::EncryptionSpec {
-    spec::EncryptionSpec {
-        key_file: encryption
-            .key_secret_ref
-            .as_ref()
-            .map(|reference| mounts.secret_file(reference)),
-        key_env: None,
-        key_id: None,
-        previous_key_files: encryption
-            .previous_key_secret_refs
-            .iter()
-            .map(|reference| mounts.secret_file(reference))
-            .collect(),
-        disabled: encryption.disabled.unwrap_or(false),
-    }
-}
-
-/// The engine's compression name and level.
-pub fn compression(compression: Option<&CompressionSpec>) -> (String, Option<i32>) {
-    match compression {
-        None => ("zstd".into(), Some(1)),
-        Some(spec) => {
-            let name = match spec.algorithm {
-                CompressionAlgorithm::Zstd => "zstd",
-                CompressionAlgorithm::Gzip => "gzip",
-                CompressionAlgorithm::None => "none",
-            };
-            let level = match spec.algorithm {
-                CompressionAlgorithm::Zstd => Some(spec.level.unwrap_or(1)),
-                CompressionAlgorithm::Gzip => spec.level,
-                CompressionAlgorithm::None => None,
-            };
-            (name.into(), level)
-        }
-    }
 }
 
 /// The backup [`RunSpec`] of `settings` with its Secrets under `mounts`.
@@ -561,7 +328,12 @@ pub fn storage_key(storage: &StorageSpec, namespace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::policy::CompressionAlgorithm;
+    use crate::api::refs::SecretKeyRef;
     use crate::api::refs::{LocalRef, SecretRef};
+    use crate::api::target::{EngineKind, ServerConnection};
+    use crate::controller::mounts::{LOCAL_STORE_PATH, SECRETS_ROOT};
+    use std::path::Path;
 
     fn settings() -> RunSettings {
         let key = |name: &str, key: &str| SecretKeyRef {

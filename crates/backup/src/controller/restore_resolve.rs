@@ -9,7 +9,9 @@
 use kube::{Api, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
 
-use super::resolve::{self, Mounts, ResolveError};
+use super::engine_config;
+use super::mounts::Mounts;
+use super::resolve::{self, ResolveError};
 use crate::api::executor::ExecutorSpec;
 use crate::api::policy::EncryptionSpec;
 use crate::api::restore_request::{RestoreRequest, RestoreTargetSpec};
@@ -217,14 +219,14 @@ pub fn restore_spec(
         password_secret_ref: target.password_secret_ref.clone(),
         connect_timeout_seconds: None,
     };
-    let source = resolve::source_config(&connection, Some(&database), &[], mounts)?;
+    let source = engine_config::source_config(&connection, Some(&database), &[], mounts)?;
     if drill {
         return Ok(RunSpec {
             action: Action::Drill,
             name: Some(settings.backup_name.clone()),
             source: Some(source),
-            storage: resolve::store_config(&settings.storage, mounts),
-            encryption: resolve::encryption(&settings.encryption, mounts),
+            storage: engine_config::store_config(&settings.storage, mounts),
+            encryption: engine_config::encryption(&settings.encryption, mounts),
             ..RunSpec::default()
         });
     }
@@ -232,13 +234,13 @@ pub fn restore_spec(
         action: Action::Restore,
         name: Some(settings.backup_name.clone()),
         source: Some(source),
-        storage: resolve::store_config(&settings.storage, mounts),
+        storage: engine_config::store_config(&settings.storage, mounts),
         compression: "zstd".into(),
         compression_level: None,
         fixed_compression_level: false,
         chunk_size: None,
         parallelism: None,
-        encryption: resolve::encryption(&settings.encryption, mounts),
+        encryption: engine_config::encryption(&settings.encryption, mounts),
         labels: Default::default(),
         restore: spec::RestoreSpec {
             target_database: Some(database),
@@ -259,7 +261,7 @@ pub fn secret_keys(request: &RestoreRequest, settings: &RestoreSettings) -> Vec<
     if let Some(password) = &request.spec.target.password_secret_ref {
         keys.push((password.name.clone(), password.key.clone()));
     }
-    keys.extend(resolve::store_secret_keys(&settings.storage));
+    keys.extend(engine_config::store_secret_keys(&settings.storage));
     for key in settings
         .encryption
         .key_secret_ref

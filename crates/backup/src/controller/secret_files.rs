@@ -15,7 +15,8 @@ use std::path::Path;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use super::resolve::{Mounts, ResolveError};
+use super::mounts::Mounts;
+use super::resolve::ResolveError;
 use crate::api::storage::StorageSpec;
 use crate::store::BackupStore;
 
@@ -82,7 +83,7 @@ pub async fn open_store(
     }
     let files = SecretFiles::new()?;
     let mut mounts = Mounts::new(files.root());
-    let config = super::resolve::store_config(storage, &mut mounts);
+    let config = super::engine_config::store_config(storage, &mut mounts);
     files.write(secrets, &mounts).await?;
     let store = BackupStore::open(&config)
         .map_err(|error| ResolveError::Unsupported(format!("cannot open the store: {error}")))?;
