@@ -38,22 +38,14 @@ fn workspace() -> PathBuf {
 }
 
 /// Polls `check` until it gives a value, for at most [`SLOW_WAIT`].
-async fn slowly<T, F, Fut>(what: &str, mut check: F) -> T
+async fn slowly<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + SLOW_WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    vertice_testkit::wait::eventually(what, SLOW_WAIT, check)
+        .await
+        .unwrap()
 }
 
 /// `(variable, value)` for every variable of every dashboard: Grafana's "All" (`allValue`) for

@@ -19,6 +19,7 @@ use serde_json::json;
 use vertice_backup::api::VerticeBackup;
 use vertice_backup::api::run::RunPhase;
 use vertice_core::clock::ManualClock;
+use vertice_testkit::wait::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_runs_execute_report_and_are_pruned_by_retention() {
@@ -68,55 +69,50 @@ async fn scheduled_runs_execute_report_and_are_pruned_by_retention() {
         clock.set(at + TimeDelta::seconds(5));
         tick(n as u32).await;
         let run = format!("hourly-{}", at.timestamp() / 60);
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while env.requests().get_opt(&run).await.unwrap().is_none() {
-            assert!(tokio::time::Instant::now() < deadline, "no run {run}");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        eventually(&format!("run {run}"), WAIT, || async {
+            env.requests().get_opt(&run).await.unwrap().map(|_| ())
+        })
+        .await
+        .unwrap();
         let done = env.wait_phase(&run, RunPhase::Succeeded).await;
         let backup_name = done.status.unwrap().result.unwrap().backup_name.unwrap();
         let manifest = store.read_manifest(&backup_name).await.unwrap();
         // The status takes it, with the store's sizes.
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
+        let record = eventually(&format!("the status to take {run}"), WAIT, || async {
             let seen = policies.get("hourly").await.unwrap();
-            let record = seen.status.and_then(|s| s.last_successful_backup);
-            if let Some(record) = record.filter(|r| r.request.as_deref() == Some(run.as_str())) {
-                assert_eq!(record.name, backup_name);
-                assert_eq!(record.stored_size, Some(manifest.stored_size as i64));
-                assert_eq!(record.raw_size, Some(manifest.raw_size as i64));
-                assert!(
-                    record
-                        .location
-                        .ends_with(&format!("team/app/{backup_name}")),
-                    "{}",
-                    record.location
-                );
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the status never took {run}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+            seen.status
+                .and_then(|s| s.last_successful_backup)
+                .filter(|r| r.request.as_deref() == Some(run.as_str()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(record.name, backup_name);
+        assert_eq!(record.stored_size, Some(manifest.stored_size as i64));
+        assert_eq!(record.raw_size, Some(manifest.raw_size as i64));
+        assert!(
+            record
+                .location
+                .ends_with(&format!("team/app/{backup_name}")),
+            "{}",
+            record.location
+        );
         names.push((run, backup_name));
     }
     // The second success triggered a sweep: keepLast 1 leaves only the newest backup, and the
     // run of the pruned one is gone with it.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let pruned = eventually(
+        "retention to prune the older backup and its run",
+        WAIT,
+        || async {
+            let stored = store.list_backup_names().await.unwrap();
+            let first_run = env.requests().get_opt(&names[0].0).await.unwrap();
+            (stored == vec![names[1].1.clone()] && first_run.is_none()).then_some(())
+        },
+    )
+    .await;
+    if let Err(error) = pruned {
         let stored = store.list_backup_names().await.unwrap();
-        let first_run = env.requests().get_opt(&names[0].0).await.unwrap();
-        if stored == vec![names[1].1.clone()] && first_run.is_none() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "retention did not prune: {stored:?}, first run there: {}",
-            first_run.is_some()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        panic!("{error}: stored {stored:?}");
     }
     assert!(env.requests().get_opt(&names[1].0).await.unwrap().is_some());
     env.stop_operator().await;

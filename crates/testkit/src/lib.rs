@@ -11,3 +11,4 @@ pub mod ports;
 pub mod process;
 pub mod services;
 pub mod tools;
+pub mod wait;

@@ -371,22 +371,14 @@ pub fn merge(base: &mut Value, extra: Value) {
 }
 
 /// Polls `check` until it gives a value; panics after [`WAIT`] naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    vertice_testkit::wait::eventually(what, WAIT, check)
+        .await
+        .unwrap()
 }
 
 /// The value of the series `name{labels}` in a /metrics text (labels as written, in order).

@@ -8,9 +8,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
@@ -41,21 +41,12 @@ use vertice_testkit::services::S3Server;
 pub const WAIT: Duration = Duration::from_secs(40);
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after [`WAIT`] naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out after {WAIT:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    vertice_testkit::wait::eventually(what, WAIT, check).await
 }
 
 /// The next whole hour at least `ahead` after the real time (slots the tests aim at are

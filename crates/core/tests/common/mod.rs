@@ -1,8 +1,7 @@
 //! Helpers shared by the core's integration tests (each test file includes this module).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::bail;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api, Client, CustomResourceExt, ResourceExt,
@@ -10,21 +9,12 @@ use kube::{
 };
 
 /// Polls `check` every 100 ms until it returns `Some`, or fails after `timeout` naming `what`.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, check: F) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    vertice_testkit::wait::eventually(what, timeout, check).await
 }
 
 /// Installs (server-side applies) the CRD of `K` and waits until it is established.
