@@ -11,13 +11,12 @@ mod backup;
 mod model;
 mod overview;
 
+use crate::generated::GeneratedDir;
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Args;
 use serde_json::Value;
-
-use crate::workspace_root;
 
 /// Arguments of `cargo xtask dashboards`.
 #[derive(Args)]
@@ -35,9 +34,16 @@ fn all() -> Vec<(&'static str, model::Dashboard)> {
     ]
 }
 
+/// `dashboards/`, one JSON file per dashboard.
+const DASHBOARDS: GeneratedDir = GeneratedDir {
+    relative: "dashboards",
+    extension: "json",
+    command: "dashboards",
+    source: "description",
+};
+
 /// Regenerates or checks dashboards/.
 pub fn run(args: DashboardsArgs) -> anyhow::Result<()> {
-    let dir = workspace_root().join("dashboards");
     let mut wanted = BTreeMap::new();
     for (name, dashboard) in all() {
         let json = dashboard.render();
@@ -48,20 +54,7 @@ pub fn run(args: DashboardsArgs) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(&json)? + "\n";
         wanted.insert(format!("{name}.json"), text);
     }
-    if args.check {
-        check(&dir, &wanted)
-    } else {
-        std::fs::create_dir_all(&dir)?;
-        for name in existing(&dir)?.keys().filter(|n| !wanted.contains_key(*n)) {
-            std::fs::remove_file(dir.join(name))?;
-            println!("removed dashboards/{name}");
-        }
-        for (name, text) in &wanted {
-            std::fs::write(dir.join(name), text)?;
-            println!("wrote dashboards/{name}");
-        }
-        Ok(())
-    }
+    DASHBOARDS.write_or_check(&wanted, args.check)
 }
 
 /// The `cargo xtask test` step of the packaging files this module and `docs` generate:
@@ -69,50 +62,6 @@ pub fn run(args: DashboardsArgs) -> anyhow::Result<()> {
 pub fn test_step() -> anyhow::Result<()> {
     run(DashboardsArgs { check: true })?;
     crate::docs::run(crate::docs::DocsArgs { check: true })
-}
-
-fn existing(dir: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut files = BTreeMap::new();
-    if !dir.exists() {
-        return Ok(files);
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {name}"))?;
-            files.insert(name, text);
-        }
-    }
-    Ok(files)
-}
-
-fn check(dir: &std::path::Path, wanted: &BTreeMap<String, String>) -> anyhow::Result<()> {
-    let have = existing(dir)?;
-    let mut problems = Vec::new();
-    for (name, text) in wanted {
-        match have.get(name) {
-            None => problems.push(format!("missing dashboards/{name}")),
-            Some(current) if current != text => problems.push(format!("stale dashboards/{name}")),
-            Some(_) => {}
-        }
-    }
-    for name in have.keys().filter(|n| !wanted.contains_key(*n)) {
-        problems.push(format!(
-            "left-over dashboards/{name} (no description generates it)"
-        ));
-    }
-    if !problems.is_empty() {
-        bail!(
-            "{}\nrun `cargo xtask dashboards` and commit the result",
-            problems.join("\n")
-        );
-    }
-    println!("dashboards/ is up to date ({} dashboards)", wanted.len());
-    Ok(())
 }
 
 /// Grafana's own template variables a query may use.

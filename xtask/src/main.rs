@@ -7,6 +7,7 @@ mod crds;
 mod dashboards;
 mod demo;
 mod docs;
+mod generated;
 mod test;
 mod tools;
 
