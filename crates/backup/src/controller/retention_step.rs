@@ -168,7 +168,7 @@ impl RetentionStep {
         let uid = backup.uid().unwrap_or_default();
         let namespace = backup.namespace().unwrap_or_default();
         let reference = backup.object_ref(&());
-        let store = open_store(ctx, &namespace, &backup.spec.storage)
+        let (store, _credentials) = open_store(ctx, &namespace, &backup.spec.storage)
             .await
             .map_err(|error| format!("retention cannot open the store: {error}"))?;
         let policy = policy_of(spec);

@@ -426,7 +426,7 @@ impl Reconciler<VerticeBackup> for VerticeBackups {
             return Ok(());
         };
         let namespace = backup.namespace().unwrap_or_default();
-        let store = open_store(ctx, &namespace, &backup.spec.storage).await?;
+        let (store, _credentials) = open_store(ctx, &namespace, &backup.spec.storage).await?;
         let deleted = super::retention::delete_all(&store, &uid).await?;
         ctx.events()
             .normal(
