@@ -1,5 +1,6 @@
 //! `cargo xtask …`: the project's automation. Each subcommand lives in its own module.
 
+mod alert_docs;
 mod alerts;
 mod bench;
 mod charts;
