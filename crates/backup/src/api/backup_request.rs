@@ -119,7 +119,9 @@ pub struct BackupRequestStatus {
     /// Start, completion and duration.
     #[serde(flatten)]
     pub times: RunTimes,
-    /// Attempts started (a Job per attempt).
+    /// Attempts started: with the Job executor, the Pods of the run's one Job (Kubernetes retries a
+    /// failed Pod up to the operator's `--run-backoff-limit`); in process, each start (a run an
+    /// operator restart interrupted starts again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
     /// How it ended.

@@ -192,7 +192,8 @@ pub struct RestoreRequestStatus {
     /// Start, completion and duration.
     #[serde(flatten)]
     pub times: RunTimes,
-    /// Attempts started.
+    /// Attempts started: the Pods of the restore's Job (Kubernetes retries a failed Pod up to
+    /// the operator's `--run-backoff-limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
     /// How it ended.
