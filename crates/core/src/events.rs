@@ -40,8 +40,39 @@ impl Events {
         action: &str,
         note: impl Into<String>,
     ) {
-        self.publish(regarding, EventType::Normal, reason, action, note.into())
-            .await;
+        self.publish(
+            regarding,
+            None,
+            EventType::Normal,
+            reason,
+            action,
+            note.into(),
+        )
+        .await;
+    }
+
+    /// A `Normal` event about `regarding` that names `related`, e.g. the object the action
+    /// created. The recorder folds Events with the same regarding object, reason, action and
+    /// related object into one series that keeps the first note, so an Event that says which of
+    /// several objects it is about must name it here, not only in its note: "created run-1"
+    /// and "created run-2" stay two Events.
+    pub async fn normal_related(
+        &self,
+        regarding: &ObjectReference,
+        related: &ObjectReference,
+        reason: &str,
+        action: &str,
+        note: impl Into<String>,
+    ) {
+        self.publish(
+            regarding,
+            Some(related),
+            EventType::Normal,
+            reason,
+            action,
+            note.into(),
+        )
+        .await;
     }
 
     /// A `Warning` event: something went wrong or needs the user's attention.
@@ -52,13 +83,21 @@ impl Events {
         action: &str,
         note: impl Into<String>,
     ) {
-        self.publish(regarding, EventType::Warning, reason, action, note.into())
-            .await;
+        self.publish(
+            regarding,
+            None,
+            EventType::Warning,
+            reason,
+            action,
+            note.into(),
+        )
+        .await;
     }
 
     async fn publish(
         &self,
         regarding: &ObjectReference,
+        related: Option<&ObjectReference>,
         type_: EventType,
         reason: &str,
         action: &str,
@@ -70,7 +109,7 @@ impl Events {
             reason: truncate(reason.to_owned(), 128),
             action: truncate(action.to_owned(), 128),
             note: Some(truncate(note, MAX_NOTE_BYTES)),
-            secondary: None,
+            secondary: related.cloned(),
         };
         if let Err(error) = self.recorder.publish(&event, regarding).await {
             tracing::warn!(

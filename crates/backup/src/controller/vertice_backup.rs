@@ -116,10 +116,16 @@ impl VerticeBackups {
                     created.name_any(),
                     slot.to_rfc3339()
                 );
-                runs.push(created);
                 ctx.events()
-                    .normal(&backup.object_ref(&()), "RunCreated", "Schedule", note)
+                    .normal_related(
+                        &backup.object_ref(&()),
+                        &created.object_ref(&()),
+                        "RunCreated",
+                        "Schedule",
+                        note,
+                    )
                     .await;
+                runs.push(created);
                 Ok(())
             }
             Err(error) if is_conflict(&error) => Ok(()),
@@ -327,8 +333,9 @@ impl VerticeBackups {
                     match api.create(&PostParams::default(), &drill).await {
                         Ok(created) => {
                             ctx.events()
-                                .normal(
+                                .normal_related(
                                     &reference,
+                                    &created.object_ref(&()),
                                     "DrillCreated",
                                     "Verify",
                                     format!(
