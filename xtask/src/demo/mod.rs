@@ -13,7 +13,6 @@
 pub(crate) mod binary;
 pub(crate) mod database;
 mod examples;
-mod private_tmp;
 mod progress;
 pub(crate) mod secrets;
 pub(crate) mod stack;
@@ -62,12 +61,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .state_dir
         .clone()
         .unwrap_or_else(|| workspace_root().join(".demo"));
-    if let Some(status) = private_tmp::rerun_with_private_tmpdir()? {
-        if status.success() {
-            return Ok(());
-        }
-        std::process::exit(status.code().unwrap_or(1));
-    }
     if !args.no_tools {
         crate::tools::run(crate::tools::ToolsArgs {})?;
     }
