@@ -28,6 +28,7 @@ use vertice_core::tasks::{SpawnRefused, TaskPoll};
 use vertice_core::{Applied, Context, Reconciler};
 
 use super::breaker::{Breakers, Verdict};
+use super::history_archive::HistoryArchive;
 use super::in_process::{InProcess, RunFailure};
 use super::job::{self, JobParams};
 use super::labels;
@@ -43,6 +44,7 @@ use crate::api::executor::ExecutorType;
 use crate::api::run::{ErrorKind, RunPhase};
 use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup};
 use crate::error::BackupError;
+use crate::history::record::{RunRecord, backup_run};
 use crate::notify::Notifier;
 
 /// Reason of a run failed fast because its storage location's breaker is open.
@@ -107,6 +109,7 @@ pub struct BackupRequests {
     in_process: InProcess,
     metrics: RunMetrics,
     notifier: Notifier,
+    history: HistoryArchive,
 }
 
 impl BackupRequests {
@@ -126,7 +129,15 @@ impl BackupRequests {
             in_process,
             metrics,
             notifier,
+            history: HistoryArchive::disabled(),
         }
+    }
+
+    /// Records finished runs in `history` (`--history-database-url`).
+    #[must_use]
+    pub fn with_history(mut self, history: HistoryArchive) -> Self {
+        self.history = history;
+        self
     }
 }
 
@@ -591,6 +602,12 @@ impl Reconciler<BackupRequest> for BackupRequests {
     ) -> Result<Applied<BackupRequestStatus>, RunError> {
         let status = request.status.clone().unwrap_or_default();
         if status.phase.is_finished() {
+            // On the final status's write and on every restart: see history_archive.rs.
+            self.history.offer(
+                backup_run(&request).map(RunRecord::Backup),
+                ctx.now(),
+                &ctx.stop_token(),
+            );
             if !post_run_done(&request) {
                 // The operator stopped between the final status and the post-run work.
                 let policies: Api<VerticeBackup> =

@@ -17,6 +17,7 @@ use vertice_core::error::{ErrorClass, ReconcileError};
 use vertice_core::{Applied, Context, Reconciler};
 
 use super::backup_request::RunConfig;
+use super::history_archive::HistoryArchive;
 use super::job::{self, JobParams};
 use super::job_result::{JobState, job_state};
 use super::labels;
@@ -31,6 +32,7 @@ use crate::api::restore_request::{
 };
 use crate::api::run::{ErrorKind, RunPhase};
 use crate::api::{BackupRequest, VerticeBackup};
+use crate::history::record::{RunRecord, restore_run};
 
 /// How often a running restore's Job is looked at besides its own changes (a safety net: Job
 /// changes wake the RestoreRequest through the owner reference).
@@ -78,12 +80,24 @@ impl ReconcileError for RestoreError {
 pub struct RestoreRequests {
     config: RunConfig,
     metrics: RunMetrics,
+    history: HistoryArchive,
 }
 
 impl RestoreRequests {
     /// Restores run in the `config.runner_image`; finished ones count in `metrics`.
     pub fn new(config: RunConfig, metrics: RunMetrics) -> Self {
-        Self { config, metrics }
+        Self {
+            config,
+            metrics,
+            history: HistoryArchive::disabled(),
+        }
+    }
+
+    /// Records finished restores in `history` (`--history-database-url`).
+    #[must_use]
+    pub fn with_history(mut self, history: HistoryArchive) -> Self {
+        self.history = history;
+        self
     }
 }
 
@@ -408,6 +422,12 @@ impl Reconciler<RestoreRequest> for RestoreRequests {
     ) -> Result<Applied<RestoreRequestStatus>, RestoreError> {
         let status = request.status.clone().unwrap_or_default();
         if status.phase.is_finished() {
+            // On the final status's write and on every restart: see history_archive.rs.
+            self.history.offer(
+                restore_run(&request).map(RunRecord::Restore),
+                ctx.now(),
+                &ctx.stop_token(),
+            );
             return Ok(Applied::new(status));
         }
         let namespace = request.namespace().unwrap_or_default();
