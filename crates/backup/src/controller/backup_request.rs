@@ -44,7 +44,6 @@ use crate::api::executor::ExecutorType;
 use crate::api::run::{ErrorKind, RunPhase};
 use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup};
 use crate::error::BackupError;
-use crate::history::record::{RunRecord, backup_run};
 use crate::notify::Notifier;
 
 /// Reason of a run failed fast because its storage location's breaker is open.
@@ -493,6 +492,7 @@ impl BackupRequests {
         run_status::write(request, &status, ctx)
             .await
             .map_err(RunError::Kube)?;
+        self.history.backup_finished(request, &status, ctx);
 
         let namespace = request.namespace().unwrap_or_default();
         let backup = settings.backup_label(request);
@@ -602,12 +602,8 @@ impl Reconciler<BackupRequest> for BackupRequests {
     ) -> Result<Applied<BackupRequestStatus>, RunError> {
         let status = request.status.clone().unwrap_or_default();
         if status.phase.is_finished() {
-            // On the final status's write and on every restart: see history_archive.rs.
-            self.history.offer(
-                backup_run(&request).map(RunRecord::Backup),
-                ctx.now(),
-                &ctx.stop_token(),
-            );
+            // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
+            self.history.backup_finished(&request, &status, ctx);
             if !post_run_done(&request) {
                 // The operator stopped between the final status and the post-run work.
                 let policies: Api<VerticeBackup> =

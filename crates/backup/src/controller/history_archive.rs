@@ -1,8 +1,8 @@
 //! Records finished runs in the history database (issue 8 §4) without ever holding up a run.
 //!
-//! The BackupRequest and RestoreRequest controllers [`offer`](HistoryArchive::offer) every
-//! finished run they reconcile — when its final status is written, and again for every finished
-//! run they list after a restart. Offering is a map insert: it never waits for the database.
+//! The BackupRequest and RestoreRequest controllers offer every finished run: right after they
+//! write its final status (status writes trigger no reconcile), and again whenever they
+//! reconcile a finished run — which they do for every run they list after a restart. Offering is a map insert: it never waits for the database.
 //! One writer task per operator drains the map oldest first with idempotent upserts keyed by
 //! the run's UID; on any failure it drops the connection and retries with exponential backoff
 //! and jitter, keeping the runs queued. So:
@@ -14,9 +14,11 @@
 //! - the queue is bounded ([`QUEUE_CAPACITY`] runs): past it, new runs are not queued (a
 //!   warning says so) and get recorded when the operator next lists them (its next restart).
 //!
-//! Why a call in each controller rather than a watch of its own: the controllers already see
-//! every finished run from their cache, on transition and on start, and a second controller on
-//! the same kind would compete for its status; the one call is `offer`.
+//! Why calls in the controllers rather than a watch of its own: the controllers already see
+//! every finished run, on transition and on start, and a second controller on the same kind
+//! would compete for its status. Each controller makes one call per place
+//! ([`backup_finished`](HistoryArchive::backup_finished),
+//! [`restore_finished`](HistoryArchive::restore_finished)).
 //!
 //! The URL never appears in logs: errors are [`HistoryError`]s, whose messages exclude it.
 
@@ -31,7 +33,10 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 use vertice_core::backoff::BackoffPolicy;
 
-use crate::history::record::RunRecord;
+use vertice_core::Context;
+
+use crate::api::{BackupRequest, BackupRequestStatus, RestoreRequest, RestoreRequestStatus};
+use crate::history::record::{RunRecord, backup_run, restore_run};
 use crate::history::{self, HistoryError, HistoryUrl};
 
 /// At most this many finished runs wait to be written.
@@ -138,6 +143,38 @@ impl HistoryArchive {
             tokio::spawn(writer(inner.clone(), stop.clone()));
         }
         inner.wake.notify_one();
+    }
+
+    /// Offers `request` as it is with `status` (its final status, written or about to be).
+    pub fn backup_finished(
+        &self,
+        request: &BackupRequest,
+        status: &BackupRequestStatus,
+        ctx: &Context,
+    ) {
+        if self.inner.is_none() {
+            return;
+        }
+        let mut finished = request.clone();
+        finished.status = Some(status.clone());
+        let record = backup_run(&finished).map(RunRecord::Backup);
+        self.offer(record, ctx.now(), &ctx.stop_token());
+    }
+
+    /// Offers `restore` as it is with `status` (its final status, written or about to be).
+    pub fn restore_finished(
+        &self,
+        restore: &RestoreRequest,
+        status: &RestoreRequestStatus,
+        ctx: &Context,
+    ) {
+        if self.inner.is_none() {
+            return;
+        }
+        let mut finished = restore.clone();
+        finished.status = Some(status.clone());
+        let record = restore_run(&finished).map(RunRecord::Restore);
+        self.offer(record, ctx.now(), &ctx.stop_token());
     }
 
     /// Seconds between `now` and the completion of the oldest run not yet written; 0 when

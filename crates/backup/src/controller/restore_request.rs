@@ -32,7 +32,6 @@ use crate::api::restore_request::{
 };
 use crate::api::run::{ErrorKind, RunPhase};
 use crate::api::{BackupRequest, VerticeBackup};
-use crate::history::record::{RunRecord, restore_run};
 
 /// How often a running restore's Job is looked at besides its own changes (a safety net: Job
 /// changes wake the RestoreRequest through the owner reference).
@@ -396,6 +395,7 @@ impl RestoreRequests {
         run_status::write(request, &done, ctx)
             .await
             .map_err(RestoreError::Kube)?;
+        self.history.restore_finished(request, &done, ctx);
         let namespace = request.namespace().unwrap_or_default();
         self.metrics.restore_finished(&namespace, success);
         let reference = request.object_ref(&());
@@ -422,12 +422,8 @@ impl Reconciler<RestoreRequest> for RestoreRequests {
     ) -> Result<Applied<RestoreRequestStatus>, RestoreError> {
         let status = request.status.clone().unwrap_or_default();
         if status.phase.is_finished() {
-            // On the final status's write and on every restart: see history_archive.rs.
-            self.history.offer(
-                restore_run(&request).map(RunRecord::Restore),
-                ctx.now(),
-                &ctx.stop_token(),
-            );
+            // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
+            self.history.restore_finished(&request, &status, ctx);
             return Ok(Applied::new(status));
         }
         let namespace = request.namespace().unwrap_or_default();

@@ -198,9 +198,10 @@ fn serde_name<T: serde::Serialize>(value: &T) -> Option<String> {
     }
 }
 
-/// A Kubernetes time as a chrono time (microsecond precision; API times have seconds).
+/// A Kubernetes time as a chrono time, in whole seconds as the API server stores it (so a row
+/// written from a status just computed equals one written from the stored status).
 pub fn timestamp(time: &Time) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(time.0.as_microsecond())
+    DateTime::from_timestamp(time.0.as_second(), 0)
 }
 
 #[cfg(test)]
