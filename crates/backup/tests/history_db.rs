@@ -358,3 +358,55 @@ async fn connection_errors_never_show_the_password() {
         assert!(!shown.contains("Wr0ngPassw0rdXyz"), "{shown}");
     }
 }
+
+/// `vertice-backup history` with `url` in the environment: (exit code, stdout + stderr).
+async fn cli(url: &str, args: &[&str]) -> (Option<i32>, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_vertice-backup"))
+        .arg("history")
+        .args(args)
+        .env("VERTICE_HISTORY_DATABASE_URL", url)
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_exits_by_kind_and_never_prints_the_password() {
+    let pg = Postgres::start().await.unwrap();
+    pg.create_database("empty").await.unwrap();
+    let secret = "Wr0ngPassw0rdXyz";
+    let cases = [
+        // Nothing listens: database failed.
+        (format!("postgresql://someone:{secret}@127.0.0.1:1/x"), 4),
+        // The server refuses the password: database failed.
+        (
+            format!(
+                "postgresql://{}:{secret}@127.0.0.1:{}/empty",
+                pg.superuser(),
+                pg.port()
+            ),
+            4,
+        ),
+        // Not migrated: invalid configuration (the operator has not written yet).
+        (pg.url("empty"), 3),
+        // Not a PostgreSQL URL: invalid configuration, without echoing it.
+        (format!("mysql://someone:{secret}@db/x"), 3),
+        (format!("postgres://someone:{secret}@[::1"), 3),
+    ];
+    for (url, code) in cases {
+        for output in ["table", "json"] {
+            let (exit, printed) = cli(&url, &["--output", output]).await;
+            assert_eq!(exit, Some(code), "{output}: {printed}");
+            assert!(!printed.contains(secret), "{printed}");
+            assert!(!printed.contains(pg.password()), "{printed}");
+        }
+    }
+}

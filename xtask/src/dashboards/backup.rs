@@ -225,10 +225,7 @@ fn history() -> Row {
             Kind::TimeSeries,
             "s",
             24,
-            vec![query(
-                "max(vertice_backup_history_lag_seconds)",
-                "lag",
-            )],
+            vec![query("max(vertice_backup_history_lag_seconds)", "lag")],
         )],
     }
 }

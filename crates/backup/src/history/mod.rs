@@ -46,16 +46,20 @@ impl std::fmt::Debug for HistoryUrl {
 }
 
 impl std::str::FromStr for HistoryUrl {
-    type Err = String;
+    type Err = std::convert::Infallible;
 
-    /// Checks the syntax only (the error names no part of the URL).
-    fn from_str(text: &str) -> Result<Self, String> {
-        text.parse::<tokio_postgres::Config>()
-            .map(|_| Self(text.to_owned()))
-            .map_err(|_| {
-                "not a PostgreSQL connection URL (postgres://user:password@host:port/database)"
-                    .to_owned()
-            })
+    /// Takes any text: the syntax is checked when connecting ([`HistoryError::InvalidUrl`]),
+    /// because a command-line parser's error would print the rejected value, password included.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+impl HistoryUrl {
+    /// The parsed connection settings. Errors: [`HistoryError::InvalidUrl`] (naming no part of
+    /// the URL).
+    pub fn config(&self) -> Result<tokio_postgres::Config, HistoryError> {
+        self.0.parse().map_err(|_| HistoryError::InvalidUrl)
     }
 }
 
@@ -63,7 +67,9 @@ impl std::str::FromStr for HistoryUrl {
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     /// The URL does not parse.
-    #[error("the history database URL is not a PostgreSQL connection URL")]
+    #[error(
+        "the history database URL is not a PostgreSQL connection URL (postgres://user:password@host:port/database)"
+    )]
     InvalidUrl,
     /// The server could not be reached or refused the login.
     #[error("cannot connect to the history database: {0}")]
