@@ -188,14 +188,12 @@ mod tests {
     fn bad_urls_are_refused_without_echoing_them() {
         for text in [
             "mysql://root:hunter2@db/x",
-            "postgres://[::1",
-            "host='unterminated",
+            "postgres://root:hunter2@[::1",
+            "host='unterminated password=hunter2",
         ] {
-            let error = text.parse::<HistoryUrl>().unwrap_err();
-            assert!(
-                !error.contains("hunter2") && !error.contains(text),
-                "{error}"
-            );
+            let url: HistoryUrl = text.parse().unwrap();
+            let error = url.config().unwrap_err().to_string();
+            assert!(!error.contains("hunter2"), "{error}");
         }
     }
 }
