@@ -11,6 +11,7 @@ pub mod drill;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod history;
 // The on-store format's types live in `format/`; their old paths stay.
 pub use format::{keys, manifest, seal as manifest_seal};
 pub mod isolation;

@@ -46,7 +46,13 @@ pub fn dashboard() -> Dashboard {
             },
         ],
         links: vec![("Vértice / Overview", super::overview::UID)],
-        rows: vec![runs(), duration_and_size(), freshness(), restores()],
+        rows: vec![
+            runs(),
+            duration_and_size(),
+            freshness(),
+            restores(),
+            history(),
+        ],
     }
 }
 
@@ -206,5 +212,20 @@ fn restores() -> Row {
                 )],
             ),
         ],
+    }
+}
+
+/// The history database's archival (issue 8 §4, `controller/history_metrics.rs`).
+fn history() -> Row {
+    Row {
+        title: "History database",
+        panels: vec![panel(
+            "History archival lag",
+            "Age of the oldest finished backup or restore run not yet recorded in the history database (--history-database-url); 0 when caught up or when history is off. It grows while the history database is unreachable; runs are never held up by it.",
+            Kind::TimeSeries,
+            "s",
+            24,
+            vec![query("max(vertice_backup_history_lag_seconds)", "lag")],
+        )],
     }
 }

@@ -1,5 +1,6 @@
 //! The data-path subcommands of `vertice-backup`: `backup`, `restore`, `verify`, `drill`,
-//! `list`, `prune`, `rekey` and `runner`. They work with no cluster at all; the operator's Job
+//! `list`, `prune`, `rekey`, `runner` and `history` (runs from the operator's history
+//! database). They work with no cluster at all; the operator's Job
 //! calls `runner` with one run's spec.
 //!
 //! Flags are named as the custom resource's fields will be (`compressionLevel` →
@@ -14,6 +15,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod history;
 pub mod output;
 pub mod reports;
 pub mod runner;
@@ -45,6 +47,8 @@ pub enum DataCommand {
     Rekey(commands::RekeyArgs),
     /// Run one backup/restore/verify/drill from a spec (what the operator's Job calls).
     Runner(runner::RunnerArgs),
+    /// List finished backup and restore runs from the operator's history database.
+    History(history::HistoryArgs),
 }
 
 /// Runs a data-path subcommand and turns its outcome into an exit code.
@@ -58,6 +62,7 @@ pub fn run(command: DataCommand) -> ExitCode {
         DataCommand::Prune(args) => args.common.output,
         DataCommand::Rekey(args) => args.common.output,
         DataCommand::Runner(args) => args.output,
+        DataCommand::History(args) => args.output.into(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,6 +84,7 @@ pub fn run(command: DataCommand) -> ExitCode {
             DataCommand::Prune(args) => commands::prune(args).await,
             DataCommand::Rekey(args) => commands::rekey(args).await,
             DataCommand::Runner(args) => runner::run(args).await,
+            DataCommand::History(args) => history::history(args).await,
         }
     });
     let code = match result {

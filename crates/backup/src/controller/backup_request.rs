@@ -28,6 +28,7 @@ use vertice_core::tasks::{SpawnRefused, TaskPoll};
 use vertice_core::{Applied, Context, Reconciler};
 
 use super::breaker::{Breakers, Verdict};
+use super::history_archive::HistoryArchive;
 use super::in_process::{InProcess, RunFailure};
 use super::job::{self, JobParams};
 use super::labels;
@@ -107,6 +108,7 @@ pub struct BackupRequests {
     in_process: InProcess,
     metrics: RunMetrics,
     notifier: Notifier,
+    history: HistoryArchive,
 }
 
 impl BackupRequests {
@@ -126,7 +128,15 @@ impl BackupRequests {
             in_process,
             metrics,
             notifier,
+            history: HistoryArchive::disabled(),
         }
+    }
+
+    /// Records finished runs in `history` (`--history-database-url`).
+    #[must_use]
+    pub fn with_history(mut self, history: HistoryArchive) -> Self {
+        self.history = history;
+        self
     }
 }
 
@@ -482,6 +492,7 @@ impl BackupRequests {
         run_status::write(request, &status, ctx)
             .await
             .map_err(RunError::Kube)?;
+        self.history.backup_finished(request, &status, ctx);
 
         let namespace = request.namespace().unwrap_or_default();
         let backup = settings.backup_label(request);
@@ -591,6 +602,8 @@ impl Reconciler<BackupRequest> for BackupRequests {
     ) -> Result<Applied<BackupRequestStatus>, RunError> {
         let status = request.status.clone().unwrap_or_default();
         if status.phase.is_finished() {
+            // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
+            self.history.backup_finished(&request, &status, ctx);
             if !post_run_done(&request) {
                 // The operator stopped between the final status and the post-run work.
                 let policies: Api<VerticeBackup> =

@@ -15,6 +15,8 @@ pub mod backup_request;
 pub mod breaker;
 pub mod engine_config;
 pub mod history;
+pub mod history_archive;
+pub mod history_metrics;
 pub mod in_process;
 pub mod job;
 pub mod job_result;
@@ -55,6 +57,11 @@ pub fn operator(args: &OperatorArgs) -> Operator {
     let mut operator =
         Operator::new("backup", args.run.clone()).controller(vertice_backup::controller(args));
     let metrics = metrics::RunMetrics::register(operator.registry());
+    let archive = args.history_database_url.clone().map_or_else(
+        history_archive::HistoryArchive::disabled,
+        history_archive::HistoryArchive::new,
+    );
+    history_metrics::HistoryLag::register(operator.registry(), archive.clone());
     // The notify library's only failure is a bad extra certificate, and none is configured.
     let notifier = Notifier::new(NotifierConfig::default()).ok();
     let (wake, woken) = trigger::channel::<BackupRequest>();
@@ -83,15 +90,16 @@ pub fn operator(args: &OperatorArgs) -> Operator {
             metrics,
             notifier,
         )
+        .with_history(archive.clone())
     })
     .reconcile_on(woken)
     .requeue_after(NO_PERIODIC_REQUEUE)
     .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()));
     metrics::RunMetrics::register_sizes(operator.registry(), runs.store());
-    let restores = ControllerBuilder::new(restore_request::RestoreRequests::new(
-        restore_config,
-        restore_metrics,
-    ))
+    let restores = ControllerBuilder::new(
+        restore_request::RestoreRequests::new(restore_config, restore_metrics)
+            .with_history(archive),
+    )
     .requeue_after(NO_PERIODIC_REQUEUE)
     .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()))
     .watches_with_store::<BackupRequest, _>(|run, store| {

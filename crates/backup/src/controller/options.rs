@@ -5,6 +5,7 @@ use std::time::Duration;
 use vertice_core::cli::RunArgs;
 
 use crate::api::validation::parse_duration_seconds;
+use crate::history::HistoryUrl;
 
 /// The default of `--retention-interval`: one hour.
 pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
@@ -51,6 +52,13 @@ pub struct OperatorArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_DELETE_PERCENT,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     pub retention_max_delete_percent: u8,
+    /// A PostgreSQL URL (`postgres://user:password@host:5432/db`) where every finished backup
+    /// and restore run is recorded (issue 8 §4); the schema `vertice_history` is created and
+    /// migrated by the operator. Off when unset. Give it through the environment from a Secret
+    /// (the chart's `history.existingSecret`): it holds a password, and its value is never
+    /// shown in `--help`, logs, events or status.
+    #[arg(long, env = "VERTICE_HISTORY_DATABASE_URL", hide_env_values = true)]
+    pub history_database_url: Option<HistoryUrl>,
 }
 
 impl OperatorArgs {
@@ -65,6 +73,7 @@ impl OperatorArgs {
             storage_probe_interval_seconds: 30,
             retention_interval: DEFAULT_RETENTION_INTERVAL,
             retention_max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
+            history_database_url: None,
         }
     }
 }

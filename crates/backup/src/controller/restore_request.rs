@@ -17,6 +17,7 @@ use vertice_core::error::{ErrorClass, ReconcileError};
 use vertice_core::{Applied, Context, Reconciler};
 
 use super::backup_request::RunConfig;
+use super::history_archive::HistoryArchive;
 use super::job::{self, JobParams};
 use super::job_result::{JobState, job_state};
 use super::labels;
@@ -78,12 +79,24 @@ impl ReconcileError for RestoreError {
 pub struct RestoreRequests {
     config: RunConfig,
     metrics: RunMetrics,
+    history: HistoryArchive,
 }
 
 impl RestoreRequests {
     /// Restores run in the `config.runner_image`; finished ones count in `metrics`.
     pub fn new(config: RunConfig, metrics: RunMetrics) -> Self {
-        Self { config, metrics }
+        Self {
+            config,
+            metrics,
+            history: HistoryArchive::disabled(),
+        }
+    }
+
+    /// Records finished restores in `history` (`--history-database-url`).
+    #[must_use]
+    pub fn with_history(mut self, history: HistoryArchive) -> Self {
+        self.history = history;
+        self
     }
 }
 
@@ -382,6 +395,7 @@ impl RestoreRequests {
         run_status::write(request, &done, ctx)
             .await
             .map_err(RestoreError::Kube)?;
+        self.history.restore_finished(request, &done, ctx);
         let namespace = request.namespace().unwrap_or_default();
         self.metrics.restore_finished(&namespace, success);
         let reference = request.object_ref(&());
@@ -408,6 +422,8 @@ impl Reconciler<RestoreRequest> for RestoreRequests {
     ) -> Result<Applied<RestoreRequestStatus>, RestoreError> {
         let status = request.status.clone().unwrap_or_default();
         if status.phase.is_finished() {
+            // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
+            self.history.restore_finished(&request, &status, ctx);
             return Ok(Applied::new(status));
         }
         let namespace = request.namespace().unwrap_or_default();
