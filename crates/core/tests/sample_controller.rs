@@ -138,6 +138,8 @@ impl ReconcileError for SampleError {
 struct Journal {
     applies: Mutex<HashMap<String, Vec<(i64, Instant)>>>,
     cleanups: Mutex<Vec<String>>,
+    /// Applies whose object (from the controller's cache) still carried `managedFields`.
+    with_managed_fields: std::sync::atomic::AtomicUsize,
 }
 
 impl Journal {
@@ -169,6 +171,11 @@ impl Reconciler<Sample> for SampleReconciler {
         _ctx: &Context,
     ) -> Result<Applied<SampleStatus>, SampleError> {
         let generation = sample.metadata.generation.unwrap_or_default();
+        if sample.metadata.managed_fields.is_some() {
+            self.journal
+                .with_managed_fields
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         let attempts_this_generation = {
             let mut applies = self
                 .journal
@@ -411,6 +418,16 @@ async fn finalizer_conditions_status_events_and_metrics() -> anyhow::Result<()> 
                 && m.operation.as_deref() == Some("Apply")
                 && m.subresource.as_deref() == Some("status")),
         "status applied by {FIELD_MANAGER}: {managers:?}"
+    );
+    // ... but the controller's cache drops them: reconciles never saw any.
+    assert!(!operator.journal.applies("one").is_empty());
+    assert_eq!(
+        operator
+            .journal
+            .with_managed_fields
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "reconciles got objects with managedFields from the cache"
     );
 
     // A reconcile that changes nothing writes nothing: trigger one with a label change and

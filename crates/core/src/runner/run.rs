@@ -87,6 +87,7 @@ async fn run_controller<K: ManagedResource, R: Reconciler<K>>(
 
     let primary = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(trim_for_cache::<K>)
         .reflect(store_writer)
         .applied_objects()
         .predicate_filter(primary_change_hash::<K>, Default::default());
@@ -218,5 +219,16 @@ fn ready_status<K: ManagedResource>(object: &DeserializeGuard<K>) -> &'static st
         Some("True") => "True",
         Some("False") => "False",
         _ => "Unknown",
+    }
+}
+
+/// Drops `metadata.managedFields` from an object before the cache keeps it. No reconcile reads
+/// them (server-side apply computes ownership on the server), and on objects written by several
+/// managers they are often larger than the spec and status together: an operator caching
+/// thousands of finished runs would hold them all. A reconcile that needs them reads the object
+/// from the API server.
+fn trim_for_cache<K: ManagedResource>(object: &mut DeserializeGuard<K>) {
+    if let Ok(object) = &mut object.0 {
+        object.meta_mut().managed_fields = None;
     }
 }
