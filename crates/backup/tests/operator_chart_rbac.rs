@@ -9,63 +9,17 @@
 #[path = "support/operator_env.rs"]
 mod operator_env;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::PostParams;
+use operator_env::chart_rbac::{self, RefusalCheck};
 use operator_env::{Env, eventually};
 use serde_json::json;
 use vertice_backup::api::restore_request::RestoreRequest;
 use vertice_backup::api::run::RunPhase;
+use vertice_testkit::chart;
 use vertice_testkit::control_plane::ControlPlane;
-use vertice_testkit::tools::tool_binary;
-
-fn chart_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/backup")
-}
-
-/// `helm template` of the chart's ServiceAccount and RBAC for release `release` in `namespace`.
-fn render_rbac(release: &str, namespace: &str) -> anyhow::Result<String> {
-    let output = Command::new(tool_binary("helm")?)
-        .args(["template", release])
-        .arg(chart_dir())
-        .args(["--namespace", namespace])
-        .args(["--show-only", "templates/serviceaccount.yaml"])
-        .args(["--show-only", "templates/rbac.yaml"])
-        .output()?;
-    anyhow::ensure!(output.status.success(), "helm template: {output:?}");
-    Ok(String::from_utf8(output.stdout)?)
-}
-
-/// `kubectl apply --server-side -f -` of `manifests` as the admin.
-fn apply_as_admin(control_plane: &ControlPlane, manifests: &str) -> anyhow::Result<()> {
-    let mut child = Command::new(tool_binary("kubectl")?)
-        .arg(format!(
-            "--kubeconfig={}",
-            control_plane.admin_kubeconfig().display()
-        ))
-        .args(["apply", "--server-side", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(manifests.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    anyhow::ensure!(output.status.success(), "kubectl apply: {output:?}");
-    Ok(())
-}
-
-async fn client_from(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
@@ -76,14 +30,27 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     let release = namespace.clone();
     let service_account = format!("{release}-vertice-backup");
     let lease = format!("{release}-vertice-backup-leader");
-    let rbac = render_rbac(&release, &namespace).unwrap();
-    assert!(rbac.contains("kind: ClusterRoleBinding"), "{rbac}");
-    apply_as_admin(control_plane, &rbac).unwrap();
-
-    let kubeconfig = control_plane
-        .kubeconfig_as(&namespace, &service_account)
-        .unwrap();
-    let as_operator = client_from(&kubeconfig).await.unwrap();
+    // The chart's defaults: bound cluster-wide, with the leader-election Role. (Every other
+    // operator test runs under the namespaced variant, `watchNamespace`, without election.)
+    let rbac = chart::install_rbac(
+        control_plane,
+        &chart_rbac::chart_dir(),
+        &release,
+        &namespace,
+        &chart_rbac::TEMPLATES,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rbac.service_account, service_account);
+    assert!(
+        rbac.applied
+            .contains(&format!("ClusterRoleBinding {release}-vertice-backup")),
+        "{:?}",
+        rbac.applied
+    );
+    let as_operator = rbac.client(control_plane).await.unwrap();
+    let refusal_check = RefusalCheck::new(rbac.user());
     // The flags the chart passes for leader election, so the Lease Role is exercised too.
     let flags = [
         "--leader-election".to_owned(),
@@ -152,13 +119,6 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     assert!(recorded.reason.is_some(), "{recorded:?}");
 
     // Nothing the operator tried was refused, not even what it only logs.
-    let capture = vertice_testkit::log_capture::LogCapture::install().unwrap();
-    let refused: Vec<String> = capture
-        .lines()
-        .into_iter()
-        // The apiserver's refusals read `… is forbidden: User "system:serviceaccount:…"`.
-        .filter(|line| line.to_lowercase().contains("forbidden"))
-        .collect();
-    assert!(refused.is_empty(), "refused calls: {refused:#?}");
     env.stop_operator().await;
+    drop(refusal_check);
 }
