@@ -122,3 +122,78 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     env.stop_operator().await;
     drop(refusal_check);
 }
+
+/// The chart's namespaced RBAC for `env`'s namespace with `resource` taken out of every rule
+/// of the ClusterRole (as if the chart had forgotten it), the operator started under it, and a
+/// backup asked for: the apiserver's refusal of `resource` must show in the operator's log,
+/// which is what fails every other operator test (`chart_rbac::RefusalCheck`) when the chart
+/// lacks a rule.
+async fn a_refusal_is_logged_without(resource: &str) {
+    let mut env = Env::new("rbac-missing", true).await;
+    let control_plane = ControlPlane::shared().await.unwrap();
+    let namespace = env.name().to_owned();
+    let values = [
+        ("watchNamespace", namespace.as_str()),
+        ("leaderElection.enabled", "false"),
+    ];
+    let rendered = chart::render(
+        &chart_rbac::chart_dir(),
+        &namespace,
+        &namespace,
+        &chart_rbac::TEMPLATES,
+        &values,
+    )
+    .unwrap();
+    let mut objects = chart::documents(&rendered).unwrap();
+    let role = objects
+        .iter_mut()
+        .find(|object| object["kind"] == "ClusterRole")
+        .unwrap();
+    let rules = role["rules"].as_array_mut().unwrap();
+    let before = rules.len();
+    for rule in rules.iter_mut() {
+        let resources = rule["resources"].as_array_mut().unwrap();
+        resources.retain(|granted| granted != resource);
+    }
+    rules.retain(|rule| rule["resources"].as_array().is_some_and(|r| !r.is_empty()));
+    let stream: Vec<String> = objects.iter().map(ToString::to_string).collect();
+    let admin = control_plane.admin_client().await.unwrap();
+    chart::apply_server_side(&admin, &stream.join("\n---\n"), &namespace, "rbac-test")
+        .await
+        .unwrap();
+    let service_account = chart::service_account_name(&rendered).unwrap();
+    let user = format!("system:serviceaccount:{namespace}:{service_account}");
+    let client = chart::client_as_service_account(control_plane, &namespace, &service_account)
+        .await
+        .unwrap();
+    assert!(before > 0);
+    env.start_operator_with_client(client, &["--leader-election", "false"], None)
+        .await;
+    env.inline_request("nightly", json!({}), json!({})).await;
+
+    let refused = format!("resource \\\"{resource}\\\"");
+    let plain = format!("resource \"{resource}\"");
+    let line = eventually(&format!("a logged refusal of {resource}"), || async {
+        chart_rbac::refusals(&user)
+            .into_iter()
+            .find(|line| line.contains(&refused) || line.contains(&plain))
+    })
+    .await;
+    assert!(line.contains(&namespace), "{line}");
+    env.stop_operator().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_events_the_refused_event_is_logged() {
+    a_refusal_is_logged_without("events").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_jobs_the_refused_watch_and_create_are_logged() {
+    a_refusal_is_logged_without("jobs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_status_subresource_the_refused_status_write_is_logged() {
+    a_refusal_is_logged_without("backuprequests/status").await;
+}
