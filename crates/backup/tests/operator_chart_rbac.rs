@@ -125,10 +125,10 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
 
 /// The chart's namespaced RBAC for `env`'s namespace with `resource` taken out of every rule
 /// of the ClusterRole (as if the chart had forgotten it), the operator started under it, and a
-/// backup asked for: the apiserver's refusal of `resource` must show in the operator's log,
+/// backup asked for (its spec with `extra` merged, e.g. to make it fail): the apiserver's refusal of `resource` must show in the operator's log,
 /// which is what fails every other operator test (`chart_rbac::RefusalCheck`) when the chart
 /// lacks a rule.
-async fn a_refusal_is_logged_without(resource: &str) {
+async fn a_refusal_is_logged_without(resource: &str, extra: serde_json::Value) {
     let mut env = Env::new("rbac-missing", true).await;
     let control_plane = ControlPlane::shared().await.unwrap();
     let namespace = env.name().to_owned();
@@ -167,9 +167,9 @@ async fn a_refusal_is_logged_without(resource: &str) {
         .await
         .unwrap();
     assert!(before > 0);
-    env.start_operator_with_client(client, &["--leader-election", "false"], None)
-        .await;
-    env.inline_request("nightly", json!({}), json!({})).await;
+    let flags = ["--leader-election", "false", "--run-backoff-limit", "0"];
+    env.start_operator_with_client(client, &flags, None).await;
+    env.inline_request("nightly", extra, json!({})).await;
 
     let refused = format!("resource \\\"{resource}\\\"");
     let plain = format!("resource \"{resource}\"");
@@ -185,15 +185,33 @@ async fn a_refusal_is_logged_without(resource: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_events_the_refused_event_is_logged() {
-    a_refusal_is_logged_without("events").await;
+    a_refusal_is_logged_without("events", json!({})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_jobs_the_refused_watch_and_create_are_logged() {
-    a_refusal_is_logged_without("jobs").await;
+    a_refusal_is_logged_without("jobs", json!({})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_status_subresource_the_refused_status_write_is_logged() {
-    a_refusal_is_logged_without("backuprequests/status").await;
+    a_refusal_is_logged_without("backuprequests/status", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pods_the_refused_read_of_a_failed_runs_cause_is_logged() {
+    // Only a failed run's cause is read from its pod; the database refuses connections here.
+    // A port nothing listens on (free a moment ago).
+    let unreachable = vertice_testkit::ports::free_port().unwrap();
+    let failing = json!({
+        "target": {
+            "engine": "postgres",
+            "host": "127.0.0.1",
+            "port": unreachable,
+            "user": "postgres",
+            "passwordSecretRef": {"name": "db", "key": "password"},
+            "database": "shop",
+        }
+    });
+    a_refusal_is_logged_without("pods", failing).await;
 }

@@ -124,7 +124,10 @@ pub async fn apply_server_side(
             )
         } else {
             let shown = format!("{} {name}", types.kind);
-            (Api::<DynamicObject>::all_with(client.clone(), &resource), shown)
+            (
+                Api::<DynamicObject>::all_with(client.clone(), &resource),
+                shown,
+            )
         };
         api.patch(&name, &params, &Patch::Apply(&object))
             .await
@@ -160,8 +163,8 @@ pub async fn client_as_service_account(
     service_account: &str,
 ) -> anyhow::Result<Client> {
     let path = control_plane.kubeconfig_as(namespace, service_account)?;
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     crate::control_plane::client_from_kubeconfig(&text).await
 }
 

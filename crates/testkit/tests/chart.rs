@@ -105,14 +105,19 @@ async fn a_charts_service_account_may_do_exactly_what_its_rbac_grants() {
         .await
         .unwrap();
     assert_eq!(installed.service_account, format!("{ns}-probe"));
-    assert_eq!(installed.user(), format!("system:serviceaccount:{ns}:{ns}-probe"));
+    assert_eq!(
+        installed.user(),
+        format!("system:serviceaccount:{ns}:{ns}-probe")
+    );
     assert!(
         installed.applied.contains(&format!("Role {ns}/{ns}-probe")),
         "{:?}",
         installed.applied
     );
     assert!(
-        installed.applied.contains(&format!("ClusterRole {ns}-probe")),
+        installed
+            .applied
+            .contains(&format!("ClusterRole {ns}-probe")),
         "{:?}",
         installed.applied
     );
