@@ -33,7 +33,7 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     // The chart's defaults: bound cluster-wide, with the leader-election Role. (Every other
     // operator test runs under the namespaced variant, `watchNamespace`, without election.)
     let rbac = chart::install_rbac(
-        control_plane,
+        &env.client,
         &chart_rbac::chart_dir(),
         &release,
         &namespace,

@@ -22,6 +22,10 @@ use crate::tools::tool_binary;
 /// The field manager of the objects [`apply_server_side`] writes when the caller names none.
 pub const FIELD_MANAGER: &str = "vertice-testkit-chart";
 
+/// The templates that hold a chart's ServiceAccount and RBAC, by the convention every
+/// operator's chart follows (`charts/<operator>/templates/`).
+pub const RBAC_TEMPLATES: [&str; 2] = ["templates/serviceaccount.yaml", "templates/rbac.yaml"];
+
 /// The kind a chart's ServiceAccount has in its rendered YAML.
 const SERVICE_ACCOUNT_KIND: &str = "ServiceAccount";
 
@@ -198,14 +202,15 @@ impl InstalledRbac {
 }
 
 /// Renders `templates` of the chart in `chart_dir` for `release` in `namespace` with `set`,
-/// applies them as the admin (the way `helm install` would create them), and names the one
+/// applies them with `admin` (a client allowed to grant RBAC, as `helm install` would run),
+/// and names the one
 /// ServiceAccount they hold. Cluster-scoped objects (a ClusterRole and its binding) are named
 /// after the release by the usual chart helpers: a test gives each release its own name (e.g.
 /// its namespace's) so tests sharing a control plane do not share them.
 ///
 /// Errors: as [`render`], [`apply_server_side`] and [`service_account_name`].
 pub async fn install_rbac(
-    control_plane: &ControlPlane,
+    admin: &Client,
     chart_dir: &Path,
     release: &str,
     namespace: &str,
@@ -214,8 +219,7 @@ pub async fn install_rbac(
 ) -> anyhow::Result<InstalledRbac> {
     let manifests = render(chart_dir, release, namespace, templates, set)?;
     let service_account = service_account_name(&manifests)?;
-    let admin = control_plane.admin_client().await?;
-    let applied = apply_server_side(&admin, &manifests, namespace, FIELD_MANAGER).await?;
+    let applied = apply_server_side(admin, &manifests, namespace, FIELD_MANAGER).await?;
     Ok(InstalledRbac {
         namespace: namespace.to_owned(),
         service_account,

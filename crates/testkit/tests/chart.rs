@@ -84,7 +84,7 @@ fn is_forbidden(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(response) if response.code == 403)
 }
 
-const TEMPLATES: [&str; 2] = ["templates/serviceaccount.yaml", "templates/rbac.yaml"];
+use vertice_testkit::chart::RBAC_TEMPLATES as TEMPLATES;
 
 #[tokio::test]
 async fn a_charts_service_account_may_do_exactly_what_its_rbac_grants() {
@@ -101,7 +101,7 @@ async fn a_charts_service_account_may_do_exactly_what_its_rbac_grants() {
     assert!(!rendered.contains("unused"), "{rendered}");
     assert_eq!(chart::documents(&rendered).unwrap().len(), 5);
 
-    let installed = chart::install_rbac(control_plane, dir.path(), ns, ns, &TEMPLATES, &[])
+    let installed = chart::install_rbac(&admin, dir.path(), ns, ns, &TEMPLATES, &[])
         .await
         .unwrap();
     assert_eq!(installed.service_account, format!("{ns}-probe"));
@@ -157,7 +157,7 @@ async fn a_charts_service_account_may_do_exactly_what_its_rbac_grants() {
     // applying it again changes nothing and does not fail.
     let set = [("resource", "secrets")];
     for _ in 0..2 {
-        chart::install_rbac(control_plane, dir.path(), ns, ns, &TEMPLATES, &set)
+        chart::install_rbac(&admin, dir.path(), ns, ns, &TEMPLATES, &set)
             .await
             .unwrap();
     }

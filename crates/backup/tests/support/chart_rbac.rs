@@ -16,7 +16,7 @@ use vertice_testkit::control_plane::ControlPlane;
 use vertice_testkit::log_capture::LogCapture;
 
 /// The chart's templates that hold its ServiceAccount and RBAC.
-pub const TEMPLATES: [&str; 2] = ["templates/serviceaccount.yaml", "templates/rbac.yaml"];
+pub const TEMPLATES: [&str; 2] = chart::RBAC_TEMPLATES;
 
 /// The backup operator's chart.
 pub fn chart_dir() -> PathBuf {
@@ -39,13 +39,18 @@ pub async fn namespaced_operator(namespace: &str) -> InstalledRbac {
     if let Some(known) = known {
         return known;
     }
-    let control_plane = ControlPlane::shared().await.unwrap();
+    let admin = ControlPlane::shared()
+        .await
+        .unwrap()
+        .admin_client()
+        .await
+        .unwrap();
     let values = [
         ("watchNamespace", namespace),
         ("leaderElection.enabled", "false"),
     ];
     let installed = chart::install_rbac(
-        control_plane,
+        &admin,
         &chart_dir(),
         namespace,
         namespace,
