@@ -2,6 +2,7 @@
 //! test's own (a ServiceAccount, a Role whose resource is a value, a RoleBinding, and a
 //! ClusterRole + ClusterRoleBinding named after the release) is rendered, server-side applied
 //! as the admin, and the ServiceAccount's client may do exactly what the chart grants.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use std::path::Path;
 
