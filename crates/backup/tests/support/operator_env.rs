@@ -189,15 +189,6 @@ impl Env {
         }
     }
 
-    /// [`Self::start_operator`] with the admin's rights instead of the chart's: only for a
-    /// test that deliberately needs what the chart does not grant (say why at the call).
-    pub async fn start_operator_as_admin(&mut self, flags: &[&str], clock: Option<SharedClock>) {
-        let mut all = vec!["--leader-election", "false"];
-        all.extend_from_slice(flags);
-        self.start_operator_with_client(self.client.clone(), &all, clock)
-            .await;
-    }
-
     /// Starts the operator watching this namespace, talking to the apiserver through `client`
     /// (e.g. as the chart's ServiceAccount), with `flags` (leader election is on unless they
     /// say otherwise).
