@@ -9,63 +9,17 @@
 #[path = "support/operator_env.rs"]
 mod operator_env;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::PostParams;
+use operator_env::chart_rbac::{self, RefusalCheck};
 use operator_env::{Env, eventually};
 use serde_json::json;
 use vertice_backup::api::restore_request::RestoreRequest;
 use vertice_backup::api::run::RunPhase;
+use vertice_testkit::chart;
 use vertice_testkit::control_plane::ControlPlane;
-use vertice_testkit::tools::tool_binary;
-
-fn chart_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/backup")
-}
-
-/// `helm template` of the chart's ServiceAccount and RBAC for release `release` in `namespace`.
-fn render_rbac(release: &str, namespace: &str) -> anyhow::Result<String> {
-    let output = Command::new(tool_binary("helm")?)
-        .args(["template", release])
-        .arg(chart_dir())
-        .args(["--namespace", namespace])
-        .args(["--show-only", "templates/serviceaccount.yaml"])
-        .args(["--show-only", "templates/rbac.yaml"])
-        .output()?;
-    anyhow::ensure!(output.status.success(), "helm template: {output:?}");
-    Ok(String::from_utf8(output.stdout)?)
-}
-
-/// `kubectl apply --server-side -f -` of `manifests` as the admin.
-fn apply_as_admin(control_plane: &ControlPlane, manifests: &str) -> anyhow::Result<()> {
-    let mut child = Command::new(tool_binary("kubectl")?)
-        .arg(format!(
-            "--kubeconfig={}",
-            control_plane.admin_kubeconfig().display()
-        ))
-        .args(["apply", "--server-side", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(manifests.as_bytes())?;
-    }
-    let output = child.wait_with_output()?;
-    anyhow::ensure!(output.status.success(), "kubectl apply: {output:?}");
-    Ok(())
-}
-
-async fn client_from(kubeconfig: &Path) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
@@ -76,14 +30,27 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     let release = namespace.clone();
     let service_account = format!("{release}-vertice-backup");
     let lease = format!("{release}-vertice-backup-leader");
-    let rbac = render_rbac(&release, &namespace).unwrap();
-    assert!(rbac.contains("kind: ClusterRoleBinding"), "{rbac}");
-    apply_as_admin(control_plane, &rbac).unwrap();
-
-    let kubeconfig = control_plane
-        .kubeconfig_as(&namespace, &service_account)
-        .unwrap();
-    let as_operator = client_from(&kubeconfig).await.unwrap();
+    // The chart's defaults: bound cluster-wide, with the leader-election Role. (Every other
+    // operator test runs under the namespaced variant, `watchNamespace`, without election.)
+    let rbac = chart::install_rbac(
+        &env.client,
+        &chart_rbac::chart_dir(),
+        &release,
+        &namespace,
+        &chart_rbac::TEMPLATES,
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rbac.service_account, service_account);
+    assert!(
+        rbac.applied
+            .contains(&format!("ClusterRoleBinding {release}-vertice-backup")),
+        "{:?}",
+        rbac.applied
+    );
+    let as_operator = rbac.client(control_plane).await.unwrap();
+    let refusal_check = RefusalCheck::new(rbac.user());
     // The flags the chart passes for leader election, so the Lease Role is exercised too.
     let flags = [
         "--leader-election".to_owned(),
@@ -152,13 +119,106 @@ async fn a_backup_and_a_restore_succeed_with_only_the_charts_rbac() {
     assert!(recorded.reason.is_some(), "{recorded:?}");
 
     // Nothing the operator tried was refused, not even what it only logs.
-    let capture = vertice_testkit::log_capture::LogCapture::install().unwrap();
-    let refused: Vec<String> = capture
-        .lines()
-        .into_iter()
-        // The apiserver's refusals read `… is forbidden: User "system:serviceaccount:…"`.
-        .filter(|line| line.to_lowercase().contains("forbidden"))
-        .collect();
-    assert!(refused.is_empty(), "refused calls: {refused:#?}");
     env.stop_operator().await;
+    drop(refusal_check);
+}
+
+/// The chart's namespaced RBAC for `env`'s namespace with `resource` taken out of every rule
+/// of the ClusterRole (as if the chart had forgotten it), the operator started under it, and a
+/// backup asked for (its spec with `extra` merged, e.g. to make it fail): the apiserver's
+/// refusal of `resource` must show in the operator's log at warn or error. A refusal in the log
+/// (at any level) is what fails every other operator test (`chart_rbac::RefusalCheck`) when the
+/// chart lacks a rule.
+async fn a_refusal_is_logged_without(resource: &str, extra: serde_json::Value) {
+    let mut env = Env::new("rbac-missing", true).await;
+    let control_plane = ControlPlane::shared().await.unwrap();
+    let namespace = env.name().to_owned();
+    let values = [
+        ("watchNamespace", namespace.as_str()),
+        ("leaderElection.enabled", "false"),
+    ];
+    let rendered = chart::render(
+        &chart_rbac::chart_dir(),
+        &namespace,
+        &namespace,
+        &chart_rbac::TEMPLATES,
+        &values,
+    )
+    .unwrap();
+    let mut objects = chart::documents(&rendered).unwrap();
+    let role = objects
+        .iter_mut()
+        .find(|object| object["kind"] == "ClusterRole")
+        .unwrap();
+    let rules = role["rules"].as_array_mut().unwrap();
+    let before = rules.len();
+    for rule in rules.iter_mut() {
+        let resources = rule["resources"].as_array_mut().unwrap();
+        resources.retain(|granted| granted != resource);
+    }
+    rules.retain(|rule| rule["resources"].as_array().is_some_and(|r| !r.is_empty()));
+    let stream: Vec<String> = objects.iter().map(ToString::to_string).collect();
+    let admin = control_plane.admin_client().await.unwrap();
+    chart::apply_server_side(&admin, &stream.join("\n---\n"), &namespace, "rbac-test")
+        .await
+        .unwrap();
+    let service_account = chart::service_account_name(&rendered).unwrap();
+    let user = format!("system:serviceaccount:{namespace}:{service_account}");
+    let client = chart::client_as_service_account(control_plane, &namespace, &service_account)
+        .await
+        .unwrap();
+    assert!(before > 0);
+    let flags = ["--leader-election", "false", "--run-backoff-limit", "0"];
+    env.start_operator_with_client(client, &flags, None).await;
+    env.inline_request("nightly", extra, json!({})).await;
+
+    let refused = format!("resource \\\"{resource}\\\"");
+    let plain = format!("resource \"{resource}\"");
+    // At warn or error, as a user running the operator at the chart's `info` level sees it
+    // (kube's client also logs every refusal at debug, which nobody sees in production).
+    let line = eventually(
+        &format!("a refusal of {resource} logged at warn"),
+        || async {
+            chart_rbac::refusals(&user).into_iter().find(|line| {
+                (line.contains(" WARN ") || line.contains(" ERROR "))
+                    && (line.contains(&refused) || line.contains(&plain))
+            })
+        },
+    )
+    .await;
+    assert!(line.contains(&namespace), "{line}");
+    env.stop_operator().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_events_the_refused_event_is_logged() {
+    a_refusal_is_logged_without("events", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_jobs_the_refused_watch_and_create_are_logged() {
+    a_refusal_is_logged_without("jobs", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_status_subresource_the_refused_status_write_is_logged() {
+    a_refusal_is_logged_without("backuprequests/status", json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_pods_the_refused_read_of_a_failed_runs_cause_is_logged() {
+    // Only a failed run's cause is read from its pod; the database refuses connections here.
+    // A port nothing listens on (free a moment ago).
+    let unreachable = vertice_testkit::ports::free_port().unwrap();
+    let failing = json!({
+        "target": {
+            "engine": "postgres",
+            "host": "127.0.0.1",
+            "port": unreachable,
+            "user": "postgres",
+            "passwordSecretRef": {"name": "db", "key": "password"},
+            "database": "shop",
+        }
+    });
+    a_refusal_is_logged_without("pods", failing).await;
 }

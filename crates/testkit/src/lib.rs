@@ -1,6 +1,7 @@
 //! Dev-only test kit: starts REAL processes for tests, each on free ports in a temporary
 //! directory, and stops them when dropped. No mock stands in for any of them.
 
+pub mod chart;
 pub mod control_plane;
 pub mod crds;
 pub mod kubelet;

@@ -90,7 +90,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .build()?;
     let result = runtime.block_on(async {
         let client = control_plane.admin_client().await?;
-        let stack = Stack::start(&client, &kubeconfig, &binary, &state_dir).await?;
+        let stack = Stack::start(&client, &control_plane, &binary, &state_dir).await?;
         let result = if args.once {
             once(&client, &stack, Duration::from_secs(args.timeout_seconds)).await
         } else {

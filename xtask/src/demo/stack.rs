@@ -1,7 +1,7 @@
 //! Everything the demo runs beside the control plane: PostgreSQL with the seeded shop, the S3
 //! server and its bucket, a webhook receiver for failure notifications, the kubelet stand-in
 //! that runs the operator's runner Jobs with the freshly built binary, the CRDs, the Secrets,
-//! the backup operator as a local process, and the examples applied.
+//! the backup operator as a local process with only its chart's RBAC, and the examples applied.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,6 +12,8 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
+use vertice_testkit::chart;
+use vertice_testkit::control_plane::ControlPlane;
 use vertice_testkit::kubelet::{Kubelet, KubeletOptions};
 use vertice_testkit::process::ServiceProcess;
 use vertice_testkit::services::http_sink::HttpSink;
@@ -29,6 +31,11 @@ pub const NAMESPACE: &str = "vertice-demo";
 pub const RUNNER_IMAGE: &str = "ghcr.io/vertice/backup:demo";
 /// The bucket the demo's backups go to.
 pub const BUCKET: &str = "shop-backups";
+/// The Helm release the demo renders the chart's ServiceAccount and RBAC for; it holds the
+/// chart's name, so the chart names its objects (ServiceAccount, ClusterRole) just this.
+const RELEASE: &str = "vertice-backup";
+/// The leader-election Lease the chart's Role lets the operator use: `<full name>-leader`.
+const LEASE: &str = "vertice-backup-leader";
 /// How long the operator may take to serve `/readyz`.
 const OPERATOR_READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the operator may take to stop after SIGTERM before it is killed.
@@ -56,15 +63,18 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts every piece and applies the examples. `kubeconfig` is the admin kubeconfig the
-    /// operator uses; `binary` the `vertice-backup` executable; `state_dir` receives the
-    /// operator's log (`vertice-backup.log`).
+    /// Starts every piece and applies the examples. `client` is the admin's; the operator
+    /// runs as the chart's ServiceAccount (`charts/backup`, rendered by `helm template` and
+    /// applied with its defaults: bound cluster-wide, leader election on) through a kubeconfig
+    /// of `control_plane` for it, as `helm install` would run it. `binary` is the
+    /// `vertice-backup` executable; `state_dir` receives the operator's log
+    /// (`vertice-backup.log`).
     ///
     /// Errors: a piece did not start (its log tail is in the message) or the apiserver refused
     /// an object.
     pub async fn start(
         client: &kube::Client,
-        kubeconfig: &Path,
+        control_plane: &ControlPlane,
         binary: &Path,
         state_dir: &Path,
     ) -> anyhow::Result<Self> {
@@ -90,6 +100,20 @@ impl Stack {
         })
         .await?;
         create_namespace(client, NAMESPACE).await?;
+        let chart_dir = crate::workspace_root().join("charts/backup");
+        let rbac = step("the chart's ServiceAccount and RBAC", async {
+            chart::install_rbac(
+                client,
+                &chart_dir,
+                RELEASE,
+                NAMESPACE,
+                &chart::RBAC_TEMPLATES,
+                &[],
+            )
+            .await
+        })
+        .await?;
+        let operator_kubeconfig = control_plane.kubeconfig_as(NAMESPACE, &rbac.service_account)?;
         secrets::create(
             client,
             NAMESPACE,
@@ -116,12 +140,14 @@ impl Stack {
             "the backup operator",
             start_operator(
                 binary,
-                kubeconfig,
+                &operator_kubeconfig,
                 admin_addr,
                 state_dir,
                 &[
                     "--leader-election-namespace",
                     NAMESPACE,
+                    "--lease-name",
+                    LEASE,
                     "--runner-image",
                     RUNNER_IMAGE,
                 ],

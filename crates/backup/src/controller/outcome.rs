@@ -125,10 +125,21 @@ pub(super) fn success(
 
 /// Why the newest failed Pod of Job `job` failed: its exit code and the runner's result JSON
 /// (`{"error": {"kind", "message", "exitCode"}}`) from the termination message.
+///
+/// A failure to list the pods (e.g. refused: the operator's RBAC lacks `list pods`) is logged,
+/// not hidden: the run still ends, with a less precise cause.
 pub(super) async fn termination(pods: &Api<Pod>, job: &str) -> Option<RunFailure> {
-    let terminated = job_result::newest_termination(pods, job, false)
-        .await
-        .ok()??;
+    let terminated = match job_result::newest_termination(pods, job, false).await {
+        Ok(terminated) => terminated?,
+        Err(error) => {
+            tracing::warn!(
+                job,
+                error = &error as &dyn std::error::Error,
+                "reading the failed Job's pods for its cause failed"
+            );
+            return None;
+        }
+    };
     Some(failure_from_termination(
         terminated.exit_code,
         &terminated.message.unwrap_or_default(),

@@ -3,6 +3,9 @@
 //! stand-in running the real `vertice-backup` binary, and the operator itself in this process.
 #![allow(dead_code)]
 
+#[path = "chart_rbac.rs"]
+pub mod chart_rbac;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -58,6 +61,9 @@ pub struct RunningOperator {
     pub token: CancellationToken,
     pub handle: JoinHandle<Result<(), vertice_core::OperatorError>>,
     pub admin: SocketAddr,
+    /// Set when it runs as the chart's ServiceAccount: fails the test, once the operator is
+    /// dropped, if the apiserver refused it anything.
+    pub refusal_check: Option<chart_rbac::RefusalCheck>,
 }
 
 impl RunningOperator {
@@ -169,12 +175,18 @@ impl Env {
         api.create(&PostParams::default(), &secret).await.unwrap();
     }
 
-    /// Starts the operator watching this namespace with `flags` added.
+    /// Starts the operator watching this namespace with `flags` added, as the chart's
+    /// ServiceAccount with only the chart's RBAC (`support/chart_rbac.rs`): a rule the chart
+    /// lacks fails the test.
     pub async fn start_operator(&mut self, flags: &[&str], clock: Option<SharedClock>) {
         let mut all = vec!["--leader-election", "false"];
         all.extend_from_slice(flags);
-        self.start_operator_with_client(self.client.clone(), &all, clock)
-            .await;
+        let (rbac, client) = chart_rbac::operator_client(self.ns.name()).await;
+        let check = chart_rbac::RefusalCheck::new(rbac.user());
+        self.start_operator_with_client(client, &all, clock).await;
+        if let Some(operator) = &mut self.operator {
+            operator.refusal_check = Some(check);
+        }
     }
 
     /// Starts the operator watching this namespace, talking to the apiserver through `client`
@@ -213,6 +225,7 @@ impl Env {
             token,
             handle,
             admin,
+            refusal_check: None,
         });
     }
 

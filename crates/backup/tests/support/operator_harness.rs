@@ -5,6 +5,9 @@
 //! backups written to a real S3 server by the real engine.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "chart_rbac.rs"]
+pub mod chart_rbac;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -88,6 +91,8 @@ pub struct Running {
     task: JoinHandle<Result<(), OperatorError>>,
     pub admin: SocketAddr,
     pub trigger: Trigger<VerticeBackup>,
+    /// Fails the test, once dropped, if the apiserver refused the operator anything.
+    refusal_check: chart_rbac::RefusalCheck,
 }
 
 impl Running {
@@ -97,8 +102,12 @@ impl Running {
         args: &OperatorArgs,
     ) -> anyhow::Result<Self> {
         let control_plane = ControlPlane::shared().await?;
+        // The chart's ServiceAccount with only the chart's RBAC (issue 9).
+        let rbac = chart_rbac::namespaced_operator(namespace).await;
+        let refusal_check = chart_rbac::RefusalCheck::new(rbac.user());
+        let kubeconfig = control_plane.kubeconfig_as(namespace, &rbac.service_account)?;
         let mut args = args.clone();
-        args.run = run_args(namespace, control_plane.admin_kubeconfig());
+        args.run = run_args(namespace, &kubeconfig);
         let (trigger, wake) = trigger::channel::<VerticeBackup>();
         let stop = CancellationToken::new();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -117,6 +126,7 @@ impl Running {
             task,
             admin,
             trigger,
+            refusal_check,
         })
     }
 

@@ -30,6 +30,14 @@ use pki::CertificateAuthority;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Whole-start attempts: a free port can be taken between our probe and the process binding it.
 const START_ATTEMPTS: u32 = 4;
+/// A kube client from kubeconfig text (e.g. a file of [`ControlPlane::kubeconfig_as`]), built on
+/// the caller's tokio runtime (a client belongs to the runtime it was made in).
+///
+/// Errors: text that is not a kubeconfig, or one whose credentials do not load.
+pub async fn client_from_kubeconfig(kubeconfig_yaml: &str) -> anyhow::Result<kube::Client> {
+    kubeconfig::client_from(kubeconfig_yaml).await
+}
+
 /// The identity of `admin_client`/`admin_kubeconfig`.
 const ADMIN_USER: &str = "vertice-admin";
 /// The group that bypasses RBAC.
