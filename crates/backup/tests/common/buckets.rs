@@ -117,19 +117,22 @@ pub fn bucket(config: &StoreConfig) -> BackupStore {
     .unwrap()
 }
 
-/// Puts every `(key, bytes)` into `bucket`, 32 at a time.
+/// Puts every `(key, bytes)` into `bucket`, 32 at a time; panics naming every key that failed.
 pub async fn put_all(bucket: &BackupStore, objects: &BTreeMap<String, Vec<u8>>) {
-    futures::stream::iter(objects.iter())
+    let failed: Vec<String> = futures::stream::iter(objects.iter())
         .map(|(key, bytes)| async move {
             bucket
                 .object_store()
                 .put(&Path::parse(key).unwrap(), PutPayload::from(bytes.clone()))
                 .await
-                .unwrap_or_else(|error| panic!("putting {key:?}: {error}"));
+                .err()
+                .map(|error| format!("{key:?}: {error}"))
         })
         .buffer_unordered(32)
-        .collect::<Vec<_>>()
+        .filter_map(|failure| async move { failure })
+        .collect()
         .await;
+    assert!(failed.is_empty(), "puts failed:\n{}", failed.join("\n"));
 }
 
 /// Every object under `prefix` (`""`: all) with its bytes, keys relative to the prefix.

@@ -224,9 +224,17 @@ async fn take_one(
     progress: &Arc<Progress>,
 ) -> Result<Option<(IndexEntry, bool)>, BackupError> {
     let Listed { key, meta } = object;
+    let mut etag = meta.e_tag.clone();
+    if etag.is_none() {
+        // Some servers list no ETags; a HEAD has one.
+        etag = match source.object_store().head(&meta.location).await {
+            Ok(head) => head.e_tag,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
+    }
     if let Some(earlier) = previous.get(&key) {
-        let unchanged = meta.e_tag.is_some() && earlier.etag == meta.e_tag;
-        if unchanged && earlier.size == meta.size {
+        if etag.is_some() && earlier.etag == etag && earlier.size == meta.size {
             progress.add(meta.size);
             return Ok(Some((earlier.clone(), false)));
         }
@@ -241,11 +249,16 @@ async fn take_one(
         Err(error) => return Err(error),
     };
     progress.add(copied.size);
+    if etag.is_none() {
+        etag = copied.etag;
+    }
     Ok(Some((
         IndexEntry {
             key,
             size: copied.size,
-            etag: copied.etag,
+            // The listing's ETag (or a HEAD's, as the next copy will compare it), not the
+            // GET's: some servers spell them differently.
+            etag,
             blake3: copied.blake3,
             holder: name.to_string(),
         },
