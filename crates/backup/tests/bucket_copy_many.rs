@@ -64,6 +64,7 @@ async fn ten_thousand_objects() {
             .is_empty()
     );
 
+    let started = Instant::now();
     let verify = VerifyRun {
         name: "many-2".into(),
         encryption: EncryptionSpec::default(),
@@ -74,4 +75,5 @@ async fn ten_thousand_objects() {
         .await
         .unwrap();
     assert_eq!(report.copied_objects, Some(COUNT as u64));
+    eprintln!("verify in {:?}", started.elapsed());
 }
