@@ -34,7 +34,8 @@ pub struct BackupArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Backup name: 1–200 characters of A–Z a–z 0–9 . _ - (not starting with . or -, and not
-    /// manifest.json, reservation.json, verification.json or data-NNNNNN.vbk); the backup is
+    /// manifest.json, reservation.json, verification.json, objects-index.json or
+    /// data-NNNNNN.vbk); the backup is
     /// the folder <prefix>/<name>/. Default `<engine>-<UTC time, ms>-<6 random hex digits>`,
     /// e.g. postgres-20260101T020000.123Z-3fa9c1. A name in use exits 8.
     #[arg(long)]

@@ -235,6 +235,7 @@ mod tests {
             "manifest.json",
             "reservation.json",
             "verification.json",
+            "objects-index.json",
             "data-000000.vbk",
             "data-1234567.vbk",
         ] {

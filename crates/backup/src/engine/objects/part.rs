@@ -233,11 +233,13 @@ async fn take_one(
             Err(error) => return Err(error.into()),
         };
     }
-    if let Some(earlier) = previous.get(&key) {
-        if etag.is_some() && earlier.etag == etag && earlier.size == meta.size {
-            progress.add(meta.size);
-            return Ok(Some((earlier.clone(), false)));
-        }
+    if let Some(earlier) = previous.get(&key)
+        && etag.is_some()
+        && earlier.etag == etag
+        && earlier.size == meta.size
+    {
+        progress.add(meta.size);
+        return Ok(Some((earlier.clone(), false)));
     }
     let to = copied_path(store, name, &key)?;
     let copied = match copy_one(source, store, &meta, &to, server_side).await {

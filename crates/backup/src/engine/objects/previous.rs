@@ -25,16 +25,16 @@ pub async fn previous_objects(
     for name in store.list_backup_names().await? {
         match store.read_manifest(&name).await {
             Ok(manifest) => {
-                if let Some(record) = manifest.bucket_copy {
-                    if record.source == display {
-                        candidates.push((manifest.finished_at, name, record));
-                    }
+                if let Some(record) = manifest.bucket_copy
+                    && record.source == display
+                {
+                    candidates.push((manifest.finished_at, name, record));
                 }
             }
             Err(error) => tracing::warn!(backup = %name, %error, "manifest unreadable"),
         }
     }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0));
+    candidates.sort_by_key(|candidate| std::cmp::Reverse(candidate.0));
     for (_, name, record) in candidates {
         match read_index(store, &name, &record).await {
             Ok(index) if index.prefix == prefix => {
