@@ -447,3 +447,99 @@ async fn a_run_spec_and_a_finished_result_are_immutable() {
     let current = runs.get("run").await.unwrap();
     assert_eq!(current.data["status"]["result"]["backupName"], "b");
 }
+
+/// Issue 8 §3: `projectId` and `environment` are label values on both kinds; `retentionDays`
+/// is 7–365 and never together with `retention.maxAge`.
+#[tokio::test]
+async fn project_fields_and_retention_days_are_bounded() {
+    let (client, namespace) = setup("api-project").await;
+    let vb = example("verticebackup.yaml");
+    let run = example("backuprequest.yaml");
+    let vbs = api(&client, namespace.name(), "VerticeBackup");
+    let runs = api(&client, namespace.name(), "BackupRequest");
+    let with = |base: &Value, fields: Value| {
+        let mut copy = base.clone();
+        for (key, value) in fields.as_object().unwrap() {
+            copy["spec"][key] = value.clone();
+        }
+        copy
+    };
+    let longest = "p".repeat(63);
+    // Accepted: the bounds themselves, label-value characters, retentionDays beside other rules.
+    for (index, fields) in [
+        json!({"projectId": "shop", "environment": "production", "retentionDays": 7}),
+        json!({"projectId": longest, "environment": "eu-1.prod_b", "retentionDays": 365}),
+        json!({"projectId": "A9", "retentionDays": 30, "retention": {"keepLast": 5}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut object = with(&vb, fields.clone());
+        if fields.get("retention").is_some() || fields.get("retentionDays").is_some() {
+            // The example's own maxAge would clash with retentionDays.
+            if let Some(retention) = object["spec"]["retention"].as_object_mut() {
+                retention.remove("maxAge");
+            }
+        }
+        create(&vbs, object, &format!("ok-{index}"))
+            .await
+            .unwrap_or_else(|e| panic!("{fields}: {e}"));
+    }
+    for (index, fields) in [
+        json!({"projectId": "shop", "environment": "staging"}),
+        json!({"projectId": longest}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        create(&runs, with(&run, fields.clone()), &format!("ok-{index}"))
+            .await
+            .unwrap_or_else(|e| panic!("{fields}: {e}"));
+    }
+
+    let too_long = "p".repeat(64);
+    let no_max_age = |fields: Value| {
+        let mut object = with(&vb, fields);
+        object["spec"]["retention"] = json!({"keepLast": 3});
+        object
+    };
+    let mut vb_cases = vec![
+        (
+            "retentionDays below 7",
+            no_max_age(json!({"retentionDays": 6})),
+            "spec.retentionDays",
+        ),
+        (
+            "retentionDays 0",
+            no_max_age(json!({"retentionDays": 0})),
+            "spec.retentionDays",
+        ),
+        (
+            "retentionDays above 365",
+            no_max_age(json!({"retentionDays": 366})),
+            "spec.retentionDays",
+        ),
+        (
+            "retentionDays and maxAge",
+            with(
+                &vb,
+                json!({"retentionDays": 30, "retention": {"maxAge": "720h"}}),
+            ),
+            "not both",
+        ),
+    ];
+    for (kind, field) in [("projectId", "spec.projectId"), ("environment", "spec.environment")] {
+        for bad in ["", "team a", "-shop", "shop-", "team/a", "é", too_long.as_str()] {
+            vb_cases.push(("bad label value", with(&vb, json!({kind: bad})), field));
+        }
+    }
+    let mut run_cases = Vec::new();
+    for (kind, field) in [("projectId", "spec.projectId"), ("environment", "spec.environment")] {
+        for bad in ["", "team a", ".x", "a:b", too_long.as_str()] {
+            run_cases.push(("bad label value", with(&run, json!({kind: bad})), field));
+        }
+    }
+    let mut wrong = expect_refused(&vbs, vb_cases).await;
+    wrong.extend(expect_refused(&runs, run_cases).await);
+    assert!(wrong.is_empty(), "wrong cases:\n{}", wrong.join("\n"));
+}

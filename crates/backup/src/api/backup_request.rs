@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::executor::ExecutorSpec;
 use super::policy::{CompressionSpec, EncryptionSpec};
+use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;
 use super::run::{ErrorKind, RunPhase, RunTimes};
 use super::storage::StorageSpec;
@@ -28,6 +29,8 @@ use super::target::DatabaseTarget;
     status = "BackupRequestStatus",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.backupRef.name"}"#,
+    printcolumn = r#"{"name":"Project","type":"string","jsonPath":".spec.projectId"}"#,
+    printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".spec.environment"}"#,
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.result.backupName"}"#,
     printcolumn = r#"{"name":"Size","type":"integer","format":"int64","jsonPath":".status.result.storedSize"}"#,
     printcolumn = r#"{"name":"Raw","type":"integer","format":"int64","jsonPath":".status.result.rawSize","priority":1}"#,
@@ -75,6 +78,22 @@ pub struct BackupRequestSpec {
     /// Labels recorded in the backup's manifest (the operator adds its own owner labels).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The project this run belongs to, e.g. `shop`: the label `vertice.dev/project` on this
+    /// run, its Job and its manifest, the `project` label of its metrics, and the key of the
+    /// per-project concurrency limit (`--max-concurrent-runs-per-project`, default 2).
+    /// Default: the VerticeBackup's `projectId`, else this object's `vertice.dev/project`
+    /// label, else the namespace. A label value: 1–63 characters of `A–Z a–z 0–9 - _ .`,
+    /// starting and ending with a letter or digit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE_PATTERN))]
+    pub project_id: Option<String>,
+    /// The project's environment, e.g. `production`: the label `vertice.dev/environment` on
+    /// this run, its Job and its manifest, and the `environment` label of its metrics.
+    /// Default: the VerticeBackup's `environment`, else this object's `vertice.dev/environment`
+    /// label, else none. A label value like `projectId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE_PATTERN))]
+    pub environment: Option<String>,
 }
 
 /// How a backup run ended. Written once, when the run finishes.

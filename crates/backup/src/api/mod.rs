@@ -7,6 +7,7 @@ pub mod backup_request;
 pub mod executor;
 pub mod notify;
 pub mod policy;
+pub mod project;
 pub mod refs;
 pub mod restore_request;
 pub mod run;

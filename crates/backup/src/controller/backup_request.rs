@@ -34,6 +34,7 @@ use super::labels;
 use super::metrics::RunMetrics;
 use super::mounts::{Mounts, SECRETS_ROOT};
 use super::outcome::{self, Finish};
+use super::project;
 use super::queue::{Admission, RunQueue};
 use super::resolve::{self, ResolveError, RunSettings};
 use super::run_status;
@@ -131,8 +132,12 @@ impl BackupRequests {
 }
 
 /// The labels of a run's Job (and its Pods).
-fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, String> {
-    std::collections::BTreeMap::from([
+fn job_labels(
+    request: &BackupRequest,
+    settings: &RunSettings,
+) -> std::collections::BTreeMap<String, String> {
+    let mut labels = project::identity_labels(&settings.identity);
+    labels.extend([
         (
             labels::REQUEST.to_owned(),
             truncate_label(&request.name_any()),
@@ -141,11 +146,8 @@ fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, Str
             labels::REQUEST_UID.to_owned(),
             request.uid().unwrap_or_default(),
         ),
-        (
-            labels::PROJECT.to_owned(),
-            truncate_label(&resolve::project_of(request)),
-        ),
-    ])
+    ]);
+    labels
 }
 
 /// Label values are at most 63 characters; object names may be longer.
@@ -284,7 +286,7 @@ impl BackupRequests {
                     owner: request.controller_owner_ref(&()).unwrap_or_default(),
                     default_image: &self.config.runner_image,
                     backoff_limit: self.config.backoff_limit,
-                    labels: job_labels(request),
+                    labels: job_labels(request, settings),
                 };
                 let job = job::build(&params, &spec, &mounts, &settings.executor)
                     .map_err(RunError::Spec)?;
@@ -487,7 +489,7 @@ impl BackupRequests {
         let backup = settings.backup_label(request);
         let seconds = status.times.duration_seconds.unwrap_or(0.0);
         self.metrics
-            .run_finished(&namespace, &backup, finish.success, seconds);
+            .run_finished(&namespace, &backup, &settings.identity, finish.success, seconds);
         self.queue.release(request);
         if finish.kind == Some(ErrorKind::StorageFailed) && finish.reason != STORAGE_UNAVAILABLE {
             self.breakers.trip(
@@ -559,6 +561,24 @@ impl BackupRequests {
     }
 }
 
+/// Merges `labels` into the run's labels.
+async fn write_labels(
+    request: &BackupRequest,
+    labels: &std::collections::BTreeMap<String, String>,
+    ctx: &Context,
+) -> Result<(), RunError> {
+    let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"labels": labels}});
+    api.patch(
+        &request.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(RunError::Kube)
+}
+
 async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
     let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
     let patch = serde_json::json!({"metadata": {"annotations": {labels::POST_RUN_DONE: "true"}}});
@@ -617,6 +637,15 @@ impl Reconciler<BackupRequest> for BackupRequests {
                 return Err(error.into());
             }
         };
+        if status.phase != RunPhase::Running
+            && let Some(missing) = project::labels_to_write(&request, &settings.identity)
+        {
+            // The run carries its project before it is admitted, so the per-project limit
+            // (which reads runs from the cache) counts it where it belongs. The label
+            // change wakes this run again.
+            write_labels(&request, &missing, ctx).await?;
+            return Ok(Applied::new(status));
+        }
         let status = match status.phase {
             RunPhase::Pending | RunPhase::Queued => {
                 self.start(&request, &settings, status, ctx).await?

@@ -26,6 +26,7 @@ mod outcome;
 pub mod policy_error;
 pub mod policy_metrics;
 pub mod policy_status;
+pub mod project;
 pub mod queue;
 pub mod resolve;
 pub mod restore_request;

@@ -22,6 +22,7 @@ use super::engine_config::{
 };
 use super::labels;
 use super::mounts::Mounts;
+use super::project::{self, RunIdentity};
 use crate::api::executor::ExecutorSpec;
 use crate::api::notify::{HooksSpec, NotificationSpec};
 use crate::api::policy::{CompressionSpec, EncryptionSpec};
@@ -113,6 +114,8 @@ pub struct RunSettings {
     pub backup_name: String,
     /// Labels for the manifest: the request's own plus the owner labels (see [`labels`]).
     pub labels: BTreeMap<String, String>,
+    /// The run's project and environment (see `project.rs`).
+    pub identity: RunIdentity,
 }
 
 impl RunSettings {
@@ -123,17 +126,6 @@ impl RunSettings {
             .map(|policy| policy.name.clone())
             .unwrap_or_else(|| request.name_any())
     }
-}
-
-/// The project a run counts against: its `vertice.dev/project` label, else its namespace.
-pub fn project_of(object: &impl kube::Resource) -> String {
-    object
-        .meta()
-        .labels
-        .as_ref()
-        .and_then(|labels| labels.get(labels::PROJECT))
-        .cloned()
-        .unwrap_or_else(|| object.meta().namespace.clone().unwrap_or_default())
 }
 
 /// The settings of `request`: read from its VerticeBackup (`backupRef`) or its inline fields.
@@ -150,7 +142,6 @@ pub async fn settings(
         labels::REQUEST_UID.into(),
         request.uid().unwrap_or_default(),
     );
-    labels.insert(labels::PROJECT.into(), project_of(request));
     let backup_name = spec
         .backup_name
         .clone()
@@ -167,6 +158,8 @@ pub async fn settings(
         };
         labels.insert(labels::POLICY.into(), policy_ref.name.clone());
         labels.insert(labels::POLICY_UID.into(), policy_ref.uid.clone());
+        let identity = project::identity(request, Some(&policy.spec));
+        labels.extend(project::identity_labels(&identity));
         let vb = policy.spec;
         return Ok(RunSettings {
             policy: Some(policy_ref),
@@ -179,9 +172,12 @@ pub async fn settings(
             notifications: vb.notifications,
             backup_name,
             labels,
+            identity,
         });
     }
     let missing = |field: &str| ResolveError::Unsupported(format!("an inline run needs `{field}`"));
+    let identity = project::identity(request, None);
+    labels.extend(project::identity_labels(&identity));
     Ok(RunSettings {
         policy: None,
         target: spec.target.clone().ok_or_else(|| missing("target"))?,
@@ -196,6 +192,7 @@ pub async fn settings(
         notifications: Vec::new(),
         backup_name,
         labels,
+        identity,
     })
 }
 
@@ -376,6 +373,7 @@ mod tests {
             notifications: Vec::new(),
             backup_name: "nightly-1".into(),
             labels: BTreeMap::new(),
+            identity: RunIdentity::default(),
         }
     }
 

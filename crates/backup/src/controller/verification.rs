@@ -89,12 +89,7 @@ pub fn drill(
         return Err(NoDrill::RedisUnsupported);
     }
     let name = backup.name_any();
-    let project = backup
-        .labels()
-        .get(PROJECT_LABEL)
-        .cloned()
-        .or_else(|| backup.namespace())
-        .unwrap_or_default();
+    let project = super::project::policy_identity(backup).project;
     let spec = RestoreRequestSpec {
         source: RestoreSource {
             backup_request_ref: None,
