@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::executor::ExecutorSpec;
+use super::object_copy::ObjectCopySpec;
 use super::policy::{CompressionSpec, EncryptionSpec};
 use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;
@@ -34,6 +35,7 @@ use super::target::DatabaseTarget;
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.result.backupName"}"#,
     printcolumn = r#"{"name":"Size","type":"integer","format":"int64","jsonPath":".status.result.storedSize"}"#,
     printcolumn = r#"{"name":"Raw","type":"integer","format":"int64","jsonPath":".status.result.rawSize","priority":1}"#,
+    printcolumn = r#"{"name":"Objects","type":"integer","format":"int64","jsonPath":".status.result.objectCount","priority":1}"#,
     printcolumn = r#"{"name":"Duration","type":"number","jsonPath":".status.durationSeconds"}"#,
     printcolumn = r#"{"name":"Attempts","type":"integer","jsonPath":".status.attempts"}"#,
     printcolumn = r#"{"name":"Error","type":"string","jsonPath":".status.result.errorKind","priority":1}"#,
@@ -43,18 +45,23 @@ use super::target::DatabaseTarget;
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self == oldSelf").message("spec is immutable: create a new BackupRequest"),
-    validation = Rule::new("has(self.backupRef) != has(self.target)").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or `target` (an inline run)"),
-    validation = Rule::new("!has(self.target) || (has(self.storage) && has(self.encryption))").message("an inline run (`target`) needs `storage` and `encryption`"),
-    validation = Rule::new("has(self.target) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
+    validation = Rule::new("has(self.backupRef) != (has(self.target) || has(self.objectStore))").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or an inline run's parts (`target`, `objectStore`)"),
+    validation = Rule::new("has(self.backupRef) || (has(self.storage) && has(self.encryption))").message("an inline run needs `storage` and `encryption`"),
+    validation = Rule::new("!has(self.backupRef) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
 )]
 pub struct BackupRequestSpec {
     /// The VerticeBackup whose target, storage, encryption, compression, hooks and
     /// notifications this run uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_ref: Option<LocalRef>,
-    /// Inline run: the database to back up (instead of `backupRef`).
+    /// Inline run: the database to dump (instead of `backupRef`). An inline run has at least
+    /// one part: `target` and/or `objectStore`; they run in that order, into one backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<DatabaseTarget>,
+    /// Inline run: a bucket folder to copy into the backup, after the database part (if
+    /// any). The run succeeds only if every part does, and one manifest records them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectCopySpec>,
     /// Inline run: where to store the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
@@ -118,6 +125,19 @@ pub struct BackupResult {
     /// What went wrong, without secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// Object copy: objects in the backup (copied or referenced), from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_count: Option<i64>,
+    /// Object copy: their total bytes, from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_bytes: Option<i64>,
+    /// Object copy: objects whose bytes this run copied, from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_copied: Option<i64>,
+    /// Object copy: unchanged objects referenced from an earlier backup instead of copied,
+    /// from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_skipped: Option<i64>,
 }
 
 /// Observed state of a BackupRequest.

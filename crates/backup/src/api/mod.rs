@@ -6,6 +6,7 @@
 pub mod backup_request;
 pub mod executor;
 pub mod notify;
+pub mod object_copy;
 pub mod policy;
 pub mod project;
 pub mod refs;

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::executor::ExecutorSpec;
+use super::object_copy::ObjectCopySpec;
 use super::notify::{HooksSpec, NotificationSpec};
 use super::policy::{CompressionSpec, EncryptionSpec, RetentionSpec, VerificationSpec};
 use super::project::LABEL_VALUE_PATTERN;
@@ -61,11 +62,18 @@ pub enum DeletionPolicy {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = Rule::new("has(self.target) || has(self.objectStore)").message("set at least one part to back up: `target` (a database dump) or `objectStore` (a bucket copy)"),
     validation = Rule::new("!has(self.retentionDays) || !has(self.retention) || !has(self.retention.maxAge)").message("set `retentionDays` or `retention.maxAge`, not both (`retentionDays` is shorthand for `retention.maxAge`)"),
 )]
 pub struct VerticeBackupSpec {
-    /// The database to back up.
-    pub target: DatabaseTarget,
+    /// The database to dump. A VerticeBackup has at least one part: `target` and/or
+    /// `objectStore`; each run takes them in that order, into one backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<DatabaseTarget>,
+    /// A bucket folder to copy into each backup, after the database part (if any). A run
+    /// succeeds only if every part does, and one manifest records them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectCopySpec>,
     /// When backups run: a 5-field cron expression (minute hour day-of-month month
     /// day-of-week) or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
     #[schemars(schema_with = "super::validation::schedule_schema")]

@@ -119,6 +119,7 @@ pub(super) fn success(
             stored_size: manifest.and_then(|m| i64::try_from(m.stored_size).ok()),
             error_kind: None,
             error_message: None,
+            ..BackupResult::default()
         },
     }
 }

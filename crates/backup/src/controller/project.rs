@@ -127,6 +127,7 @@ mod tests {
         let spec = BackupRequestSpec {
             backup_ref: Some(LocalRef { name: "vb".into() }),
             target: None,
+            object_store: None,
             storage: None,
             encryption: None,
             compression: None,

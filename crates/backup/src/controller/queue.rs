@@ -187,6 +187,7 @@ mod tests {
             BackupRequestSpec {
                 backup_ref: None,
                 target: None,
+                object_store: None,
                 storage: None,
                 encryption: None,
                 compression: None,

@@ -25,6 +25,7 @@ use super::mounts::Mounts;
 use super::project::{self, RunIdentity};
 use crate::api::executor::ExecutorSpec;
 use crate::api::notify::{HooksSpec, NotificationSpec};
+use crate::api::object_copy::ObjectCopySpec;
 use crate::api::policy::{CompressionSpec, EncryptionSpec};
 use crate::api::storage::{StorageSpec, StoreKind};
 use crate::api::target::DatabaseTarget;
@@ -96,8 +97,10 @@ pub struct PolicyRef {
 pub struct RunSettings {
     /// The VerticeBackup (absent for an inline run).
     pub policy: Option<PolicyRef>,
-    /// The database.
-    pub target: DatabaseTarget,
+    /// The database part (a dump), if any.
+    pub target: Option<DatabaseTarget>,
+    /// The object-storage part (a bucket copy), if any. A run has at least one part.
+    pub object_store: Option<ObjectCopySpec>,
     /// The store.
     pub storage: StorageSpec,
     /// Encryption.
@@ -164,6 +167,7 @@ pub async fn settings(
         return Ok(RunSettings {
             policy: Some(policy_ref),
             target: vb.target,
+            object_store: vb.object_store,
             storage: vb.storage,
             encryption: vb.encryption,
             compression: vb.compression,
@@ -176,11 +180,15 @@ pub async fn settings(
         });
     }
     let missing = |field: &str| ResolveError::Unsupported(format!("an inline run needs `{field}`"));
+    if spec.target.is_none() && spec.object_store.is_none() {
+        return Err(missing("target` or `objectStore"));
+    }
     let identity = project::identity(request, None);
     labels.extend(project::identity_labels(&identity));
     Ok(RunSettings {
         policy: None,
-        target: spec.target.clone().ok_or_else(|| missing("target"))?,
+        target: spec.target.clone(),
+        object_store: spec.object_store.clone(),
         storage: spec.storage.clone().ok_or_else(|| missing("storage"))?,
         encryption: spec
             .encryption
@@ -201,10 +209,17 @@ pub async fn settings(
 /// itself through the notify library, not listed here.
 pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
     let mut keys = Vec::new();
-    if let Some(password) = &settings.target.connection.password_secret_ref {
+    if let Some(password) = settings
+        .target
+        .as_ref()
+        .and_then(|target| target.connection.password_secret_ref.as_ref())
+    {
         keys.push((password.name.clone(), password.key.clone()));
     }
     keys.extend(store_secret_keys(&settings.storage));
+    if let Some(objects) = &settings.object_store {
+        keys.extend(store_secret_keys(&objects.source));
+    }
     let encryption = &settings.encryption;
     for key in encryption
         .key_secret_ref
@@ -254,18 +269,23 @@ pub async fn check_secrets(
 
 /// The backup [`RunSpec`] of `settings` with its Secrets under `mounts`.
 pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpec, ResolveError> {
-    let target = &settings.target;
-    let source = source_config(
-        &target.connection,
-        target.database.as_deref(),
-        &target.databases,
-        mounts,
-    )?;
+    let source = settings
+        .target
+        .as_ref()
+        .map(|target| {
+            source_config(
+                &target.connection,
+                target.database.as_deref(),
+                &target.databases,
+                mounts,
+            )
+        })
+        .transpose()?;
     let (compression, compression_level) = compression(settings.compression.as_ref());
     Ok(RunSpec {
         action: Action::Backup,
         name: Some(settings.backup_name.clone()),
-        source: Some(source),
+        source,
         storage: store_config(&settings.storage, mounts),
         compression,
         compression_level,
@@ -339,7 +359,8 @@ mod tests {
         };
         RunSettings {
             policy: None,
-            target: DatabaseTarget {
+            object_store: None,
+            target: Some(DatabaseTarget {
                 connection: ServerConnection {
                     engine: EngineKind::Postgres,
                     host: "db".into(),
@@ -350,7 +371,7 @@ mod tests {
                 },
                 database: Some("app".into()),
                 databases: Vec::new(),
-            },
+            }),
             storage: StorageSpec {
                 store: StoreKind::S3,
                 bucket: Some("backups".into()),
