@@ -25,6 +25,7 @@ use crate::pipeline::encrypt::{DataKey, random_bytes};
 use crate::pipeline::upload::{DataObjectWriter, UploadLimits};
 use crate::pipeline::{ChunkCodec, RawChunk};
 use crate::progress::Progress;
+use crate::run_part::RunPart;
 use crate::source::{CountsFuture, DatabaseProperties, DumpStream, SourceInfo, StartedDump};
 use crate::store::BackupStore;
 use crate::store::reservation::Reservation;
@@ -50,6 +51,8 @@ pub struct BackupOptions {
     pub key: Option<KeyEncryptionKey>,
     /// Multipart upload bounds.
     pub upload: UploadLimits,
+    /// Parts of the run after the dump, in order (see [`crate::run_part`]).
+    pub parts: Vec<Arc<dyn RunPart>>,
 }
 
 impl BackupOptions {
@@ -64,6 +67,7 @@ impl BackupOptions {
             parallelism: default_parallelism(),
             key,
             upload: UploadLimits::default(),
+            parts: Vec::new(),
         }
     }
 }
@@ -317,8 +321,16 @@ pub async fn run_backup_measured(
         counts,
         labels: options.labels.clone(),
         database_properties: properties,
+        bucket_copy: None,
         seal: None,
     };
+    for part in &options.parts {
+        // The part watches `cancel` itself, so that it can clean up what it wrote.
+        if let Err(error) = part.run(store, &mut manifest, &progress, &cancel).await {
+            let _ = store.delete_folder(&options.name).await;
+            return Err(error);
+        }
+    }
     manifest.validate()?;
     if let Some(seal_key) = &seal_key {
         seal_key.seal(&mut manifest)?;

@@ -22,6 +22,7 @@ pub mod prune;
 pub mod rekey;
 pub mod restore;
 pub mod retention;
+pub mod run_part;
 pub mod source;
 pub mod store;
 pub mod verify;

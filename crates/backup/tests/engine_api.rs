@@ -32,6 +32,7 @@ fn run_for(file: &std::path::Path, name: &str, key_file: &std::path::Path) -> Ba
             ..EncryptionSpec::default()
         },
         labels: BTreeMap::from([("backup.vertice.dev/policy-uid".into(), "uid-1".into())]),
+        objects: None,
     }
 }
 

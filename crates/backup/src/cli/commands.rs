@@ -282,6 +282,7 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
         pipeline: args.pipeline.settings(),
         encryption: args.keys.to_spec(),
         labels,
+        objects: None,
     };
     let progress = Progress::new();
     let cancel = CancellationToken::new();

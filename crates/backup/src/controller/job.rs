@@ -352,6 +352,7 @@ mod tests {
             name: Some("b".into()),
             source: None,
             storage: StoreConfig::default(),
+            objects: None,
             compression: "zstd".into(),
             compression_level: None,
             fixed_compression_level: false,

@@ -287,6 +287,7 @@ pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpe
         name: Some(settings.backup_name.clone()),
         source,
         storage: store_config(&settings.storage, mounts),
+        objects: None,
         compression,
         compression_level,
         // The level adapts while compression holds the dump back (the engine's default).

@@ -235,6 +235,7 @@ pub fn restore_spec(
         name: Some(settings.backup_name.clone()),
         source: Some(source),
         storage: engine_config::store_config(&settings.storage, mounts),
+        objects: None,
         compression: "zstd".into(),
         compression_level: None,
         fixed_compression_level: false,

@@ -1,4 +1,5 @@
-//! The `backup` action: dump a database (or copy a file) into a store as one new backup.
+//! The `backup` action: dump a database (or copy a file) into a store as one new backup, then
+//! copy a bucket folder into it when the run has one (issue 8 §1, [`super::objects`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
+use super::objects::{ObjectCopyConfig, ObjectCopyPart};
 use super::spec::{EncryptionSpec, RunSpec};
 use crate::backup::{BackupOptions, DumpInput, default_parallelism, run_backup_measured};
 use crate::error::BackupError;
@@ -27,6 +29,9 @@ pub enum BackupInput {
     Database(SourceConfig),
     /// A file's bytes, stored as they are; the path `-` is stdin.
     File(PathBuf),
+    /// No database part: a run with only an object copy ([`BackupRun::objects`]). Its data
+    /// object holds an empty stream, so the manifest keeps the format's shape.
+    Nothing,
 }
 
 /// How the bytes are processed on their way to the store.
@@ -73,18 +78,25 @@ pub struct BackupRun {
     pub encryption: EncryptionSpec,
     /// Labels recorded in the manifest (the operator's owner UID, policy, request).
     pub labels: BTreeMap<String, String>,
+    /// A bucket folder to copy after the database part (see [`super::objects`]).
+    pub objects: Option<ObjectCopyConfig>,
 }
 
 impl BackupRun {
     /// The backup a spec describes. Errors: `Config` when the spec names no source.
     pub fn from_spec(spec: &RunSpec) -> Result<Self, BackupError> {
-        let source = spec
-            .source
-            .clone()
-            .ok_or_else(|| BackupError::Config("a backup needs a source".into()))?;
+        let input = match (&spec.source, &spec.objects) {
+            (Some(source), _) => BackupInput::Database(source.clone()),
+            (None, Some(_)) => BackupInput::Nothing,
+            (None, None) => {
+                return Err(BackupError::Config(
+                    "a backup needs a source, objects to copy, or both".into(),
+                ));
+            }
+        };
         Ok(BackupRun {
             name: spec.name.clone(),
-            input: BackupInput::Database(source),
+            input,
             pipeline: PipelineSettings {
                 compression: spec.compression.clone(),
                 compression_level: spec.compression_level,
@@ -95,6 +107,7 @@ impl BackupRun {
             },
             encryption: spec.encryption.clone(),
             labels: spec.labels.clone(),
+            objects: spec.objects.clone(),
         })
     }
 
@@ -113,6 +126,11 @@ impl BackupRun {
             .max(1);
         options.labels = self.labels.clone();
         options.upload = self.pipeline.upload;
+        if let Some(objects) = &self.objects {
+            options
+                .parts
+                .push(Arc::new(ObjectCopyPart::new(objects.clone())?));
+        }
         Ok(options)
     }
 }
@@ -144,12 +162,15 @@ pub async fn backup(
 ) -> Result<BackupReport, BackupError> {
     let source = match &run.input {
         BackupInput::Database(config) => Some(DatabaseSource::new(config.clone())),
-        BackupInput::File(_) => None,
+        BackupInput::File(_) | BackupInput::Nothing => None,
     };
     let name = match (&run.name, &source) {
         (Some(name), _) => name.clone(),
         (None, Some(source)) => {
             new_default_backup_name(&format!("{:?}", source.engine()).to_lowercase())?
+        }
+        (None, None) if matches!(run.input, BackupInput::Nothing) => {
+            new_default_backup_name("objects")?
         }
         (None, None) => new_default_backup_name("file")?,
     };
@@ -167,6 +188,7 @@ pub async fn backup(
                 BackupError::Config(format!("cannot open {}: {error}", path.display()))
             })?)
         }
+        (None, BackupInput::Nothing) => DumpInput::plain(tokio::io::empty()),
         (None, BackupInput::Database(_)) => return Err(BackupError::Internal("no input".into())),
     };
     progress.set_phase("backup");

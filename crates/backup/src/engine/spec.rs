@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::objects::ObjectCopyConfig;
 use crate::error::BackupError;
 use crate::source::SourceConfig;
 use crate::store::StoreConfig;
@@ -98,6 +99,10 @@ pub struct RunSpec {
     pub source: Option<SourceConfig>,
     /// The store.
     pub storage: StoreConfig,
+    /// A bucket folder to copy into the backup (the object-storage part of a backup run; a
+    /// backup needs `source`, `objects` or both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<ObjectCopyConfig>,
     /// Compression algorithm.
     #[serde(default = "default_compression")]
     pub compression: String,
@@ -135,6 +140,7 @@ impl Default for RunSpec {
             name: None,
             source: None,
             storage: StoreConfig::default(),
+            objects: None,
             compression: default_compression(),
             compression_level: None,
             fixed_compression_level: false,
@@ -177,6 +183,7 @@ mod tests {
             "name",
             "source",
             "storage",
+            "objects",
             "compression",
             "compressionLevel",
             "chunkSize",

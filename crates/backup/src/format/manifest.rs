@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BackupError;
+use crate::format::bucket_copy::BucketCopyRecord;
 use crate::format::{
     BACKUP_ID_LEN, BackupId, FORMAT_VERSION, HEADER_LEN, MAX_CHUNK_SIZE, from_hex,
 };
@@ -60,6 +61,10 @@ pub struct Manifest {
     /// Labels given by the user (for example the schedule that made the backup).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The run's object-storage copy, if it had one (see [`crate::format::bucket_copy`]).
+    /// Absent in manifests of runs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket_copy: Option<BucketCopyRecord>,
     /// Encrypted backups: BLAKE3 keyed hash of this manifest without this field, under a key
     /// derived from the data key (see `manifest_seal`), hex. Absent when not encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +303,7 @@ pub(crate) mod tests {
             databases: Vec::new(),
             counts: Some(ObjectCounts::Keys(3)),
             labels: BTreeMap::from([("schedule".into(), "nightly".into())]),
+            bucket_copy: None,
         }
     }
 

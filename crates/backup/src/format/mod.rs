@@ -11,6 +11,7 @@
 //! PREFIX/NAME/manifest.json      written LAST: a folder without it is not a backup
 //! PREFIX/NAME/reservation.json   written FIRST, create-only: claims the name for one run
 //! PREFIX/NAME/verification.json  the last passed verify or drill (optional)
+//! PREFIX/NAME/objects-index.json the objects of a bucket copy (optional, see [`bucket_copy`])
 //! ```
 //!
 //! These names are a backup's own objects: deleting a backup deletes exactly the objects of
@@ -77,6 +78,7 @@
 //! list tiles every data object exactly, verifies every hash and every tag, and checks the raw
 //! sizes and the raw hash, before a restore writes a single byte to its target.
 
+pub mod bucket_copy;
 pub mod keys;
 pub mod manifest;
 pub mod seal;
@@ -102,14 +104,17 @@ pub const RESERVATION_NAME: &str = "reservation.json";
 pub const VERIFICATION_NAME: &str = "verification.json";
 
 /// Whether `name` (the last segment of an object path) is one of the names a backup's own
-/// objects have: the manifest, the reservation, the verification record, or a data object
+/// objects have: the manifest, the reservation, the verification record, the objects index
+/// ([`bucket_copy`]), or a data object
 /// (`data-` and at least six digits, `.vbk`).
 pub fn is_own_object_name(name: &str) -> bool {
-    matches!(name, MANIFEST_NAME | RESERVATION_NAME | VERIFICATION_NAME)
-        || name
-            .strip_prefix("data-")
-            .and_then(|rest| rest.strip_suffix(".vbk"))
-            .is_some_and(|digits| digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+    matches!(
+        name,
+        MANIFEST_NAME | RESERVATION_NAME | VERIFICATION_NAME | bucket_copy::OBJECTS_INDEX_NAME
+    ) || name
+        .strip_prefix("data-")
+        .and_then(|rest| rest.strip_suffix(".vbk"))
+        .is_some_and(|digits| digits.len() >= 6 && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Default raw chunk size.
