@@ -543,3 +543,130 @@ async fn project_fields_and_retention_days_are_bounded() {
     wrong.extend(expect_refused(&runs, run_cases).await);
     assert!(wrong.is_empty(), "wrong cases:\n{}", wrong.join("\n"));
 }
+
+/// Issue 8 §3: a run's parts. An inline BackupRequest and a VerticeBackup need at least one
+/// part (`target`, `objectStore`); an `objectStore` source is a bucket with its folder in
+/// `prefix` (free-form), never a local volume.
+#[tokio::test]
+async fn runs_need_a_part_and_object_sources_are_buckets() {
+    let (client, namespace) = setup("api-parts").await;
+    let vb = example("verticebackup.yaml");
+    let object_store = json!({
+        "source": vb["spec"]["storage"],
+        "prefix": "Documentos de 2024/año 1+2 %20",
+        "include": ["**/*.pdf"],
+        "exclude": ["**/thumbnails/**", "*.tmp"],
+    });
+    let mut source_without_prefix = object_store.clone();
+    source_without_prefix["source"]
+        .as_object_mut()
+        .unwrap()
+        .remove("prefix");
+    let inline = json!({"apiVersion": format!("{GROUP}/{VERSION}"), "kind": "BackupRequest",
+        "spec": {"storage": vb["spec"]["storage"], "encryption": vb["spec"]["encryption"]}});
+    let vbs = api(&client, namespace.name(), "VerticeBackup");
+    let runs = api(&client, namespace.name(), "BackupRequest");
+
+    // Accepted: a copy alone, a dump alone, both; on both kinds.
+    let copy_only_vb = edit(
+        &edit(&vb, "/spec/target", None),
+        "/spec/objectStore",
+        Some(source_without_prefix.clone()),
+    );
+    let both_vb = edit(&vb, "/spec/objectStore", Some(source_without_prefix.clone()));
+    for (index, object) in [copy_only_vb, both_vb].into_iter().enumerate() {
+        create(&vbs, object, &format!("ok-{index}"))
+            .await
+            .unwrap_or_else(|e| panic!("VerticeBackup {index}: {e}"));
+    }
+    let copy_only = edit(&inline, "/spec/objectStore", Some(source_without_prefix.clone()));
+    let both = edit(&copy_only, "/spec/target", Some(vb["spec"]["target"].clone()));
+    for (index, object) in [copy_only.clone(), both].into_iter().enumerate() {
+        create(&runs, object, &format!("ok-{index}"))
+            .await
+            .unwrap_or_else(|e| panic!("BackupRequest {index}: {e}"));
+    }
+
+    let local_source = json!({"store": "local", "persistentVolumeClaim": {"name": "files"}});
+    let mut bad_bucket = source_without_prefix.clone();
+    bad_bucket["source"]["bucket"] = json!("uploads/media");
+    let mut no_credentials = source_without_prefix.clone();
+    no_credentials["source"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsSecretRef");
+    let vb_cases = vec![
+        (
+            "no part",
+            edit(&vb, "/spec/target", None),
+            "at least one part",
+        ),
+        (
+            "source folder in source.prefix",
+            edit(&vb, "/spec/objectStore", Some(object_store.clone())),
+            "put the source folder in `objectStore.prefix`",
+        ),
+        (
+            "local source",
+            edit(
+                &vb,
+                "/spec/objectStore",
+                Some(json!({"source": local_source})),
+            ),
+            "not a local volume",
+        ),
+        (
+            "source bucket with a slash",
+            edit(&vb, "/spec/objectStore", Some(bad_bucket)),
+            "S3 bucket name",
+        ),
+        (
+            "source without credentials",
+            edit(&vb, "/spec/objectStore", Some(no_credentials)),
+            "needs `credentialsSecretRef`",
+        ),
+        (
+            "prefix too long",
+            edit(
+                &vb,
+                "/spec/objectStore",
+                Some(json!({"source": source_without_prefix["source"], "prefix": "x".repeat(1025)})),
+            ),
+            "spec.objectStore.prefix",
+        ),
+        (
+            "empty glob",
+            edit(
+                &vb,
+                "/spec/objectStore",
+                Some(json!({"source": source_without_prefix["source"], "exclude": [""]})),
+            ),
+            "spec.objectStore.exclude",
+        ),
+    ];
+    let run_cases = vec![
+        ("inline run with no part", inline.clone(), "exactly one of `backupRef`"),
+        (
+            "policy and an inline copy",
+            edit(
+                &example("backuprequest.yaml"),
+                "/spec/objectStore",
+                Some(source_without_prefix.clone()),
+            ),
+            "exactly one of `backupRef`",
+        ),
+        (
+            "copy without storage",
+            edit(&copy_only, "/spec/storage", None),
+            "needs `storage` and `encryption`",
+        ),
+        (
+            "local source",
+            edit(&inline, "/spec/objectStore", Some(json!({"source": local_source}))),
+            "not a local volume",
+        ),
+    ];
+    let mut wrong = expect_refused(&vbs, vb_cases).await;
+    wrong.extend(expect_refused(&runs, run_cases).await);
+    assert!(wrong.is_empty(), "wrong cases:\n{}", wrong.join("\n"));
+}

@@ -24,12 +24,14 @@ pub struct ObjectCopySpec {
     /// the folder goes in `prefix` below. Its credentials need only read and list access.
     pub source: StorageSpec,
     /// The folder of the source bucket to copy, e.g. `uploads/` or `Documentos de 2024/`:
-    /// any characters (spaces, `+`, `%`, unicode), taken literally. Empty or absent: the
-    /// whole bucket.
+    /// any characters (spaces, `+`, `%`, unicode), taken literally; without a trailing `/`
+    /// it is a folder all the same (`media` copies `media/…`, not `media2/…`). Empty or
+    /// absent: the whole bucket.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub prefix: Option<String>,
-    /// Glob patterns on each object's key relative to `prefix`: when any is given, only the
+    /// Glob patterns on each object's key relative to `prefix` (`*` within one `/`-separated
+    /// segment, `**` across segments, `?`, `[…]`, `{a,b}`): when any is given, only the
     /// objects matching one are copied (e.g. `**/*.pdf`). Default: every object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 1024)))]

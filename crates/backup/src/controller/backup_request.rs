@@ -490,8 +490,19 @@ impl BackupRequests {
         let seconds = status.times.duration_seconds.unwrap_or(0.0);
         self.metrics
             .run_finished(&namespace, &backup, &settings.identity, finish.success, seconds);
+        if finish.success {
+            self.metrics.objects.run_succeeded(
+                &namespace,
+                &backup,
+                &settings.identity,
+                &finish.result,
+            );
+        }
         self.queue.release(request);
-        if finish.kind == Some(ErrorKind::StorageFailed) && finish.reason != STORAGE_UNAVAILABLE {
+        if finish.kind == Some(ErrorKind::StorageFailed)
+            && finish.reason != STORAGE_UNAVAILABLE
+            && self.destination_failed(request, settings, ctx).await
+        {
             self.breakers.trip(
                 &resolve::storage_key(&settings.storage, &namespace),
                 &finish.message,
@@ -510,6 +521,23 @@ impl BackupRequests {
         }
         self.post_run(request, settings, &status, ctx).await;
         Ok(status)
+    }
+
+    /// Whether a run that failed with a store error failed at its backup storage (the
+    /// breaker's location). A run with an object part may have failed at its copy's SOURCE
+    /// bucket instead, which says nothing about the storage: the storage is probed then, so
+    /// a tenant's wrong source credentials never fail other runs to the same storage fast.
+    async fn destination_failed(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        ctx: &Context,
+    ) -> bool {
+        if settings.object_store.is_none() {
+            return true;
+        }
+        let secrets: Api<Secret> = ctx.api(&request.namespace().unwrap_or_default());
+        outcome::probe(&secrets, settings).await.is_err()
     }
 
     /// Post hooks and notifications of a finished run, unless already done; then marks them

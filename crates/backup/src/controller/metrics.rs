@@ -31,6 +31,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use vertice_core::PrimaryStore;
 
+use super::object_metrics::ObjectMetrics;
 use super::project::{RunIdentity, environment_of, project_of};
 use crate::api::BackupRequest;
 use crate::api::run::RunPhase;
@@ -82,6 +83,8 @@ pub struct RunMetrics {
     duration: Family<BackupLabels, Histogram, fn() -> Histogram>,
     restores: Family<RestoreLabels, Counter>,
     notification_failures: Family<NotificationLabels, Counter>,
+    /// The object-copy counters (`object_metrics.rs`).
+    pub objects: ObjectMetrics,
 }
 
 impl std::fmt::Debug for RunMetrics {
@@ -98,6 +101,7 @@ impl RunMetrics {
             duration: Family::new_with_constructor(duration_histogram),
             restores: Family::default(),
             notification_failures: Family::default(),
+            objects: ObjectMetrics::register(registry),
         };
         registry.register(
             "runs",

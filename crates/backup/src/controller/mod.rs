@@ -21,6 +21,7 @@ pub mod job_result;
 pub mod labels;
 pub mod metrics;
 pub mod mounts;
+pub mod object_metrics;
 mod options;
 mod outcome;
 pub mod policy_error;

@@ -18,7 +18,7 @@ use kube::{Api, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
 
 use super::engine_config::{
-    compression, encryption, source_config, store_config, store_secret_keys,
+    compression, encryption, object_copy_config, source_config, store_config, store_secret_keys,
 };
 use super::labels;
 use super::mounts::Mounts;
@@ -282,12 +282,17 @@ pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpe
         })
         .transpose()?;
     let (compression, compression_level) = compression(settings.compression.as_ref());
+    let storage = store_config(&settings.storage, mounts);
+    let objects = settings
+        .object_store
+        .as_ref()
+        .map(|objects| object_copy_config(objects, mounts));
     Ok(RunSpec {
         action: Action::Backup,
         name: Some(settings.backup_name.clone()),
         source,
-        storage: store_config(&settings.storage, mounts),
-        objects: None,
+        storage,
+        objects,
         compression,
         compression_level,
         // The level adapts while compression holds the dump back (the engine's default).
