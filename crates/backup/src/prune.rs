@@ -16,6 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::engine::objects::{CopiedObjectsOutcome, collect_copied_objects};
 use crate::engine::selector::LabelSelector;
 use crate::error::BackupError;
 use crate::retention::{BackupSummary, RetentionPlan, RetentionPolicy, plan};
@@ -74,6 +75,9 @@ pub struct PruneOutcome {
     pub selector: String,
     /// Backups the selector left out: neither kept nor deleted by this policy.
     pub not_selected: usize,
+    /// Copied bucket objects no backup references any more (whatever the selector: a backup
+    /// of any policy may reference them), collected after the deletions.
+    pub copied_objects: CopiedObjectsOutcome,
 }
 
 /// Plans retention for `store` at `now` and, unless `options.dry_run`, deletes what the plan
@@ -140,7 +144,10 @@ pub async fn prune_matching(
             store.delete_folder(&folder.name).await?;
         }
     }
+    let copied_objects =
+        collect_copied_objects(store, now, options.partial_grace, options.dry_run).await?;
     Ok(PruneOutcome {
+        copied_objects,
         dry_run: options.dry_run,
         plan: decided,
         partial,

@@ -260,3 +260,71 @@ pub fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Backu
         })
         .collect()
 }
+
+/// `backup`'s object copy: a bucket folder copied into the backup (see
+/// [`crate::engine::objects`]).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ObjectsArgs {
+    /// A JSON or YAML file with the object copy, as a run spec's `objects` section:
+    /// `{source: {store: s3, bucket: uploads, endpoint: …, credentialsFile: …}, prefix: media/,
+    /// exclude: ["*.tmp"]}`. The flags below override its fields.
+    #[arg(long)]
+    pub objects_spec: Option<PathBuf>,
+    /// The folder inside the source bucket to copy, any characters ("" = the whole bucket).
+    #[arg(long, requires = "objects_spec")]
+    pub objects_prefix: Option<String>,
+    /// Copy only keys matching this glob (relative to the prefix; repeat).
+    #[arg(long = "objects-include", requires = "objects_spec")]
+    pub objects_include: Vec<String>,
+    /// Never copy keys matching this glob (relative to the prefix; repeat), e.g. `*.tmp`,
+    /// `**/thumbnails/**`.
+    #[arg(long = "objects-exclude", requires = "objects_spec")]
+    pub objects_exclude: Vec<String>,
+    /// Copy every object again instead of referencing those unchanged since the last copy.
+    #[arg(long, requires = "objects_spec")]
+    pub objects_full: bool,
+    /// Objects copied at once (default 8).
+    #[arg(long, requires = "objects_spec")]
+    pub objects_parallelism: Option<usize>,
+}
+
+impl ObjectsArgs {
+    /// The object copy, or `None` without --objects-spec. Errors: `Config` for a file that
+    /// cannot be read or parsed.
+    pub fn config(&self) -> Result<Option<crate::engine::ObjectCopyConfig>, BackupError> {
+        let Some(path) = &self.objects_spec else {
+            return Ok(None);
+        };
+        let mut config: crate::engine::ObjectCopyConfig = read_yaml(path, "objects spec")?;
+        if let Some(prefix) = &self.objects_prefix {
+            config.prefix = prefix.clone();
+        }
+        config.include.extend(self.objects_include.iter().cloned());
+        config.exclude.extend(self.objects_exclude.iter().cloned());
+        config.full |= self.objects_full;
+        if self.objects_parallelism.is_some() {
+            config.parallelism = self.objects_parallelism;
+        }
+        Ok(Some(config))
+    }
+}
+
+/// A store config from a JSON or YAML file (`--objects-to-spec`). Errors: `Config`.
+pub fn read_store_spec(path: &std::path::Path) -> Result<crate::store::StoreConfig, BackupError> {
+    read_yaml(path, "store spec")
+}
+
+fn read_yaml<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<T, BackupError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| BackupError::Config(format!("cannot read {}: {error}", path.display())))?;
+    serde_yaml::from_str(&text).map_err(|error| {
+        BackupError::Config(format!(
+            "invalid {what} {}: {}",
+            path.display(),
+            super::spec_error::describe(&text, &error)
+        ))
+    })
+}

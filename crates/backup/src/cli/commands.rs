@@ -8,12 +8,14 @@ use std::sync::Arc;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::args::{CommonArgs, KeyArgs, PipelineArgs, SourceArgs, parse_labels};
+use super::args::{CommonArgs, KeyArgs, ObjectsArgs, PipelineArgs, SourceArgs, parse_labels};
 use super::output::Report;
 pub use super::reports::backup_report;
 use super::reports::{
-    backup_outcome_report, drill_report, list_report, restore_report, verify_report,
+    backup_outcome_report, drill_report, list_report, object_restore_report, restore_report,
+    verify_report,
 };
+use crate::engine::objects::ObjectRestoreRun;
 use crate::engine::{
     self, BackupInput, BackupRun, DrillRun, LabelSelector, PruneOptions, RestoreInto, RestoreRun,
     RestoreSpec, VerifyRun,
@@ -52,6 +54,9 @@ pub struct BackupArgs {
     /// Labels recorded in the manifest, `key=value` (repeat).
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// Bucket folder to copy into the backup.
+    #[command(flatten)]
+    pub objects: ObjectsArgs,
 }
 
 /// `restore`.
@@ -98,9 +103,18 @@ pub struct RestoreArgs {
     /// Keys that may open the backup.
     #[command(flatten)]
     pub keys: KeyArgs,
-    /// Chunks decoded at once.
+    /// Chunks decoded at once (objects restored at once with --objects-to-spec).
     #[arg(long)]
     pub parallelism: Option<usize>,
+    /// Put the backup's copied bucket objects back into the bucket this JSON or YAML store
+    /// config names (`{store: s3, bucket: …, endpoint: …, credentialsFile: …}`) instead of
+    /// restoring a database.
+    #[arg(long, conflicts_with_all = ["engine", "to_file", "source_spec"])]
+    pub objects_to_spec: Option<PathBuf>,
+    /// With --objects-to-spec: the folder to write under, any characters (default
+    /// `restored/<backup name>`). Existing objects are never replaced unless --overwrite.
+    #[arg(long, requires = "objects_to_spec")]
+    pub objects_to_prefix: Option<String>,
 }
 
 /// `verify`.
@@ -267,12 +281,15 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
     // The key is checked before the source, as the README's error order has it.
     args.keys.writing_key()?;
     let labels = parse_labels(&args.labels)?;
-    let input = match (args.source.config()?, &args.from_file) {
-        (Some(config), _) => BackupInput::Database(config),
-        (None, Some(path)) => BackupInput::File(path.clone()),
-        (None, None) => {
+    let objects = args.objects.config()?;
+    let input = match (args.source.config()?, &args.from_file, &objects) {
+        (Some(config), _, _) => BackupInput::Database(config),
+        (None, Some(path), _) => BackupInput::File(path.clone()),
+        (None, None, Some(_)) => BackupInput::Nothing,
+        (None, None, None) => {
             return Err(BackupError::Config(
-                "name a database (--engine …, or --source-spec) or --from-file".into(),
+                "name a database (--engine …, or --source-spec), --from-file or --objects-spec"
+                    .into(),
             ));
         }
     };
@@ -282,7 +299,7 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
         pipeline: args.pipeline.settings(),
         encryption: args.keys.to_spec(),
         labels,
-        objects: None,
+        objects,
     };
     let progress = Progress::new();
     let cancel = CancellationToken::new();
@@ -300,6 +317,9 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
 /// file), in two passes to stdout (see [`crate::engine::restore()`]).
 pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
     let store = BackupStore::open(&args.common.store)?;
+    if let Some(path) = &args.objects_to_spec {
+        return restore_objects(&store, &args, path).await;
+    }
     let into = match (args.source.config()?, &args.to_file) {
         (Some(config), _) => RestoreInto::Database(config),
         (None, Some(path)) if path.as_os_str() == "-" => RestoreInto::Stdout,
@@ -335,6 +355,32 @@ pub async fn restore(args: RestoreArgs) -> Result<Report, BackupError> {
     )
     .await?;
     restore_report(&outcome)
+}
+
+/// Puts a backup's copied objects back into the bucket `target_spec` names.
+async fn restore_objects(
+    store: &BackupStore,
+    args: &RestoreArgs,
+    target_spec: &std::path::Path,
+) -> Result<Report, BackupError> {
+    let run = ObjectRestoreRun {
+        name: args.name.clone(),
+        target: super::args::read_store_spec(target_spec)?,
+        prefix: args.objects_to_prefix.clone(),
+        overwrite: args.overwrite,
+        encryption: args.keys.to_spec(),
+        parallelism: args.parallelism,
+    };
+    let cancel = CancellationToken::new();
+    cancel_on_signal(cancel.clone());
+    let progress = Progress::new();
+    let outcome = with_reporter(
+        "restore objects",
+        engine::objects::restore_objects(store, &run, &progress, &cancel),
+        &progress,
+    )
+    .await?;
+    object_restore_report(&outcome)
 }
 
 /// Verifies a backup.

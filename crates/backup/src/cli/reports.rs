@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use super::output::Report;
 use crate::drill::DrillReport;
+use crate::engine::objects::ObjectRestoreOutcome;
 use crate::engine::{BackupReport, ListEntry, RestoreOutcome, RunOutcome};
 use crate::error::{BackupError, exit_code};
 use crate::manifest::Manifest;
@@ -74,8 +75,35 @@ pub fn backup_outcome_report(outcome: &BackupReport) -> Result<Report, BackupErr
         let cpu = serde_json::to_value(&outcome.cpu)
             .map_err(|error| BackupError::Internal(format!("cannot serialize: {error}")))?;
         fields.insert("stageCpu".into(), cpu);
+        if let Some(copy) = &outcome.manifest.bucket_copy {
+            let copy = serde_json::to_value(copy)
+                .map_err(|error| BackupError::Internal(format!("cannot serialize: {error}")))?;
+            fields.insert("bucketCopy".into(), copy);
+        }
+    }
+    if let Some(copy) = &outcome.manifest.bucket_copy {
+        report.text.push_str(&format!(
+            "\ncopied {}: {} ({}), {} copied, {} unchanged since an earlier backup",
+            copy.source,
+            counted(copy.object_count, "object"),
+            human_bytes(copy.total_bytes),
+            copy.copied,
+            copy.skipped
+        ));
     }
     Ok(report)
+}
+
+/// Objects put back from a backup into a bucket.
+pub fn object_restore_report(outcome: &ObjectRestoreOutcome) -> Result<Report, BackupError> {
+    let text = format!(
+        "restored {} ({}) of backup {} under {:?}, each checked against its BLAKE3",
+        counted(outcome.objects, "object"),
+        human_bytes(outcome.bytes),
+        outcome.name,
+        outcome.prefix
+    );
+    Report::new(outcome, text)
 }
 
 /// A committed restore: the report, its target and (for a database) what the copy reaches
