@@ -87,6 +87,7 @@ async fn the_examples_are_accepted() {
         ("VerticeBackup", "verticebackup.yaml"),
         ("BackupRequest", "backuprequest.yaml"),
         ("RestoreRequest", "restorerequest.yaml"),
+        ("BackupRequest", "projects/project-backup.yaml"),
     ] {
         let object = example(file);
         let name = object["metadata"]["name"].as_str().unwrap().to_owned();
