@@ -529,13 +529,27 @@ async fn project_fields_and_retention_days_are_bounded() {
             "not both",
         ),
     ];
-    for (kind, field) in [("projectId", "spec.projectId"), ("environment", "spec.environment")] {
-        for bad in ["", "team a", "-shop", "shop-", "team/a", "é", too_long.as_str()] {
+    for (kind, field) in [
+        ("projectId", "spec.projectId"),
+        ("environment", "spec.environment"),
+    ] {
+        for bad in [
+            "",
+            "team a",
+            "-shop",
+            "shop-",
+            "team/a",
+            "é",
+            too_long.as_str(),
+        ] {
             vb_cases.push(("bad label value", with(&vb, json!({kind: bad})), field));
         }
     }
     let mut run_cases = Vec::new();
-    for (kind, field) in [("projectId", "spec.projectId"), ("environment", "spec.environment")] {
+    for (kind, field) in [
+        ("projectId", "spec.projectId"),
+        ("environment", "spec.environment"),
+    ] {
         for bad in ["", "team a", ".x", "a:b", too_long.as_str()] {
             run_cases.push(("bad label value", with(&run, json!({kind: bad})), field));
         }
@@ -574,14 +588,26 @@ async fn runs_need_a_part_and_object_sources_are_buckets() {
         "/spec/objectStore",
         Some(source_without_prefix.clone()),
     );
-    let both_vb = edit(&vb, "/spec/objectStore", Some(source_without_prefix.clone()));
+    let both_vb = edit(
+        &vb,
+        "/spec/objectStore",
+        Some(source_without_prefix.clone()),
+    );
     for (index, object) in [copy_only_vb, both_vb].into_iter().enumerate() {
         create(&vbs, object, &format!("ok-{index}"))
             .await
             .unwrap_or_else(|e| panic!("VerticeBackup {index}: {e}"));
     }
-    let copy_only = edit(&inline, "/spec/objectStore", Some(source_without_prefix.clone()));
-    let both = edit(&copy_only, "/spec/target", Some(vb["spec"]["target"].clone()));
+    let copy_only = edit(
+        &inline,
+        "/spec/objectStore",
+        Some(source_without_prefix.clone()),
+    );
+    let both = edit(
+        &copy_only,
+        "/spec/target",
+        Some(vb["spec"]["target"].clone()),
+    );
     for (index, object) in [copy_only.clone(), both].into_iter().enumerate() {
         create(&runs, object, &format!("ok-{index}"))
             .await
@@ -631,7 +657,9 @@ async fn runs_need_a_part_and_object_sources_are_buckets() {
             edit(
                 &vb,
                 "/spec/objectStore",
-                Some(json!({"source": source_without_prefix["source"], "prefix": "x".repeat(1025)})),
+                Some(
+                    json!({"source": source_without_prefix["source"], "prefix": "x".repeat(1025)}),
+                ),
             ),
             "spec.objectStore.prefix",
         ),
@@ -646,7 +674,11 @@ async fn runs_need_a_part_and_object_sources_are_buckets() {
         ),
     ];
     let run_cases = vec![
-        ("inline run with no part", inline.clone(), "exactly one of `backupRef`"),
+        (
+            "inline run with no part",
+            inline.clone(),
+            "exactly one of `backupRef`",
+        ),
         (
             "policy and an inline copy",
             edit(
@@ -663,7 +695,11 @@ async fn runs_need_a_part_and_object_sources_are_buckets() {
         ),
         (
             "local source",
-            edit(&inline, "/spec/objectStore", Some(json!({"source": local_source}))),
+            edit(
+                &inline,
+                "/spec/objectStore",
+                Some(json!({"source": local_source})),
+            ),
             "not a local volume",
         ),
     ];

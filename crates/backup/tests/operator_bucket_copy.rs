@@ -111,10 +111,22 @@ async fn a_dump_and_a_bucket_copy_make_one_backup_with_the_copy_counts_in_status
 
     // The store's word: one manifest holding both parts.
     let manifest = env.manifest("first").await;
-    assert!(manifest.raw_size > 10_000, "the dump part: {}", manifest.raw_size);
-    let copy = manifest.bucket_copy.clone().expect("the copy part in the manifest");
+    assert!(
+        manifest.raw_size > 10_000,
+        "the dump part: {}",
+        manifest.raw_size
+    );
+    let copy = manifest
+        .bucket_copy
+        .clone()
+        .expect("the copy part in the manifest");
     assert_eq!(
-        (copy.object_count, copy.total_bytes, copy.copied, copy.skipped),
+        (
+            copy.object_count,
+            copy.total_bytes,
+            copy.copied,
+            copy.skipped
+        ),
         (3, bytes, 3, 0)
     );
     assert!(copy.source.contains(SOURCE), "{}", copy.source);
@@ -211,7 +223,11 @@ async fn a_copy_with_wrong_source_credentials_fails_as_a_storage_error_and_leave
         env.create_request(name, spec, json!({})).await;
         let failed = env.wait_phase(name, RunPhase::Failed).await;
         let failure = result(&failed);
-        assert_eq!(failure.error_kind, Some(ErrorKind::StorageFailed), "{failure:?}");
+        assert_eq!(
+            failure.error_kind,
+            Some(ErrorKind::StorageFailed),
+            "{failure:?}"
+        );
         assert_eq!(failure.object_count, None, "{failure:?}");
         let message = failure.error_message.unwrap_or_default();
         assert!(!message.contains("not-the-secret-key"), "{message}");

@@ -45,7 +45,10 @@ async fn table(env: &Env, plural: &str) -> Vec<(String, serde_json::Map<String, 
         .unwrap()
         .iter()
         .map(|row| {
-            let name = row["object"]["metadata"]["name"].as_str().unwrap().to_owned();
+            let name = row["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let cells = columns
                 .iter()
                 .cloned()
@@ -56,7 +59,11 @@ async fn table(env: &Env, plural: &str) -> Vec<(String, serde_json::Map<String, 
         .collect()
 }
 
-fn cell<'a>(rows: &'a [(String, serde_json::Map<String, Value>)], name: &str, column: &str) -> &'a Value {
+fn cell<'a>(
+    rows: &'a [(String, serde_json::Map<String, Value>)],
+    name: &str,
+    column: &str,
+) -> &'a Value {
     rows.iter()
         .find(|(row, _)| row == name)
         .and_then(|(_, cells)| cells.get(column))
@@ -99,8 +106,12 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
     .await;
     env.wait_phase("shop-1", RunPhase::Running).await;
     // `shop-2` names no project: it inherits its VerticeBackup's and waits for shop's slot.
-    env.create_request("shop-2", json!({"backupRef": {"name": "shop-db"}}), json!({}))
-        .await;
+    env.create_request(
+        "shop-2",
+        json!({"backupRef": {"name": "shop-db"}}),
+        json!({}),
+    )
+    .await;
     // `blog-1` carries a stale label `shop`, but its field says `blog`: it is not held up.
     env.inline_request(
         "blog-1",
@@ -118,9 +129,18 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.message.clone())
         .unwrap_or_default();
-    assert!(message.contains("\"shop\"") && message.contains("shop-1"), "{message}");
-    assert_eq!(label(&queued, "vertice.dev/project").as_deref(), Some("shop"));
-    assert_eq!(label(&queued, "vertice.dev/environment").as_deref(), Some("production"));
+    assert!(
+        message.contains("\"shop\"") && message.contains("shop-1"),
+        "{message}"
+    );
+    assert_eq!(
+        label(&queued, "vertice.dev/project").as_deref(),
+        Some("shop")
+    );
+    assert_eq!(
+        label(&queued, "vertice.dev/environment").as_deref(),
+        Some("production")
+    );
     assert!(env.jobs_of("shop-2").await.is_empty());
     for name in ["blog-1", "plain"] {
         env.wait_phase(name, RunPhase::Running).await;
@@ -129,14 +149,22 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
     assert_eq!(label(&blog, "vertice.dev/project").as_deref(), Some("blog"));
     assert_eq!(label(&blog, "vertice.dev/environment"), None);
     let plain = env.requests().get("plain").await.unwrap();
-    assert_eq!(label(&plain, "vertice.dev/project").as_deref(), Some(env.name()));
+    assert_eq!(
+        label(&plain, "vertice.dev/project").as_deref(),
+        Some(env.name())
+    );
 
     // The Job carries the run's project and environment.
     let job = env.jobs_of("shop-1").await.pop().expect("shop-1's Job");
     let job_labels = job.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(job_labels.get("vertice.dev/project").map(String::as_str), Some("shop"));
     assert_eq!(
-        job_labels.get("vertice.dev/environment").map(String::as_str),
+        job_labels.get("vertice.dev/project").map(String::as_str),
+        Some("shop")
+    );
+    assert_eq!(
+        job_labels
+            .get("vertice.dev/environment")
+            .map(String::as_str),
         Some("staging")
     );
 
@@ -147,7 +175,10 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
     assert_eq!(cell(&runs, "blog-1", "Project"), "blog");
     let policies_table = table(&env, "verticebackups").await;
     assert_eq!(cell(&policies_table, "shop-db", "Project"), "shop");
-    assert_eq!(cell(&policies_table, "shop-db", "Environment"), "production");
+    assert_eq!(
+        cell(&policies_table, "shop-db", "Environment"),
+        "production"
+    );
 
     // Runs execute; the queued run starts when shop's slot frees, and all succeed.
     env.start_kubelet().await;
@@ -155,7 +186,11 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
         env.wait_phase(name, RunPhase::Succeeded).await;
     }
     let all = env.requests().list(&ListParams::default()).await.unwrap();
-    assert!(all.items.iter().all(|run| phase(run) == Some(RunPhase::Succeeded)));
+    assert!(
+        all.items
+            .iter()
+            .all(|run| phase(run) == Some(RunPhase::Succeeded))
+    );
 
     // Manifests carry the labels too (retention and history read them from the store).
     for (name, project, environment) in [
@@ -165,12 +200,18 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
     ] {
         let manifest = env.manifest(name).await;
         assert_eq!(
-            manifest.labels.get("vertice.dev/project").map(String::as_str),
+            manifest
+                .labels
+                .get("vertice.dev/project")
+                .map(String::as_str),
             Some(project),
             "{name}"
         );
         assert_eq!(
-            manifest.labels.get("vertice.dev/environment").map(String::as_str),
+            manifest
+                .labels
+                .get("vertice.dev/environment")
+                .map(String::as_str),
             environment,
             "{name}"
         );
@@ -179,11 +220,21 @@ async fn project_and_environment_reach_labels_columns_manifests_metrics_and_the_
     // The run metrics carry project and environment.
     let ns = env.name().to_owned();
     let expected = [
-        format!(r#"vertice_backup_runs_total{{namespace="{ns}",backup="shop-1",project="shop",environment="staging",result="success"}}"#),
-        format!(r#"vertice_backup_runs_total{{namespace="{ns}",backup="shop-db",project="shop",environment="production",result="success"}}"#),
-        format!(r#"vertice_backup_runs_total{{namespace="{ns}",backup="blog-1",project="blog",environment="",result="success"}}"#),
-        format!(r#"vertice_backup_duration_seconds_count{{namespace="{ns}",backup="shop-db",project="shop",environment="production"}}"#),
-        format!(r#"vertice_backup_size_bytes{{namespace="{ns}",backup="shop-db",project="shop",environment="production"}}"#),
+        format!(
+            r#"vertice_backup_runs_total{{namespace="{ns}",backup="shop-1",project="shop",environment="staging",result="success"}}"#
+        ),
+        format!(
+            r#"vertice_backup_runs_total{{namespace="{ns}",backup="shop-db",project="shop",environment="production",result="success"}}"#
+        ),
+        format!(
+            r#"vertice_backup_runs_total{{namespace="{ns}",backup="blog-1",project="blog",environment="",result="success"}}"#
+        ),
+        format!(
+            r#"vertice_backup_duration_seconds_count{{namespace="{ns}",backup="shop-db",project="shop",environment="production"}}"#
+        ),
+        format!(
+            r#"vertice_backup_size_bytes{{namespace="{ns}",backup="shop-db",project="shop",environment="production"}}"#
+        ),
     ];
     let metrics = eventually("the run metrics with project labels", || async {
         let metrics = env.metrics().await;

@@ -7,8 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::executor::ExecutorSpec;
-use super::object_copy::ObjectCopySpec;
 use super::notify::{HooksSpec, NotificationSpec};
+use super::object_copy::ObjectCopySpec;
 use super::policy::{CompressionSpec, EncryptionSpec, RetentionSpec, VerificationSpec};
 use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;

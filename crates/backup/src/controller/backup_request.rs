@@ -488,8 +488,13 @@ impl BackupRequests {
         let namespace = request.namespace().unwrap_or_default();
         let backup = settings.backup_label(request);
         let seconds = status.times.duration_seconds.unwrap_or(0.0);
-        self.metrics
-            .run_finished(&namespace, &backup, &settings.identity, finish.success, seconds);
+        self.metrics.run_finished(
+            &namespace,
+            &backup,
+            &settings.identity,
+            finish.success,
+            seconds,
+        );
         if finish.success {
             self.metrics.objects.run_succeeded(
                 &namespace,

@@ -123,7 +123,11 @@ mod tests {
     use crate::api::refs::LocalRef;
     use kube::api::ObjectMeta;
 
-    fn request(project: Option<&str>, environment: Option<&str>, labels: &[(&str, &str)]) -> BackupRequest {
+    fn request(
+        project: Option<&str>,
+        environment: Option<&str>,
+        labels: &[(&str, &str)],
+    ) -> BackupRequest {
         let spec = BackupRequestSpec {
             backup_ref: Some(LocalRef { name: "vb".into() }),
             target: None,
@@ -178,7 +182,10 @@ mod tests {
         );
         let inherits = request(None, None, &[(labels::PROJECT, "label")]);
         assert_eq!(identity(&inherits, Some(&vb)).project, "shop");
-        assert_eq!(identity(&inherits, Some(&vb)).environment.as_deref(), Some("prod"));
+        assert_eq!(
+            identity(&inherits, Some(&vb)).environment.as_deref(),
+            Some("prod")
+        );
         let bare = policy(None, None);
         assert_eq!(identity(&inherits, Some(&bare)).project, "label");
         assert_eq!(identity(&inherits, Some(&bare)).environment, None);
@@ -193,9 +200,19 @@ mod tests {
         let run = request(None, None, &[(labels::PROJECT, "old")]);
         let wanted = identity(&run, Some(&vb));
         let labels = labels_to_write(&run, &wanted).unwrap_or_default();
-        assert_eq!(labels.get(labels::PROJECT).map(String::as_str), Some("shop"));
-        assert_eq!(labels.get(labels::ENVIRONMENT).map(String::as_str), Some("prod"));
-        let labelled = request(None, None, &[(labels::PROJECT, "shop"), (labels::ENVIRONMENT, "prod")]);
+        assert_eq!(
+            labels.get(labels::PROJECT).map(String::as_str),
+            Some("shop")
+        );
+        assert_eq!(
+            labels.get(labels::ENVIRONMENT).map(String::as_str),
+            Some("prod")
+        );
+        let labelled = request(
+            None,
+            None,
+            &[(labels::PROJECT, "shop"), (labels::ENVIRONMENT, "prod")],
+        );
         assert_eq!(labels_to_write(&labelled, &wanted), None);
         // Once labelled, the run alone names the project its VerticeBackup gave it.
         assert_eq!(project_of(&labelled), "shop");

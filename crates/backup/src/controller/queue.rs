@@ -105,7 +105,7 @@ impl RunQueue {
         let in_project: Vec<&BackupRequest> = state
             .iter()
             .filter_map(|object| object.0.as_ref().ok())
-            .filter(|other| project_of(*other) == project)
+            .filter(|other| project_of(other) == project)
             .collect();
         let finished_or_gone = |name: &str| {
             in_project
