@@ -125,11 +125,11 @@ async fn on_demand_runs_succeed_with_the_stored_manifests_sizes_and_leak_no_secr
         assert_eq!(ready_reason(&done), "Succeeded");
         assert_eq!(env.jobs_of(request_name).await.len(), 1);
         let series = format!(
-            r#"vertice_backup_runs_total{{namespace="{}",backup="{label}",result="success"}}"#,
+            r#"vertice_backup_runs_total{{namespace="{0}",backup="{label}",project="{0}",environment="",result="success"}}"#,
             env.name()
         );
         let size = format!(
-            r#"vertice_backup_size_bytes{{namespace="{}",backup="{label}"}}"#,
+            r#"vertice_backup_size_bytes{{namespace="{0}",backup="{label}",project="{0}",environment=""}}"#,
             env.name()
         );
         let metrics = eventually("the run metrics", || async {
@@ -259,7 +259,7 @@ async fn database_failures_end_failed_after_exactly_the_allowed_attempts() {
             .unwrap();
         assert_eq!(pods.items.len(), 2, "{name}");
         let series = format!(
-            r#"vertice_backup_runs_total{{namespace="{}",backup="{name}",result="failure"}}"#,
+            r#"vertice_backup_runs_total{{namespace="{0}",backup="{name}",project="{0}",environment="",result="failure"}}"#,
             env.name()
         );
         let metrics = eventually("the failure metric", || async {

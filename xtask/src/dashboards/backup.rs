@@ -51,6 +51,7 @@ pub fn dashboard() -> Dashboard {
             duration_and_size(),
             freshness(),
             restores(),
+            projects_and_objects(),
             history(),
         ],
     }
@@ -178,6 +179,50 @@ fn freshness() -> Row {
                     ),
                     "{{namespace}}/{{backup}}",
                 )],
+            ),
+        ],
+    }
+}
+
+/// Issue 8: runs by project and environment, and the object copies of runs with an
+/// `objectStore` part (`object_metrics.rs`).
+fn projects_and_objects() -> Row {
+    Row {
+        title: "Projects and object copies",
+        panels: vec![
+            panel(
+                "Runs by project and environment",
+                "Finished backup runs in each interval by projectId, environment and result.",
+                Kind::TimeSeries,
+                "short",
+                12,
+                vec![query(
+                    format!(
+                        "sum by (project, environment, result) (increase(vertice_backup_runs_total{{{SELECT}}}[$__rate_interval]))"
+                    ),
+                    "{{project}} {{environment}} {{result}}",
+                )],
+            ),
+            panel(
+                "Objects copied and skipped",
+                "Objects whose bytes runs copied from their objectStore source, and unchanged objects they referenced from an earlier backup instead (incremental copies), from the stored manifests.",
+                Kind::TimeSeries,
+                "short",
+                12,
+                vec![
+                    query(
+                        format!(
+                            "sum by (namespace, backup) (increase(vertice_backup_objects_copied_total{{{SELECT}}}[$__rate_interval]))"
+                        ),
+                        "copied {{namespace}}/{{backup}}",
+                    ),
+                    query(
+                        format!(
+                            "sum by (namespace, backup) (increase(vertice_backup_objects_skipped_total{{{SELECT}}}[$__rate_interval]))"
+                        ),
+                        "skipped {{namespace}}/{{backup}}",
+                    ),
+                ],
             ),
         ],
     }

@@ -9,7 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::executor::ExecutorSpec;
+use super::object_copy::ObjectCopySpec;
 use super::policy::{CompressionSpec, EncryptionSpec};
+use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;
 use super::run::{ErrorKind, RunPhase, RunTimes};
 use super::storage::StorageSpec;
@@ -28,9 +30,12 @@ use super::target::DatabaseTarget;
     status = "BackupRequestStatus",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.backupRef.name"}"#,
+    printcolumn = r#"{"name":"Project","type":"string","jsonPath":".spec.projectId"}"#,
+    printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".spec.environment"}"#,
     printcolumn = r#"{"name":"Backup","type":"string","jsonPath":".status.result.backupName"}"#,
     printcolumn = r#"{"name":"Size","type":"integer","format":"int64","jsonPath":".status.result.storedSize"}"#,
     printcolumn = r#"{"name":"Raw","type":"integer","format":"int64","jsonPath":".status.result.rawSize","priority":1}"#,
+    printcolumn = r#"{"name":"Objects","type":"integer","format":"int64","jsonPath":".status.result.objectCount","priority":1}"#,
     printcolumn = r#"{"name":"Duration","type":"number","jsonPath":".status.durationSeconds"}"#,
     printcolumn = r#"{"name":"Attempts","type":"integer","jsonPath":".status.attempts"}"#,
     printcolumn = r#"{"name":"Error","type":"string","jsonPath":".status.result.errorKind","priority":1}"#,
@@ -40,18 +45,23 @@ use super::target::DatabaseTarget;
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self == oldSelf").message("spec is immutable: create a new BackupRequest"),
-    validation = Rule::new("has(self.backupRef) != has(self.target)").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or `target` (an inline run)"),
-    validation = Rule::new("!has(self.target) || (has(self.storage) && has(self.encryption))").message("an inline run (`target`) needs `storage` and `encryption`"),
-    validation = Rule::new("has(self.target) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
+    validation = Rule::new("has(self.backupRef) != (has(self.target) || has(self.objectStore))").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or an inline run's parts (`target`, `objectStore`)"),
+    validation = Rule::new("has(self.backupRef) || (has(self.storage) && has(self.encryption))").message("an inline run needs `storage` and `encryption`"),
+    validation = Rule::new("!has(self.backupRef) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
 )]
 pub struct BackupRequestSpec {
     /// The VerticeBackup whose target, storage, encryption, compression, hooks and
     /// notifications this run uses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_ref: Option<LocalRef>,
-    /// Inline run: the database to back up (instead of `backupRef`).
+    /// Inline run: the database to dump (instead of `backupRef`). An inline run has at least
+    /// one part: `target` and/or `objectStore`; they run in that order, into one backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<DatabaseTarget>,
+    /// Inline run: a bucket folder to copy into the backup, after the database part (if
+    /// any). The run succeeds only if every part does, and one manifest records them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectCopySpec>,
     /// Inline run: where to store the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
@@ -75,6 +85,22 @@ pub struct BackupRequestSpec {
     /// Labels recorded in the backup's manifest (the operator adds its own owner labels).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// The project this run belongs to, e.g. `shop`: the label `vertice.dev/project` on this
+    /// run, its Job and its manifest, the `project` label of its metrics, and the key of the
+    /// per-project concurrency limit (`--max-concurrent-runs-per-project`, default 2).
+    /// Default: the VerticeBackup's `projectId`, else this object's `vertice.dev/project`
+    /// label, else the namespace. A label value: 1–63 characters of `A–Z a–z 0–9 - _ .`,
+    /// starting and ending with a letter or digit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE_PATTERN))]
+    pub project_id: Option<String>,
+    /// The project's environment, e.g. `production`: the label `vertice.dev/environment` on
+    /// this run, its Job and its manifest, and the `environment` label of its metrics.
+    /// Default: the VerticeBackup's `environment`, else this object's `vertice.dev/environment`
+    /// label, else none. A label value like `projectId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE_PATTERN))]
+    pub environment: Option<String>,
 }
 
 /// How a backup run ended. Written once, when the run finishes.
@@ -99,6 +125,19 @@ pub struct BackupResult {
     /// What went wrong, without secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// Object copy: objects in the backup (copied or referenced), from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_count: Option<i64>,
+    /// Object copy: their total bytes, from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_bytes: Option<i64>,
+    /// Object copy: objects whose bytes this run copied, from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_copied: Option<i64>,
+    /// Object copy: unchanged objects referenced from an earlier backup instead of copied,
+    /// from the manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_skipped: Option<i64>,
 }
 
 /// Observed state of a BackupRequest.

@@ -6,7 +6,9 @@
 pub mod backup_request;
 pub mod executor;
 pub mod notify;
+pub mod object_copy;
 pub mod policy;
+pub mod project;
 pub mod refs;
 pub mod restore_request;
 pub mod run;

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::executor::ExecutorSpec;
 use super::notify::{HooksSpec, NotificationSpec};
+use super::object_copy::ObjectCopySpec;
 use super::policy::{CompressionSpec, EncryptionSpec, RetentionSpec, VerificationSpec};
+use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;
 use super::storage::StorageSpec;
 use super::target::DatabaseTarget;
@@ -48,6 +50,8 @@ pub enum DeletionPolicy {
     namespaced,
     status = "VerticeBackupStatus",
     printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.target.engine"}"#,
+    printcolumn = r#"{"name":"Project","type":"string","jsonPath":".spec.projectId"}"#,
+    printcolumn = r#"{"name":"Environment","type":"string","jsonPath":".spec.environment"}"#,
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
     printcolumn = r#"{"name":"Suspend","type":"boolean","jsonPath":".spec.suspend"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
@@ -57,9 +61,19 @@ pub enum DeletionPolicy {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.target) || has(self.objectStore)").message("set at least one part to back up: `target` (a database dump) or `objectStore` (a bucket copy)"),
+    validation = Rule::new("!has(self.retentionDays) || !has(self.retention) || !has(self.retention.maxAge)").message("set `retentionDays` or `retention.maxAge`, not both (`retentionDays` is shorthand for `retention.maxAge`)"),
+)]
 pub struct VerticeBackupSpec {
-    /// The database to back up.
-    pub target: DatabaseTarget,
+    /// The database to dump. A VerticeBackup has at least one part: `target` and/or
+    /// `objectStore`; each run takes them in that order, into one backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<DatabaseTarget>,
+    /// A bucket folder to copy into each backup, after the database part (if any). A run
+    /// succeeds only if every part does, and one manifest records them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<ObjectCopySpec>,
     /// When backups run: a 5-field cron expression (minute hour day-of-month month
     /// day-of-week) or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
     #[schemars(schema_with = "super::validation::schedule_schema")]
@@ -89,6 +103,11 @@ pub struct VerticeBackupSpec {
     /// Which backups to keep. Default: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<RetentionSpec>,
+    /// Delete backups older than this many days (7–365): shorthand for `retention.maxAge`
+    /// of `days × 24h`, combined with the other `retention` rules; set one or the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 7, max = 365))]
+    pub retention_days: Option<i32>,
     /// Restore drills that prove the backups restore.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationSpec>,
@@ -115,6 +134,36 @@ pub struct VerticeBackupSpec {
     /// `Retain` (default) or `Delete` the stored backups when this object is deleted.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// The project these backups belong to, e.g. `shop`; copied to every run it creates
+    /// (see BackupRequest `projectId`: labels, metrics, the per-project concurrency limit).
+    /// Default: this object's `vertice.dev/project` label, else the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE_PATTERN))]
+    pub project_id: Option<String>,
+    /// The project's environment, e.g. `production`; copied to every run it creates (label
+    /// `vertice.dev/environment`, metric label `environment`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), regex(pattern = LABEL_VALUE_PATTERN))]
+    pub environment: Option<String>,
+}
+
+impl VerticeBackupSpec {
+    /// The retention rules in force: `retention` with `retentionDays` as its `maxAge`
+    /// (`<days × 24>h`). `None` when neither is set (every backup is kept). Admission refuses
+    /// both `retentionDays` and `retention.maxAge`; should both arrive anyway, `maxAge` wins.
+    pub fn effective_retention(&self) -> Option<RetentionSpec> {
+        let days = self.retention_days.filter(|days| *days > 0);
+        match (&self.retention, days) {
+            (None, None) => None,
+            (retention, days) => {
+                let mut spec = retention.clone().unwrap_or_default();
+                if spec.max_age.is_none() {
+                    spec.max_age = days.map(|days| format!("{}h", i64::from(days) * 24));
+                }
+                Some(spec)
+            }
+        }
+    }
 }
 
 /// The newest successful backup.

@@ -35,6 +35,7 @@ use super::labels;
 use super::metrics::RunMetrics;
 use super::mounts::{Mounts, SECRETS_ROOT};
 use super::outcome::{self, Finish};
+use super::project;
 use super::queue::{Admission, RunQueue};
 use super::resolve::{self, ResolveError, RunSettings};
 use super::run_status;
@@ -141,8 +142,12 @@ impl BackupRequests {
 }
 
 /// The labels of a run's Job (and its Pods).
-fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, String> {
-    std::collections::BTreeMap::from([
+fn job_labels(
+    request: &BackupRequest,
+    settings: &RunSettings,
+) -> std::collections::BTreeMap<String, String> {
+    let mut labels = project::identity_labels(&settings.identity);
+    labels.extend([
         (
             labels::REQUEST.to_owned(),
             truncate_label(&request.name_any()),
@@ -151,11 +156,8 @@ fn job_labels(request: &BackupRequest) -> std::collections::BTreeMap<String, Str
             labels::REQUEST_UID.to_owned(),
             request.uid().unwrap_or_default(),
         ),
-        (
-            labels::PROJECT.to_owned(),
-            truncate_label(&resolve::project_of(request)),
-        ),
-    ])
+    ]);
+    labels
 }
 
 /// Label values are at most 63 characters; object names may be longer.
@@ -294,7 +296,7 @@ impl BackupRequests {
                     owner: request.controller_owner_ref(&()).unwrap_or_default(),
                     default_image: &self.config.runner_image,
                     backoff_limit: self.config.backoff_limit,
-                    labels: job_labels(request),
+                    labels: job_labels(request, settings),
                 };
                 let job = job::build(&params, &spec, &mounts, &settings.executor)
                     .map_err(RunError::Spec)?;
@@ -497,10 +499,26 @@ impl BackupRequests {
         let namespace = request.namespace().unwrap_or_default();
         let backup = settings.backup_label(request);
         let seconds = status.times.duration_seconds.unwrap_or(0.0);
-        self.metrics
-            .run_finished(&namespace, &backup, finish.success, seconds);
+        self.metrics.run_finished(
+            &namespace,
+            &backup,
+            &settings.identity,
+            finish.success,
+            seconds,
+        );
+        if finish.success {
+            self.metrics.objects.run_succeeded(
+                &namespace,
+                &backup,
+                &settings.identity,
+                &finish.result,
+            );
+        }
         self.queue.release(request);
-        if finish.kind == Some(ErrorKind::StorageFailed) && finish.reason != STORAGE_UNAVAILABLE {
+        if finish.kind == Some(ErrorKind::StorageFailed)
+            && finish.reason != STORAGE_UNAVAILABLE
+            && self.destination_failed(request, settings, ctx).await
+        {
             self.breakers.trip(
                 &resolve::storage_key(&settings.storage, &namespace),
                 &finish.message,
@@ -519,6 +537,23 @@ impl BackupRequests {
         }
         self.post_run(request, settings, &status, ctx).await;
         Ok(status)
+    }
+
+    /// Whether a run that failed with a store error failed at its backup storage (the
+    /// breaker's location). A run with an object part may have failed at its copy's SOURCE
+    /// bucket instead, which says nothing about the storage: the storage is probed then, so
+    /// a tenant's wrong source credentials never fail other runs to the same storage fast.
+    async fn destination_failed(
+        &self,
+        request: &BackupRequest,
+        settings: &RunSettings,
+        ctx: &Context,
+    ) -> bool {
+        if settings.object_store.is_none() {
+            return true;
+        }
+        let secrets: Api<Secret> = ctx.api(&request.namespace().unwrap_or_default());
+        outcome::probe(&secrets, settings).await.is_err()
     }
 
     /// Post hooks and notifications of a finished run, unless already done; then marks them
@@ -568,6 +603,24 @@ impl BackupRequests {
         }
         mark_post_run_done(request, ctx).await;
     }
+}
+
+/// Merges `labels` into the run's labels.
+async fn write_labels(
+    request: &BackupRequest,
+    labels: &std::collections::BTreeMap<String, String>,
+    ctx: &Context,
+) -> Result<(), RunError> {
+    let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
+    let patch = serde_json::json!({"metadata": {"labels": labels}});
+    api.patch(
+        &request.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(RunError::Kube)
 }
 
 async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
@@ -630,6 +683,15 @@ impl Reconciler<BackupRequest> for BackupRequests {
                 return Err(error.into());
             }
         };
+        if status.phase != RunPhase::Running
+            && let Some(missing) = project::labels_to_write(&request, &settings.identity)
+        {
+            // The run carries its project before it is admitted, so the per-project limit
+            // (which reads runs from the cache) counts it where it belongs. The label
+            // change wakes this run again.
+            write_labels(&request, &missing, ctx).await?;
+            return Ok(Applied::new(status));
+        }
         let status = match status.phase {
             RunPhase::Pending | RunPhase::Queued => {
                 self.start(&request, &settings, status, ctx).await?

@@ -3,9 +3,11 @@
 
 use super::mounts::{LOCAL_STORE_PATH, Mounts};
 use super::resolve::ResolveError;
+use crate::api::object_copy::ObjectCopySpec;
 use crate::api::policy::{CompressionAlgorithm, CompressionSpec, EncryptionSpec};
 use crate::api::storage::{StorageSpec, StoreKind};
 use crate::api::target::{EngineKind, ServerConnection};
+use crate::engine::objects::ObjectCopyConfig;
 use crate::engine::spec;
 use crate::source::mariadb::MariadbConfig;
 use crate::source::postgres::PostgresConfig;
@@ -122,6 +124,20 @@ pub fn store_config(storage: &StorageSpec, mounts: &mut Mounts) -> StoreConfig {
         // A tenant's run never falls back to the operator's own cloud identity.
         credentials: crate::store::CredentialsSource::Explicit,
         prefix: storage.prefix.clone().unwrap_or_default(),
+    }
+}
+
+/// The engine's object-copy settings for an `objectStore` part: the source bucket with its
+/// credentials as mounted files (like [`store_config`]), the folder, the globs and `full`.
+pub fn object_copy_config(objects: &ObjectCopySpec, mounts: &mut Mounts) -> ObjectCopyConfig {
+    ObjectCopyConfig {
+        source: store_config(&objects.source, mounts),
+        prefix: objects.prefix.clone().unwrap_or_default(),
+        include: objects.include.clone(),
+        exclude: objects.exclude.clone(),
+        full: objects.full.unwrap_or(false),
+        // The engine's default: bounded memory per run, whatever the bucket holds.
+        parallelism: None,
     }
 }
 

@@ -2,9 +2,14 @@
 //! Jobs and stored manifests. One place defines them; every controller and the retention filter
 //! use these constants (the helper guide's shared conventions, issue 7 §1 and §3).
 
-/// The project a run counts against for the per-project concurrency limit (default: the
-/// run's namespace). On BackupRequests and RestoreRequests, copied onto their Jobs and manifests.
+/// The project a run counts against for the per-project concurrency limit: its spec
+/// `projectId`, else its VerticeBackup's, else the namespace (issue 8 §3). On BackupRequests and
+/// RestoreRequests, copied onto their Jobs and manifests.
 pub const PROJECT: &str = "vertice.dev/project";
+
+/// The environment of the run's project (spec `environment`, issue 8 §3), e.g. `production`.
+/// On BackupRequests, their Jobs and manifests, when the run has one.
+pub const ENVIRONMENT: &str = "vertice.dev/environment";
 
 /// The VerticeBackup's name: on the BackupRequests a schedule creates and in manifests.
 pub const POLICY: &str = "backup.vertice.dev/policy";

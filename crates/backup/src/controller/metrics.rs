@@ -1,12 +1,16 @@
 //! The backup operator's run metrics (names fixed by issue 7 §5; alerts and dashboards use
 //! them). Registered on [`Operator::registry`](vertice_core::Operator::registry), which adds the
 //! prefix `vertice_backup_`; a counter's `_total` suffix is added by prometheus-client. So:
-//! - `vertice_backup_runs_total{namespace,backup,result}` — finished backup runs; `backup` is
-//!   the VerticeBackup's name, or the BackupRequest's for an inline run; `result` is `success`
-//!   or `failure`. Counted once per run, when its final status is written;
-//! - `vertice_backup_duration_seconds{namespace,backup}` — histogram of finished runs' durations;
-//! - `vertice_backup_size_bytes{namespace,backup}` — stored bytes of the newest successful run,
-//!   computed from the BackupRequest cache at scrape time (a deleted run leaves no series);
+//! - `vertice_backup_runs_total{namespace,backup,project,environment,result}` — finished backup
+//!   runs; `backup` is the VerticeBackup's name, or the BackupRequest's for an inline run;
+//!   `project` and `environment` are the run's (issue 8 §3, `project.rs`; `environment` is
+//!   empty when the run has none); `result` is `success` or `failure`. Counted once per run,
+//!   when its final status is written;
+//! - `vertice_backup_duration_seconds{namespace,backup,project,environment}` — histogram of
+//!   finished runs' durations;
+//! - `vertice_backup_size_bytes{namespace,backup,project,environment}` — stored bytes of the
+//!   newest successful run, computed from the BackupRequest cache at scrape time (a deleted
+//!   run leaves no series);
 //! - `vertice_backup_restores_total{namespace,result}` — finished restores;
 //! - `vertice_backup_notification_failures_total{namespace,backup,channel}` — notifications
 //!   (and post hooks, channel `hook:<name>`) that failed after their retries.
@@ -27,6 +31,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use vertice_core::PrimaryStore;
 
+use super::object_metrics::ObjectMetrics;
+use super::project::{RunIdentity, environment_of, project_of};
 use crate::api::BackupRequest;
 use crate::api::run::RunPhase;
 
@@ -39,6 +45,8 @@ pub const FAILURE: &str = "failure";
 struct RunLabels {
     namespace: String,
     backup: String,
+    project: String,
+    environment: String,
     result: String,
 }
 
@@ -46,6 +54,8 @@ struct RunLabels {
 struct BackupLabels {
     namespace: String,
     backup: String,
+    project: String,
+    environment: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -73,6 +83,8 @@ pub struct RunMetrics {
     duration: Family<BackupLabels, Histogram, fn() -> Histogram>,
     restores: Family<RestoreLabels, Counter>,
     notification_failures: Family<NotificationLabels, Counter>,
+    /// The object-copy counters (`object_metrics.rs`).
+    pub objects: ObjectMetrics,
 }
 
 impl std::fmt::Debug for RunMetrics {
@@ -89,10 +101,11 @@ impl RunMetrics {
             duration: Family::new_with_constructor(duration_histogram),
             restores: Family::default(),
             notification_failures: Family::default(),
+            objects: ObjectMetrics::register(registry),
         };
         registry.register(
             "runs",
-            "Finished backup runs by namespace, backup (VerticeBackup, or BackupRequest for inline runs) and result",
+            "Finished backup runs by namespace, backup (VerticeBackup, or BackupRequest for inline runs), project, environment and result",
             metrics.runs.clone(),
         );
         registry.register_with_unit(
@@ -119,13 +132,22 @@ impl RunMetrics {
         registry.register_collector(Box::new(SizeGauge { store }));
     }
 
-    /// Counts one finished backup run.
-    pub fn run_finished(&self, namespace: &str, backup: &str, success: bool, seconds: f64) {
+    /// Counts one finished backup run of `identity`'s project and environment.
+    pub fn run_finished(
+        &self,
+        namespace: &str,
+        backup: &str,
+        identity: &RunIdentity,
+        success: bool,
+        seconds: f64,
+    ) {
         let result = if success { SUCCESS } else { FAILURE };
         self.runs
             .get_or_create(&RunLabels {
                 namespace: namespace.to_owned(),
                 backup: backup.to_owned(),
+                project: identity.project.clone(),
+                environment: identity.environment_label().to_owned(),
                 result: result.to_owned(),
             })
             .inc();
@@ -133,6 +155,8 @@ impl RunMetrics {
             .get_or_create(&BackupLabels {
                 namespace: namespace.to_owned(),
                 backup: backup.to_owned(),
+                project: identity.project.clone(),
+                environment: identity.environment_label().to_owned(),
             })
             .observe(seconds.max(0.0));
     }
@@ -180,7 +204,8 @@ struct SizeGauge {
 
 impl Collector for SizeGauge {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut newest: BTreeMap<(String, String), (Option<Timestamp>, i64)> = BTreeMap::new();
+        type Key = (String, String, String, String);
+        let mut newest: BTreeMap<Key, (Option<Timestamp>, i64)> = BTreeMap::new();
         for object in self.store.state() {
             let Ok(request) = object.0.as_ref() else {
                 continue;
@@ -198,6 +223,8 @@ impl Collector for SizeGauge {
             let key = (
                 request.metadata.namespace.clone().unwrap_or_default(),
                 backup_label(request),
+                project_of(request),
+                environment_of(request).unwrap_or_default(),
             );
             match newest.get(&key) {
                 Some((time, _)) if *time >= completed => {}
@@ -208,12 +235,17 @@ impl Collector for SizeGauge {
         }
         let mut family = encoder.encode_descriptor(
             "size",
-            "Stored bytes of the newest successful backup run, by namespace and backup",
+            "Stored bytes of the newest successful backup run, by namespace, backup, project and environment",
             Some(&Unit::Bytes),
             MetricType::Gauge,
         )?;
-        for ((namespace, backup), (_, size)) in newest {
-            let labels = [("namespace", namespace), ("backup", backup)];
+        for ((namespace, backup, project, environment), (_, size)) in newest {
+            let labels = [
+                ("namespace", namespace),
+                ("backup", backup),
+                ("project", project),
+                ("environment", environment),
+            ];
             #[allow(clippy::cast_precision_loss)] // sizes below 2^53 bytes are exact
             ConstGauge::new(size as f64).encode(family.encode_family(&labels)?)?;
         }

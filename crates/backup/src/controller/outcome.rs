@@ -119,7 +119,24 @@ pub(super) fn success(
             stored_size: manifest.and_then(|m| i64::try_from(m.stored_size).ok()),
             error_kind: None,
             error_message: None,
+            ..object_counts(manifest)
         },
+    }
+}
+
+/// The object-copy counts of a result, from the manifest's `bucketCopy` record (none for a
+/// run without an object part).
+fn object_counts(manifest: Option<&crate::manifest::Manifest>) -> BackupResult {
+    let Some(record) = manifest.and_then(|m| m.bucket_copy.as_ref()) else {
+        return BackupResult::default();
+    };
+    let count = |value: u64| Some(i64::try_from(value).unwrap_or(i64::MAX));
+    BackupResult {
+        object_count: count(record.object_count),
+        object_bytes: count(record.total_bytes),
+        objects_copied: count(record.copied),
+        objects_skipped: count(record.skipped),
+        ..BackupResult::default()
     }
 }
 

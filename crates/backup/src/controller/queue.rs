@@ -1,5 +1,7 @@
-//! At most N runs at once per project (issue 7 §3): the project is a run's
-//! `vertice.dev/project` label, default its namespace; N is `--max-concurrent-runs-per-project`.
+//! At most N runs at once per project (issue 7 §3, issue 8 §3): the project is a run's
+//! `projectId` (its own, else its VerticeBackup's, which the controller writes onto it as the
+//! `vertice.dev/project` label before admitting it), default its namespace (`project.rs`);
+//! N is `--max-concurrent-runs-per-project` (default 2).
 //!
 //! The BackupRequest cache says which runs are `Running`, but it lags the operator's own status
 //! writes by a watch event, so two reconciles deciding at the same moment could both see a free
@@ -17,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 use vertice_core::PrimaryStore;
 use vertice_core::trigger::Trigger;
 
-use super::resolve::project_of;
+use super::project::project_of;
 use crate::api::BackupRequest;
 use crate::api::run::RunPhase;
 
@@ -103,7 +105,7 @@ impl RunQueue {
         let in_project: Vec<&BackupRequest> = state
             .iter()
             .filter_map(|object| object.0.as_ref().ok())
-            .filter(|other| project_of(*other) == project)
+            .filter(|other| project_of(other) == project)
             .collect();
         let finished_or_gone = |name: &str| {
             in_project
@@ -185,12 +187,15 @@ mod tests {
             BackupRequestSpec {
                 backup_ref: None,
                 target: None,
+                object_store: None,
                 storage: None,
                 encryption: None,
                 compression: None,
                 executor: None,
                 backup_name: None,
                 labels: Default::default(),
+                project_id: None,
+                environment: None,
             },
         );
         request.metadata.namespace = Some("ns".into());
@@ -262,6 +267,32 @@ mod tests {
         assert_eq!(q.admit(&first), Admission::Start);
         q.release(&first);
         assert_eq!(q.admit(&third), Admission::Start);
+    }
+
+    #[test]
+    fn the_project_id_field_is_the_key_whatever_the_namespace_or_label() {
+        let with_id = |name: &str, id: &str, label: Option<&str>, phase, age| {
+            let mut run = request(name, label, phase, age);
+            run.spec.project_id = Some(id.to_owned());
+            run
+        };
+        // Two running runs of project `shop`: one named by its field, one by its label only.
+        let a = with_id("a", "shop", Some("other"), Some(RunPhase::Running), 0);
+        let b = request("b", Some("shop"), Some(RunPhase::Running), 1);
+        let c = with_id("c", "shop", None, None, 2);
+        let d = with_id("d", "blog", Some("shop"), None, 3);
+        let q = queue(2, &[a, b, c.clone(), d.clone()]);
+        match q.admit(&c) {
+            Admission::Wait {
+                project, running, ..
+            } => {
+                assert_eq!(project, "shop");
+                assert_eq!(running, vec!["ns/a".to_owned(), "ns/b".to_owned()]);
+            }
+            Admission::Start => panic!("project shop is full"),
+        }
+        // `d` carries the label `shop`, but its field says `blog`: the field wins.
+        assert_eq!(q.admit(&d), Admission::Start);
     }
 
     #[test]

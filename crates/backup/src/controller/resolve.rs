@@ -18,12 +18,14 @@ use kube::{Api, ResourceExt};
 use vertice_core::error::{ErrorClass, ReconcileError};
 
 use super::engine_config::{
-    compression, encryption, source_config, store_config, store_secret_keys,
+    compression, encryption, object_copy_config, source_config, store_config, store_secret_keys,
 };
 use super::labels;
 use super::mounts::Mounts;
+use super::project::{self, RunIdentity};
 use crate::api::executor::ExecutorSpec;
 use crate::api::notify::{HooksSpec, NotificationSpec};
+use crate::api::object_copy::ObjectCopySpec;
 use crate::api::policy::{CompressionSpec, EncryptionSpec};
 use crate::api::storage::{StorageSpec, StoreKind};
 use crate::api::target::DatabaseTarget;
@@ -95,8 +97,10 @@ pub struct PolicyRef {
 pub struct RunSettings {
     /// The VerticeBackup (absent for an inline run).
     pub policy: Option<PolicyRef>,
-    /// The database.
-    pub target: DatabaseTarget,
+    /// The database part (a dump), if any.
+    pub target: Option<DatabaseTarget>,
+    /// The object-storage part (a bucket copy), if any. A run has at least one part.
+    pub object_store: Option<ObjectCopySpec>,
     /// The store.
     pub storage: StorageSpec,
     /// Encryption.
@@ -113,6 +117,8 @@ pub struct RunSettings {
     pub backup_name: String,
     /// Labels for the manifest: the request's own plus the owner labels (see [`labels`]).
     pub labels: BTreeMap<String, String>,
+    /// The run's project and environment (see `project.rs`).
+    pub identity: RunIdentity,
 }
 
 impl RunSettings {
@@ -123,17 +129,6 @@ impl RunSettings {
             .map(|policy| policy.name.clone())
             .unwrap_or_else(|| request.name_any())
     }
-}
-
-/// The project a run counts against: its `vertice.dev/project` label, else its namespace.
-pub fn project_of(object: &impl kube::Resource) -> String {
-    object
-        .meta()
-        .labels
-        .as_ref()
-        .and_then(|labels| labels.get(labels::PROJECT))
-        .cloned()
-        .unwrap_or_else(|| object.meta().namespace.clone().unwrap_or_default())
 }
 
 /// The settings of `request`: read from its VerticeBackup (`backupRef`) or its inline fields.
@@ -150,7 +145,6 @@ pub async fn settings(
         labels::REQUEST_UID.into(),
         request.uid().unwrap_or_default(),
     );
-    labels.insert(labels::PROJECT.into(), project_of(request));
     let backup_name = spec
         .backup_name
         .clone()
@@ -167,10 +161,13 @@ pub async fn settings(
         };
         labels.insert(labels::POLICY.into(), policy_ref.name.clone());
         labels.insert(labels::POLICY_UID.into(), policy_ref.uid.clone());
+        let identity = project::identity(request, Some(&policy.spec));
+        labels.extend(project::identity_labels(&identity));
         let vb = policy.spec;
         return Ok(RunSettings {
             policy: Some(policy_ref),
             target: vb.target,
+            object_store: vb.object_store,
             storage: vb.storage,
             encryption: vb.encryption,
             compression: vb.compression,
@@ -179,12 +176,19 @@ pub async fn settings(
             notifications: vb.notifications,
             backup_name,
             labels,
+            identity,
         });
     }
     let missing = |field: &str| ResolveError::Unsupported(format!("an inline run needs `{field}`"));
+    if spec.target.is_none() && spec.object_store.is_none() {
+        return Err(missing("target` or `objectStore"));
+    }
+    let identity = project::identity(request, None);
+    labels.extend(project::identity_labels(&identity));
     Ok(RunSettings {
         policy: None,
-        target: spec.target.clone().ok_or_else(|| missing("target"))?,
+        target: spec.target.clone(),
+        object_store: spec.object_store.clone(),
         storage: spec.storage.clone().ok_or_else(|| missing("storage"))?,
         encryption: spec
             .encryption
@@ -196,6 +200,7 @@ pub async fn settings(
         notifications: Vec::new(),
         backup_name,
         labels,
+        identity,
     })
 }
 
@@ -204,10 +209,17 @@ pub async fn settings(
 /// itself through the notify library, not listed here.
 pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
     let mut keys = Vec::new();
-    if let Some(password) = &settings.target.connection.password_secret_ref {
+    if let Some(password) = settings
+        .target
+        .as_ref()
+        .and_then(|target| target.connection.password_secret_ref.as_ref())
+    {
         keys.push((password.name.clone(), password.key.clone()));
     }
     keys.extend(store_secret_keys(&settings.storage));
+    if let Some(objects) = &settings.object_store {
+        keys.extend(store_secret_keys(&objects.source));
+    }
     let encryption = &settings.encryption;
     for key in encryption
         .key_secret_ref
@@ -257,20 +269,30 @@ pub async fn check_secrets(
 
 /// The backup [`RunSpec`] of `settings` with its Secrets under `mounts`.
 pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpec, ResolveError> {
-    let target = &settings.target;
-    let source = source_config(
-        &target.connection,
-        target.database.as_deref(),
-        &target.databases,
-        mounts,
-    )?;
+    let source = settings
+        .target
+        .as_ref()
+        .map(|target| {
+            source_config(
+                &target.connection,
+                target.database.as_deref(),
+                &target.databases,
+                mounts,
+            )
+        })
+        .transpose()?;
     let (compression, compression_level) = compression(settings.compression.as_ref());
+    let storage = store_config(&settings.storage, mounts);
+    let objects = settings
+        .object_store
+        .as_ref()
+        .map(|objects| object_copy_config(objects, mounts));
     Ok(RunSpec {
         action: Action::Backup,
         name: Some(settings.backup_name.clone()),
-        source: Some(source),
-        storage: store_config(&settings.storage, mounts),
-        objects: None,
+        source,
+        storage,
+        objects,
         compression,
         compression_level,
         // The level adapts while compression holds the dump back (the engine's default).
@@ -343,7 +365,8 @@ mod tests {
         };
         RunSettings {
             policy: None,
-            target: DatabaseTarget {
+            object_store: None,
+            target: Some(DatabaseTarget {
                 connection: ServerConnection {
                     engine: EngineKind::Postgres,
                     host: "db".into(),
@@ -354,7 +377,7 @@ mod tests {
                 },
                 database: Some("app".into()),
                 databases: Vec::new(),
-            },
+            }),
             storage: StorageSpec {
                 store: StoreKind::S3,
                 bucket: Some("backups".into()),
@@ -377,6 +400,7 @@ mod tests {
             notifications: Vec::new(),
             backup_name: "nightly-1".into(),
             labels: BTreeMap::new(),
+            identity: RunIdentity::default(),
         }
     }
 

@@ -115,7 +115,7 @@ pub async fn source(
             backup_name,
             storage: settings.storage,
             encryption: settings.encryption,
-            source_database: settings.target.database,
+            source_database: settings.target.and_then(|target| target.database),
             executor,
         })));
     }

@@ -52,13 +52,14 @@ impl RetentionStep {
         now: DateTime<Utc>,
     ) -> Self {
         let previous = backup.status.clone().unwrap_or_default();
-        let Some(spec) = &backup.spec.retention else {
+        let retention = backup.spec.effective_retention();
+        let Some(spec) = &retention else {
             return Self {
                 condition: conditions::new(
                     RETENTION_APPLIED,
                     ConditionStatus::True,
                     "NoRetentionPolicy",
-                    "spec.retention is not set: every backup is kept",
+                    "neither spec.retention nor spec.retentionDays is set: every backup is kept",
                 ),
                 preview: None,
                 next_sweep: None,

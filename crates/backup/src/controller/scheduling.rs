@@ -78,17 +78,12 @@ pub fn scheduled_time(run: &BackupRequest) -> Option<DateTime<Utc>> {
 pub fn scheduled_run(backup: &VerticeBackup, slot: DateTime<Utc>) -> Option<BackupRequest> {
     let owner = backup.controller_owner_ref(&())?;
     let name = backup.name_any();
-    let project = backup
-        .labels()
-        .get(PROJECT_LABEL)
-        .cloned()
-        .or_else(|| backup.namespace())
-        .unwrap_or_default();
-    let labels = BTreeMap::from([
+    let identity = super::project::policy_identity(backup);
+    let mut labels = BTreeMap::from([
         (POLICY_LABEL.to_owned(), name.clone()),
-        (PROJECT_LABEL.to_owned(), project),
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
     ]);
+    labels.extend(super::project::identity_labels(&identity));
     let annotations = BTreeMap::from([(
         SCHEDULED_TIME_ANNOTATION.to_owned(),
         slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -96,12 +91,16 @@ pub fn scheduled_run(backup: &VerticeBackup, slot: DateTime<Utc>) -> Option<Back
     let spec = BackupRequestSpec {
         backup_ref: Some(LocalRef { name: name.clone() }),
         target: None,
+        object_store: None,
         storage: None,
         encryption: None,
         compression: None,
         executor: None,
         backup_name: None,
         labels: BTreeMap::new(),
+        // The run inherits the policy's project and environment (printer columns, metrics).
+        project_id: backup.spec.project_id.clone(),
+        environment: backup.spec.environment.clone(),
     };
     let mut run = BackupRequest::new(&run_name(&name, slot), spec);
     run.metadata = ObjectMeta {

@@ -67,6 +67,9 @@ pub enum NoDrill {
     RedisUnsupported,
     /// The VerticeBackup was never stored (no UID).
     NotStored,
+    /// The VerticeBackup has no database part (`target`) and no `verification.scratch`: a
+    /// drill restores a database.
+    NoDatabase,
 }
 
 /// The RestoreRequest of the drill of `slot`: the newest successful backup `backup_record`
@@ -84,17 +87,19 @@ pub fn drill(
         .verification
         .as_ref()
         .and_then(|verification| verification.scratch.clone())
-        .unwrap_or_else(|| backup.spec.target.connection.clone());
+        .or_else(|| {
+            backup
+                .spec
+                .target
+                .as_ref()
+                .map(|target| target.connection.clone())
+        })
+        .ok_or(NoDrill::NoDatabase)?;
     if connection.engine == EngineKind::Redis {
         return Err(NoDrill::RedisUnsupported);
     }
     let name = backup.name_any();
-    let project = backup
-        .labels()
-        .get(PROJECT_LABEL)
-        .cloned()
-        .or_else(|| backup.namespace())
-        .unwrap_or_default();
+    let project = super::project::policy_identity(backup).project;
     let spec = RestoreRequestSpec {
         source: RestoreSource {
             backup_request_ref: None,
