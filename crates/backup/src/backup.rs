@@ -50,6 +50,8 @@ pub struct BackupOptions {
     pub key: Option<KeyEncryptionKey>,
     /// Multipart upload bounds.
     pub upload: UploadLimits,
+    /// The run's managed-database snapshot, recorded in the manifest.
+    pub snapshot: Option<crate::snapshot::SnapshotRecord>,
 }
 
 impl BackupOptions {
@@ -64,6 +66,7 @@ impl BackupOptions {
             parallelism: default_parallelism(),
             key,
             upload: UploadLimits::default(),
+            snapshot: None,
         }
     }
 }
@@ -316,6 +319,7 @@ pub async fn run_backup_measured(
         databases,
         counts,
         labels: options.labels.clone(),
+        snapshot: options.snapshot.clone(),
         database_properties: properties,
         seal: None,
     };

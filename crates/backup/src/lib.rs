@@ -22,6 +22,7 @@ pub mod prune;
 pub mod rekey;
 pub mod restore;
 pub mod retention;
+pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod verify;

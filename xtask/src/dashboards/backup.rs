@@ -46,7 +46,13 @@ pub fn dashboard() -> Dashboard {
             },
         ],
         links: vec![("Vértice / Overview", super::overview::UID)],
-        rows: vec![runs(), duration_and_size(), freshness(), restores()],
+        rows: vec![
+            runs(),
+            duration_and_size(),
+            freshness(),
+            restores(),
+            snapshots(),
+        ],
     }
 }
 
@@ -203,6 +209,38 @@ fn restores() -> Row {
                         "sum by (namespace, backup, channel) (increase(vertice_backup_notification_failures_total{{{SELECT}}}[$__rate_interval]))"
                     ),
                     "{{namespace}}/{{backup}} {{channel}}",
+                )],
+            ),
+        ],
+    }
+}
+
+/// Managed-database snapshots (issue 8 §2): `vertice_backup_snapshot_duration_seconds`,
+/// defined in `crates/backup/src/controller/snapshot_metrics.rs`.
+fn snapshots() -> Row {
+    Row {
+        title: "Managed-database snapshots",
+        panels: vec![
+            panel(
+                "Snapshot duration (p95)",
+                "How long successful runs' RDS snapshots took to become available, by project (95th percentile).",
+                Kind::TimeSeries,
+                "s",
+                12,
+                vec![query(
+                    r#"histogram_quantile(0.95, sum by (le, namespace, project) (rate(vertice_backup_snapshot_duration_seconds_bucket{namespace=~"$namespace"}[$__rate_interval])))"#,
+                    "{{namespace}}/{{project}}",
+                )],
+            ),
+            panel(
+                "Snapshots per hour",
+                "Successful runs with a managed-database snapshot, per hour, by project.",
+                Kind::TimeSeries,
+                "short",
+                12,
+                vec![query(
+                    r#"sum by (namespace, project) (increase(vertice_backup_snapshot_duration_seconds_count{namespace=~"$namespace"}[1h]))"#,
+                    "{{namespace}}/{{project}}",
                 )],
             ),
         ],

@@ -12,6 +12,7 @@ use super::executor::ExecutorSpec;
 use super::policy::{CompressionSpec, EncryptionSpec};
 use super::refs::LocalRef;
 use super::run::{ErrorKind, RunPhase, RunTimes};
+use super::snapshot::SnapshotTarget;
 use super::storage::StorageSpec;
 use super::target::DatabaseTarget;
 
@@ -40,9 +41,10 @@ use super::target::DatabaseTarget;
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self == oldSelf").message("spec is immutable: create a new BackupRequest"),
-    validation = Rule::new("has(self.backupRef) != has(self.target)").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or `target` (an inline run)"),
-    validation = Rule::new("!has(self.target) || (has(self.storage) && has(self.encryption))").message("an inline run (`target`) needs `storage` and `encryption`"),
-    validation = Rule::new("has(self.target) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
+    validation = Rule::new("has(self.backupRef) != (has(self.target) || has(self.snapshot))").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or `target`/`snapshot` (an inline run)"),
+    validation = Rule::new("!(has(self.target) && has(self.snapshot))").message("set one database part: `target` (a dump) or `snapshot` (a managed-database snapshot), not both"),
+    validation = Rule::new("!(has(self.target) || has(self.snapshot)) || (has(self.storage) && has(self.encryption))").message("an inline run (`target` or `snapshot`) needs `storage` and `encryption`"),
+    validation = Rule::new("has(self.target) || has(self.snapshot) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
 )]
 pub struct BackupRequestSpec {
     /// The VerticeBackup whose target, storage, encryption, compression, hooks and
@@ -52,6 +54,9 @@ pub struct BackupRequestSpec {
     /// Inline run: the database to back up (instead of `backupRef`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<DatabaseTarget>,
+    /// Inline run: a managed-database snapshot (AWS RDS) instead of a dump of `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotTarget>,
     /// Inline run: where to store the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
@@ -93,6 +98,9 @@ pub struct BackupResult {
     /// Bytes stored (read from the stored manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_size: Option<i64>,
+    /// The ARN of the run's managed-database snapshot (read from the stored manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_arn: Option<String>,
     /// Why it failed, by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,

@@ -10,6 +10,7 @@ use super::executor::ExecutorSpec;
 use super::notify::{HooksSpec, NotificationSpec};
 use super::policy::{CompressionSpec, EncryptionSpec, RetentionSpec, VerificationSpec};
 use super::refs::LocalRef;
+use super::snapshot::SnapshotTarget;
 use super::storage::StorageSpec;
 use super::target::DatabaseTarget;
 
@@ -57,9 +58,16 @@ pub enum DeletionPolicy {
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!(has(self.target) && has(self.snapshot))").message("set one database part: `target` (a dump) or `snapshot` (a managed-database snapshot), not both"),
+)]
 pub struct VerticeBackupSpec {
     /// The database to back up.
     pub target: DatabaseTarget,
+    /// A managed-database snapshot (AWS RDS) as the database part instead of a dump of
+    /// `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotTarget>,
     /// When backups run: a 5-field cron expression (minute hour day-of-month month
     /// day-of-week) or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`).
     #[schemars(schema_with = "super::validation::schedule_schema")]

@@ -14,6 +14,7 @@ pub use super::reports::backup_report;
 use super::reports::{
     backup_outcome_report, drill_report, list_report, restore_report, verify_report,
 };
+use super::snapshot_args::{SnapshotAccessArgs, SnapshotArgs};
 use crate::engine::{
     self, BackupInput, BackupRun, DrillRun, LabelSelector, PruneOptions, RestoreInto, RestoreRun,
     RestoreSpec, VerifyRun,
@@ -43,6 +44,9 @@ pub struct BackupArgs {
     /// Back up this file (`-` for stdin) instead of a database.
     #[arg(long, conflicts_with = "engine")]
     pub from_file: Option<PathBuf>,
+    /// Or take an RDS snapshot instead of a dump.
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
     /// Compression and parallelism.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -203,6 +207,9 @@ pub struct PruneArgs {
     /// nor deleted, so policies sharing a prefix never prune each other's backups.
     #[arg(long = "selector")]
     pub selectors: Vec<String>,
+    /// Credentials for deleting the RDS snapshots of the backups it deletes.
+    #[command(flatten)]
+    pub snapshots: SnapshotAccessArgs,
 }
 
 /// `rekey`.
@@ -267,12 +274,25 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
     // The key is checked before the source, as the README's error order has it.
     args.keys.writing_key()?;
     let labels = parse_labels(&args.labels)?;
-    let input = match (args.source.config()?, &args.from_file) {
-        (Some(config), _) => BackupInput::Database(config),
-        (None, Some(path)) => BackupInput::File(path.clone()),
-        (None, None) => {
+    let input = match (
+        args.source.config()?,
+        &args.from_file,
+        args.snapshot.config()?,
+    ) {
+        (Some(config), _, None) => BackupInput::Database(config),
+        (None, Some(path), None) => BackupInput::File(path.clone()),
+        (None, None, Some(snapshot)) => BackupInput::Snapshot(snapshot),
+        (None, None, None) => {
             return Err(BackupError::Config(
-                "name a database (--engine …, or --source-spec) or --from-file".into(),
+                "name a database (--engine …, or --source-spec), --from-file or --rds-snapshot"
+                    .into(),
+            ));
+        }
+        (_, _, Some(_)) => {
+            return Err(BackupError::Config(
+                "--rds-snapshot takes the place of the database: not with --engine, \
+                 --source-spec or --from-file"
+                    .into(),
             ));
         }
     };
@@ -404,6 +424,7 @@ pub async fn prune(args: PruneArgs) -> Result<Report, BackupError> {
         },
         partial_grace: std::time::Duration::from_secs(args.partial_grace_seconds),
         dry_run: args.dry_run,
+        snapshots: args.snapshots.access(),
     };
     let never = CancellationToken::new();
     let outcome = engine::prune(&store, &options, &selector, Utc::now(), &never).await?;

@@ -17,6 +17,7 @@ pub mod commands;
 pub mod output;
 pub mod reports;
 pub mod runner;
+pub mod snapshot_args;
 pub mod spec_error;
 
 use std::process::ExitCode;

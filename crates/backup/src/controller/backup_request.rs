@@ -488,6 +488,12 @@ impl BackupRequests {
         let seconds = status.times.duration_seconds.unwrap_or(0.0);
         self.metrics
             .run_finished(&namespace, &backup, finish.success, seconds);
+        if let Some(seconds) = finish.snapshot_seconds {
+            let project = resolve::project_of(request);
+            self.metrics
+                .snapshots
+                .snapshot_taken(&namespace, &project, seconds);
+        }
         self.queue.release(request);
         if finish.kind == Some(ErrorKind::StorageFailed) && finish.reason != STORAGE_UNAVAILABLE {
             self.breakers.trip(

@@ -73,6 +73,8 @@ pub struct RunMetrics {
     duration: Family<BackupLabels, Histogram, fn() -> Histogram>,
     restores: Family<RestoreLabels, Counter>,
     notification_failures: Family<NotificationLabels, Counter>,
+    /// `vertice_backup_snapshot_duration_seconds` (issue 8, its own file).
+    pub snapshots: super::snapshot_metrics::SnapshotMetrics,
 }
 
 impl std::fmt::Debug for RunMetrics {
@@ -89,6 +91,7 @@ impl RunMetrics {
             duration: Family::new_with_constructor(duration_histogram),
             restores: Family::default(),
             notification_failures: Family::default(),
+            snapshots: super::snapshot_metrics::SnapshotMetrics::register(registry),
         };
         registry.register(
             "runs",

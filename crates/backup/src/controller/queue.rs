@@ -185,6 +185,7 @@ mod tests {
             BackupRequestSpec {
                 backup_ref: None,
                 target: None,
+                snapshot: None,
                 storage: None,
                 encryption: None,
                 compression: None,

@@ -22,9 +22,11 @@ use super::engine_config::{
 };
 use super::labels;
 use super::mounts::Mounts;
+use super::snapshot_config::{snapshot_config, snapshot_secret_keys};
 use crate::api::executor::ExecutorSpec;
 use crate::api::notify::{HooksSpec, NotificationSpec};
 use crate::api::policy::{CompressionSpec, EncryptionSpec};
+use crate::api::snapshot::SnapshotTarget;
 use crate::api::storage::{StorageSpec, StoreKind};
 use crate::api::target::DatabaseTarget;
 use crate::api::{BackupRequest, VerticeBackup};
@@ -95,8 +97,10 @@ pub struct PolicyRef {
 pub struct RunSettings {
     /// The VerticeBackup (absent for an inline run).
     pub policy: Option<PolicyRef>,
-    /// The database.
-    pub target: DatabaseTarget,
+    /// The database to dump (absent when the database part is a snapshot).
+    pub target: Option<DatabaseTarget>,
+    /// The managed-database snapshot taken instead of a dump.
+    pub snapshot: Option<SnapshotTarget>,
     /// The store.
     pub storage: StorageSpec,
     /// Encryption.
@@ -170,7 +174,9 @@ pub async fn settings(
         let vb = policy.spec;
         return Ok(RunSettings {
             policy: Some(policy_ref),
-            target: vb.target,
+            // Admission refuses a VerticeBackup with both parts.
+            target: vb.snapshot.is_none().then_some(vb.target),
+            snapshot: vb.snapshot,
             storage: vb.storage,
             encryption: vb.encryption,
             compression: vb.compression,
@@ -182,9 +188,13 @@ pub async fn settings(
         });
     }
     let missing = |field: &str| ResolveError::Unsupported(format!("an inline run needs `{field}`"));
+    if spec.target.is_none() && spec.snapshot.is_none() {
+        return Err(missing("target` or `snapshot"));
+    }
     Ok(RunSettings {
         policy: None,
-        target: spec.target.clone().ok_or_else(|| missing("target"))?,
+        target: spec.target.clone(),
+        snapshot: spec.snapshot.clone(),
         storage: spec.storage.clone().ok_or_else(|| missing("storage"))?,
         encryption: spec
             .encryption
@@ -204,8 +214,15 @@ pub async fn settings(
 /// itself through the notify library, not listed here.
 pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
     let mut keys = Vec::new();
-    if let Some(password) = &settings.target.connection.password_secret_ref {
+    if let Some(password) = settings
+        .target
+        .as_ref()
+        .and_then(|target| target.connection.password_secret_ref.as_ref())
+    {
         keys.push((password.name.clone(), password.key.clone()));
+    }
+    if let Some(snapshot) = &settings.snapshot {
+        keys.extend(snapshot_secret_keys(snapshot));
     }
     keys.extend(store_secret_keys(&settings.storage));
     let encryption = &settings.encryption;
@@ -257,18 +274,26 @@ pub async fn check_secrets(
 
 /// The backup [`RunSpec`] of `settings` with its Secrets under `mounts`.
 pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpec, ResolveError> {
-    let target = &settings.target;
-    let source = source_config(
-        &target.connection,
-        target.database.as_deref(),
-        &target.databases,
-        mounts,
-    )?;
+    let source = match &settings.target {
+        Some(target) => Some(source_config(
+            &target.connection,
+            target.database.as_deref(),
+            &target.databases,
+            mounts,
+        )?),
+        None => None,
+    };
+    let snapshot = settings
+        .snapshot
+        .as_ref()
+        .map(|snapshot| snapshot_config(snapshot, mounts))
+        .transpose()?;
     let (compression, compression_level) = compression(settings.compression.as_ref());
     Ok(RunSpec {
         action: Action::Backup,
         name: Some(settings.backup_name.clone()),
-        source: Some(source),
+        source,
+        snapshot,
         storage: store_config(&settings.storage, mounts),
         compression,
         compression_level,
@@ -342,7 +367,8 @@ mod tests {
         };
         RunSettings {
             policy: None,
-            target: DatabaseTarget {
+            snapshot: None,
+            target: Some(DatabaseTarget {
                 connection: ServerConnection {
                     engine: EngineKind::Postgres,
                     host: "db".into(),
@@ -353,7 +379,7 @@ mod tests {
                 },
                 database: Some("app".into()),
                 databases: Vec::new(),
-            },
+            }),
             storage: StorageSpec {
                 store: StoreKind::S3,
                 bucket: Some("backups".into()),

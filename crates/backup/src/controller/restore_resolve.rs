@@ -115,7 +115,7 @@ pub async fn source(
             backup_name,
             storage: settings.storage,
             encryption: settings.encryption,
-            source_database: settings.target.database,
+            source_database: settings.target.and_then(|target| target.database),
             executor,
         })));
     }
@@ -234,6 +234,7 @@ pub fn restore_spec(
         action: Action::Restore,
         name: Some(settings.backup_name.clone()),
         source: Some(source),
+        snapshot: None,
         storage: engine_config::store_config(&settings.storage, mounts),
         compression: "zstd".into(),
         compression_level: None,

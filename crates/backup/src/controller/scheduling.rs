@@ -96,6 +96,7 @@ pub fn scheduled_run(backup: &VerticeBackup, slot: DateTime<Utc>) -> Option<Back
     let spec = BackupRequestSpec {
         backup_ref: Some(LocalRef { name: name.clone() }),
         target: None,
+        snapshot: None,
         storage: None,
         encryption: None,
         compression: None,

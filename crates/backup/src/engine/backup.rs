@@ -17,6 +17,7 @@ use crate::pipeline::compress::Compression;
 use crate::pipeline::cpu::StageCpuReport;
 use crate::pipeline::upload::UploadLimits;
 use crate::progress::Progress;
+use crate::snapshot::SnapshotConfig;
 use crate::source::{DatabaseSource, SourceConfig};
 use crate::store::BackupStore;
 
@@ -27,6 +28,9 @@ pub enum BackupInput {
     Database(SourceConfig),
     /// A file's bytes, stored as they are; the path `-` is stdin.
     File(PathBuf),
+    /// A managed-database snapshot (see [`crate::snapshot`]): the manifest records it, and
+    /// the backup's one data object holds that record as JSON.
+    Snapshot(SnapshotConfig),
 }
 
 /// How the bytes are processed on their way to the store.
@@ -76,15 +80,27 @@ pub struct BackupRun {
 }
 
 impl BackupRun {
-    /// The backup a spec describes. Errors: `Config` when the spec names no source.
+    /// The backup a spec describes. Errors: `Config` when the spec names neither a source
+    /// nor a snapshot, or both.
     pub fn from_spec(spec: &RunSpec) -> Result<Self, BackupError> {
-        let source = spec
-            .source
-            .clone()
-            .ok_or_else(|| BackupError::Config("a backup needs a source".into()))?;
+        let input = match (&spec.source, &spec.snapshot) {
+            (Some(source), None) => BackupInput::Database(source.clone()),
+            (None, Some(snapshot)) => BackupInput::Snapshot(snapshot.clone()),
+            (Some(_), Some(_)) => {
+                return Err(BackupError::Config(
+                    "a backup has one database part: a source (a dump) or a snapshot, not both"
+                        .into(),
+                ));
+            }
+            (None, None) => {
+                return Err(BackupError::Config(
+                    "a backup needs a source or a snapshot".into(),
+                ));
+            }
+        };
         Ok(BackupRun {
             name: spec.name.clone(),
-            input: BackupInput::Database(source),
+            input,
             pipeline: PipelineSettings {
                 compression: spec.compression.clone(),
                 compression_level: spec.compression_level,
@@ -144,16 +160,17 @@ pub async fn backup(
 ) -> Result<BackupReport, BackupError> {
     let source = match &run.input {
         BackupInput::Database(config) => Some(DatabaseSource::new(config.clone())),
-        BackupInput::File(_) => None,
+        BackupInput::File(_) | BackupInput::Snapshot(_) => None,
     };
-    let name = match (&run.name, &source) {
-        (Some(name), _) => name.clone(),
-        (None, Some(source)) => {
+    let name = match (&run.name, &source, &run.input) {
+        (Some(name), _, _) => name.clone(),
+        (None, Some(source), _) => {
             new_default_backup_name(&format!("{:?}", source.engine()).to_lowercase())?
         }
-        (None, None) => new_default_backup_name("file")?,
+        (None, None, BackupInput::Snapshot(_)) => new_default_backup_name("snapshot")?,
+        (None, None, _) => new_default_backup_name("file")?,
     };
-    let options = run.options(&name)?;
+    let mut options = run.options(&name)?;
     if store.exists(&name).await? {
         return Err(BackupError::AlreadyExists(name));
     }
@@ -167,12 +184,29 @@ pub async fn backup(
                 BackupError::Config(format!("cannot open {}: {error}", path.display()))
             })?)
         }
+        (None, BackupInput::Snapshot(config)) => {
+            let (record, input) =
+                crate::snapshot::snapshot_part(config, &name, &run.labels, cancel).await?;
+            options.snapshot = Some(record);
+            input
+        }
         (None, BackupInput::Database(_)) => return Err(BackupError::Internal("no input".into())),
     };
     progress.set_phase("backup");
     let started = Instant::now();
     let outcome =
-        run_backup_measured(store, &options, input, progress.clone(), cancel.clone()).await?;
+        match run_backup_measured(store, &options, input, progress.clone(), cancel.clone()).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // No manifest names the run's snapshot: nothing else would ever delete it.
+                if let (BackupInput::Snapshot(config), Some(record)) =
+                    (&run.input, &options.snapshot)
+                {
+                    crate::snapshot::discard_unrecorded(config, record, &name).await;
+                }
+                return Err(error);
+            }
+        };
     Ok(BackupReport {
         manifest: outcome.manifest,
         cpu: outcome.cpu,
