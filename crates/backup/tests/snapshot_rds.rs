@@ -5,6 +5,9 @@
 //! answers); refused credentials are `Forbidden`; prune deletes the snapshots of the backups it
 //! deletes, and only those we made.
 
+#[path = "support/cli_process.rs"]
+mod cli_process;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -445,4 +448,69 @@ async fn prune_deletes_the_snapshots_of_pruned_backups_and_keeps_the_others() {
         left_sorted, expected,
         "s-3's snapshot is deleted, s-1's (not ours) and s-4's stay"
     );
+}
+
+#[tokio::test]
+async fn the_cli_takes_snapshots_and_prune_deletes_the_pruned_ones() {
+    let fixture = Fixture::new().await;
+    let instance = fixture.instance("15.4").await;
+    let root = fixture.dir.path().join("cli-store");
+    let key = fixture.dir.path().join("cli-key");
+    cli_process::write_key(&key, 3);
+    let store = |extra: &[&str]| {
+        let mut args: Vec<String> = ["--path", root.to_str().unwrap(), "--output", "json"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args
+    };
+    let credentials = fixture.credentials.to_str().unwrap().to_owned();
+    let endpoint = fixture.moto.endpoint();
+    let mut ids = Vec::new();
+    for name in ["cli-1", "cli-2"] {
+        let mut args = vec!["backup".to_owned()];
+        args.extend(store(&[
+            "--name",
+            name,
+            "--rds-snapshot",
+            &instance,
+            "--rds-region",
+            REGION,
+            "--rds-credentials-file",
+            &credentials,
+            "--rds-endpoint",
+            &endpoint,
+            "--rds-tag",
+            "team=billing",
+            "--encryption-key-file",
+            key.to_str().unwrap(),
+        ]));
+        let outcome = cli_process::run(&args).await;
+        outcome.expect_code(0, name);
+        let json = outcome.json();
+        let arn = json["snapshot"]["arn"].as_str().unwrap().to_owned();
+        assert!(arn.contains(":snapshot:vertice-"), "{json}");
+        assert!(!outcome.everything().contains(fixture.moto.secret_access_key()));
+        ids.push(json["snapshot"]["snapshotId"].as_str().unwrap().to_owned());
+    }
+
+    // Without snapshot credentials prune refuses (exit 3) and deletes nothing.
+    let mut prune = vec!["prune".to_owned()];
+    prune.extend(store(&["--keep-last", "1"]));
+    cli_process::run(&prune).await.expect_code(3, "prune without credentials");
+    assert_eq!(fixture.snapshots_of(&instance).await.len(), 2);
+
+    prune.extend(["--rds-credentials-file".to_owned(), credentials.clone()]);
+    cli_process::run(&prune).await.expect_code(0, "prune");
+    assert_eq!(fixture.snapshots_of(&instance).await, [ids[1].clone()]);
+
+    // A snapshot flag without its region and credentials is a usage error.
+    let mut incomplete = vec!["backup".to_owned()];
+    incomplete.extend(store(&[
+        "--rds-snapshot",
+        &instance,
+        "--encryption-key-file",
+        key.to_str().unwrap(),
+    ]));
+    cli_process::run(&incomplete).await.expect_code(2, "--rds-snapshot alone");
 }

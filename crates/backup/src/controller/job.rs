@@ -351,6 +351,7 @@ mod tests {
             action: crate::engine::spec::Action::Backup,
             name: Some("b".into()),
             source: None,
+            snapshot: None,
             storage: StoreConfig::default(),
             compression: "zstd".into(),
             compression_level: None,
