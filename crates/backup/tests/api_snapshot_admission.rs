@@ -18,7 +18,11 @@ const VERSION: &str = "v1alpha1";
 /// `examples/backup/<file>`, or `docs/backup/<file>` for the snapshot example (the demo
 /// applies every file in `examples/backup/`, and has no RDS).
 fn example(file: &str) -> Value {
-    let folder = if file.contains("rds") { "docs/backup" } else { "examples/backup" };
+    let folder = if file.contains("rds") {
+        "docs/backup"
+    } else {
+        "examples/backup"
+    };
     let path = format!("{}/../../{folder}/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))

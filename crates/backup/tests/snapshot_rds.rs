@@ -490,14 +490,20 @@ async fn the_cli_takes_snapshots_and_prune_deletes_the_pruned_ones() {
         let json = outcome.json();
         let arn = json["snapshot"]["arn"].as_str().unwrap().to_owned();
         assert!(arn.contains(":snapshot:vertice-"), "{json}");
-        assert!(!outcome.everything().contains(fixture.moto.secret_access_key()));
+        assert!(
+            !outcome
+                .everything()
+                .contains(fixture.moto.secret_access_key())
+        );
         ids.push(json["snapshot"]["snapshotId"].as_str().unwrap().to_owned());
     }
 
     // Without snapshot credentials prune refuses (exit 3) and deletes nothing.
     let mut prune = vec!["prune".to_owned()];
     prune.extend(store(&["--keep-last", "1"]));
-    cli_process::run(&prune).await.expect_code(3, "prune without credentials");
+    cli_process::run(&prune)
+        .await
+        .expect_code(3, "prune without credentials");
     assert_eq!(fixture.snapshots_of(&instance).await.len(), 2);
 
     prune.extend(["--rds-credentials-file".to_owned(), credentials.clone()]);
@@ -512,5 +518,7 @@ async fn the_cli_takes_snapshots_and_prune_deletes_the_pruned_ones() {
         "--encryption-key-file",
         key.to_str().unwrap(),
     ]));
-    cli_process::run(&incomplete).await.expect_code(2, "--rds-snapshot alone");
+    cli_process::run(&incomplete)
+        .await
+        .expect_code(2, "--rds-snapshot alone");
 }

@@ -233,13 +233,13 @@ fn snapshots() -> Row {
                 )],
             ),
             panel(
-                "Snapshots per hour",
-                "Successful runs with a managed-database snapshot, per hour, by project.",
+                "Snapshots by project",
+                "Successful runs with a managed-database snapshot in each interval, by project.",
                 Kind::TimeSeries,
                 "short",
                 12,
                 vec![query(
-                    r#"sum by (namespace, project) (increase(vertice_backup_snapshot_duration_seconds_count{namespace=~"$namespace"}[1h]))"#,
+                    r#"sum by (namespace, project) (increase(vertice_backup_snapshot_duration_seconds_count{namespace=~"$namespace"}[$__rate_interval]))"#,
                     "{{namespace}}/{{project}}",
                 )],
             ),

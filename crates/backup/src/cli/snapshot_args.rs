@@ -70,21 +70,21 @@ pub struct SnapshotAccessArgs {
     /// Credentials for deleting the RDS snapshots of deleted backups (a file or mounted Secret
     /// folder with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY). Without it, a backup that
     /// holds a snapshot is not deleted and prune fails naming it.
-    #[arg(long = "rds-credentials-file")]
-    pub credentials_file: Option<PathBuf>,
+    #[arg(long)]
+    pub rds_credentials_file: Option<PathBuf>,
     /// The RDS API endpoint; default: the one the manifest records, else the region's.
-    #[arg(long = "rds-endpoint")]
-    pub endpoint: Option<String>,
+    #[arg(long)]
+    pub rds_endpoint: Option<String>,
 }
 
 impl SnapshotAccessArgs {
     /// The access, when credentials were given.
     pub fn access(&self) -> Option<SnapshotAccess> {
-        self.credentials_file
+        self.rds_credentials_file
             .as_ref()
             .map(|credentials_file| SnapshotAccess {
                 credentials_file: credentials_file.clone(),
-                endpoint: self.endpoint.clone(),
+                endpoint: self.rds_endpoint.clone(),
             })
     }
 }

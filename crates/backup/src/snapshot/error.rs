@@ -48,6 +48,19 @@ impl SnapshotErrorKind {
         }
     }
 
+    /// What the kind means for the user, for messages.
+    fn meaning(self) -> &'static str {
+        match self {
+            Self::Forbidden => "the AWS credentials were refused or lack a permission",
+            Self::Unavailable => "the RDS API is unreachable, throttling or failing; retry later",
+            Self::NotFound => "no such DB instance or snapshot",
+            Self::InvalidConfig => "the request cannot be made as configured",
+            Self::Failed => "RDS reported the snapshot failed",
+            Self::TimedOut => "the snapshot was not available in time",
+            Self::Other => "unexpected answer from the RDS API",
+        }
+    }
+
     /// The kind an AWS error code means, if it tells one.
     fn from_code(code: &str) -> Option<Self> {
         Some(match code {
@@ -138,9 +151,16 @@ impl SnapshotError {
                 let kind = SnapshotErrorKind::from_code(code)
                     .or_else(|| status.and_then(SnapshotErrorKind::from_status))
                     .unwrap_or(SnapshotErrorKind::Other);
-                let detail = inner.message().unwrap_or("no message");
-                let status = status.map_or(String::new(), |status| format!("HTTP {status}, "));
-                Self::new(kind, format!("{what}: {status}{code}: {detail}"))
+                // Some answers (moto's among them) carry no code the SDK can read: the status
+                // and the kind then say what happened.
+                let mut told: Vec<String> = status
+                    .map(|status| format!("HTTP {status}"))
+                    .into_iter()
+                    .collect();
+                told.extend([code, inner.message().unwrap_or("")].map(str::to_owned));
+                told.retain(|part| !part.is_empty());
+                let told = told.join(" ");
+                Self::new(kind, format!("{what}: {told} ({})", kind.meaning()))
             }
             SdkError::TimeoutError(_) => Self::new(
                 SnapshotErrorKind::Unavailable,
