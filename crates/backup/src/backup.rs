@@ -53,6 +53,8 @@ pub struct BackupOptions {
     pub upload: UploadLimits,
     /// Parts of the run after the dump, in order (see [`crate::run_part`]).
     pub parts: Vec<Arc<dyn RunPart>>,
+    /// The run's managed-database snapshot, recorded in the manifest.
+    pub snapshot: Option<crate::snapshot::SnapshotRecord>,
 }
 
 impl BackupOptions {
@@ -68,6 +70,7 @@ impl BackupOptions {
             key,
             upload: UploadLimits::default(),
             parts: Vec::new(),
+            snapshot: None,
         }
     }
 }
@@ -320,6 +323,7 @@ pub async fn run_backup_measured(
         databases,
         counts,
         labels: options.labels.clone(),
+        snapshot: options.snapshot.clone(),
         database_properties: properties,
         bucket_copy: None,
         seal: None,

@@ -1,5 +1,6 @@
 //! The errors of the backup engine, and the process exit code each one maps to.
 
+use crate::snapshot::{SnapshotError, SnapshotErrorKind};
 use crate::source::SourceError;
 use crate::store::{StoreError, StoreErrorKind};
 
@@ -17,6 +18,10 @@ pub enum BackupError {
     /// from a 503.
     #[error("object store: {0}")]
     Store(StoreError),
+    /// The run's managed-database snapshot failed; [`SnapshotError::kind`] says how
+    /// (forbidden, unavailable, failed, timed out, …).
+    #[error("database snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
     /// No backup of that name (no manifest) in the store.
     #[error("backup {0:?} not found (no manifest in the store)")]
     NotFound(String),
@@ -99,6 +104,11 @@ impl BackupError {
             BackupError::Source(SourceError::TargetExists { .. }) => exit_code::EXISTS,
             BackupError::Source(_) => exit_code::DATABASE,
             BackupError::Store(_) => exit_code::STORE,
+            BackupError::Snapshot(error) if error.kind == SnapshotErrorKind::InvalidConfig => {
+                exit_code::CONFIG
+            }
+            // The snapshot is the run's database part.
+            BackupError::Snapshot(_) => exit_code::DATABASE,
             BackupError::NotFound(_) => exit_code::NOT_FOUND,
             BackupError::AlreadyExists(_) | BackupError::NameReserved { .. } => exit_code::EXISTS,
             BackupError::Integrity(_)
@@ -118,11 +128,20 @@ impl BackupError {
         }
     }
 
+    /// The snapshot error's kind, when this is a snapshot error.
+    pub fn snapshot_kind(&self) -> Option<SnapshotErrorKind> {
+        match self {
+            BackupError::Snapshot(error) => Some(error.kind),
+            _ => None,
+        }
+    }
+
     /// Whether running again later may succeed without any change (the store or the
     /// database was unreachable); false for errors a person must fix.
     pub fn is_transient(&self) -> bool {
         match self {
             BackupError::Store(error) => error.kind.is_transient(),
+            BackupError::Snapshot(error) => error.kind.is_transient(),
             BackupError::Source(SourceError::Connect { .. }) => true,
             _ => false,
         }
@@ -135,6 +154,7 @@ impl BackupError {
             BackupError::Source(SourceError::TargetExists { .. }) => "TargetExists",
             BackupError::Source(_) => "Database",
             BackupError::Store(_) => "Store",
+            BackupError::Snapshot(_) => "Snapshot",
             BackupError::NotFound(_) => "NotFound",
             BackupError::AlreadyExists(_) => "AlreadyExists",
             BackupError::NameReserved { .. } => "NameReserved",

@@ -24,6 +24,7 @@ pub mod rekey;
 pub mod restore;
 pub mod retention;
 pub mod run_part;
+pub mod snapshot;
 pub mod source;
 pub mod store;
 pub mod verify;

@@ -36,6 +36,9 @@ pub struct PruneOptions {
     pub partial_grace: Duration,
     /// Decide and report only; delete nothing.
     pub dry_run: bool,
+    /// Credentials for deleting the RDS snapshots of deleted backups (see
+    /// [`crate::snapshot::delete_backup`]); a backup with a snapshot cannot be pruned without.
+    pub snapshots: Option<crate::snapshot::SnapshotAccess>,
 }
 
 /// A folder an interrupted run left (own objects, no manifest).
@@ -134,7 +137,8 @@ pub async fn prune_matching(
     let decided = plan(&backups, &options.policy, now);
     if !options.dry_run {
         for verdict in &decided.delete {
-            store.delete_backup(&verdict.name).await?;
+            crate::snapshot::delete_backup(store, &verdict.name, options.snapshots.as_ref())
+                .await?;
         }
         for folder in partial.iter().filter(|folder| folder.reclaim) {
             // A manifest may have appeared since the listing: then it is a backup now.

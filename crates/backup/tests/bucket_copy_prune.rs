@@ -28,6 +28,7 @@ fn keep_last(n: u32) -> PruneOptions {
         },
         partial_grace: Duration::from_secs(3600),
         dry_run: false,
+        snapshots: None,
     }
 }
 

@@ -187,6 +187,7 @@ async fn two_policies_sharing_a_prefix_never_prune_each_other() {
             ..RetentionPolicy::default()
         },
         partial_grace: std::time::Duration::from_secs(3600),
+        snapshots: None,
         dry_run: false,
     };
     let outcome = engine::prune(

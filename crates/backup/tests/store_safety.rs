@@ -281,6 +281,7 @@ async fn a_parent_prefix_prune_deletes_only_its_own_backup_on_every_store() {
                 },
                 partial_grace: Duration::from_secs(3600),
                 dry_run: false,
+                snapshots: None,
             },
             Utc::now(),
         )
@@ -373,6 +374,7 @@ async fn an_interrupted_run_is_reclaimed_after_the_grace_on_every_store() {
             policy: RetentionPolicy::default(),
             partial_grace: grace,
             dry_run,
+            snapshots: None,
         };
         let young = prune(&store, &options(false), Utc::now()).await.unwrap();
         assert_eq!(young.partial.len(), 1, "{where_}: {:?}", young.partial);

@@ -52,6 +52,7 @@ pub fn dashboard() -> Dashboard {
             freshness(),
             restores(),
             projects_and_objects(),
+            snapshots(),
             history(),
         ],
     }
@@ -272,5 +273,37 @@ fn history() -> Row {
             24,
             vec![query("max(vertice_backup_history_lag_seconds)", "lag")],
         )],
+    }
+}
+
+/// Managed-database snapshots (issue 8 §2): `vertice_backup_snapshot_duration_seconds`,
+/// defined in `crates/backup/src/controller/snapshot_metrics.rs`.
+fn snapshots() -> Row {
+    Row {
+        title: "Managed-database snapshots",
+        panels: vec![
+            panel(
+                "Snapshot duration (p95)",
+                "How long successful runs' RDS snapshots took to become available, by project (95th percentile).",
+                Kind::TimeSeries,
+                "s",
+                12,
+                vec![query(
+                    r#"histogram_quantile(0.95, sum by (le, namespace, project) (rate(vertice_backup_snapshot_duration_seconds_bucket{namespace=~"$namespace"}[$__rate_interval])))"#,
+                    "{{namespace}}/{{project}}",
+                )],
+            ),
+            panel(
+                "Snapshots by project",
+                "Successful runs with a managed-database snapshot in each interval, by project.",
+                Kind::TimeSeries,
+                "short",
+                12,
+                vec![query(
+                    r#"sum by (namespace, project) (increase(vertice_backup_snapshot_duration_seconds_count{namespace=~"$namespace"}[$__rate_interval]))"#,
+                    "{{namespace}}/{{project}}",
+                )],
+            ),
+        ],
     }
 }

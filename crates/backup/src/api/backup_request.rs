@@ -14,6 +14,7 @@ use super::policy::{CompressionSpec, EncryptionSpec};
 use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;
 use super::run::{ErrorKind, RunPhase, RunTimes};
+use super::snapshot::SnapshotTarget;
 use super::storage::StorageSpec;
 use super::target::DatabaseTarget;
 
@@ -45,7 +46,8 @@ use super::target::DatabaseTarget;
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self == oldSelf").message("spec is immutable: create a new BackupRequest"),
-    validation = Rule::new("has(self.backupRef) != (has(self.target) || has(self.objectStore))").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or an inline run's parts (`target`, `objectStore`)"),
+    validation = Rule::new("has(self.backupRef) != (has(self.target) || has(self.snapshot) || has(self.objectStore))").message("set exactly one of `backupRef` (use a VerticeBackup's settings) or an inline run's parts (`target` or `snapshot`, and/or `objectStore`)"),
+    validation = Rule::new("!(has(self.target) && has(self.snapshot))").message("set one database part: `target` (a dump) or `snapshot` (a managed-database snapshot), not both"),
     validation = Rule::new("has(self.backupRef) || (has(self.storage) && has(self.encryption))").message("an inline run needs `storage` and `encryption`"),
     validation = Rule::new("!has(self.backupRef) || (!has(self.storage) && !has(self.encryption) && !has(self.compression))").message("with `backupRef`, storage, encryption and compression come from the VerticeBackup"),
 )]
@@ -58,6 +60,9 @@ pub struct BackupRequestSpec {
     /// one part: `target` and/or `objectStore`; they run in that order, into one backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<DatabaseTarget>,
+    /// Inline run: a managed-database snapshot (AWS RDS) instead of a dump of `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotTarget>,
     /// Inline run: a bucket folder to copy into the backup, after the database part (if
     /// any). The run succeeds only if every part does, and one manifest records them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -119,6 +124,9 @@ pub struct BackupResult {
     /// Bytes stored (read from the stored manifest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_size: Option<i64>,
+    /// The ARN of the run's managed-database snapshot (read from the stored manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_arn: Option<String>,
     /// Why it failed, by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,

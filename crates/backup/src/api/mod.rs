@@ -13,6 +13,7 @@ pub mod refs;
 pub mod restore_request;
 pub mod run;
 pub mod schedule;
+pub mod snapshot;
 pub mod storage;
 pub mod target;
 pub mod validation;

@@ -12,6 +12,7 @@ use super::object_copy::ObjectCopySpec;
 use super::policy::{CompressionSpec, EncryptionSpec, RetentionSpec, VerificationSpec};
 use super::project::LABEL_VALUE_PATTERN;
 use super::refs::LocalRef;
+use super::snapshot::SnapshotTarget;
 use super::storage::StorageSpec;
 use super::target::DatabaseTarget;
 
@@ -62,14 +63,20 @@ pub enum DeletionPolicy {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("has(self.target) || has(self.objectStore)").message("set at least one part to back up: `target` (a database dump) or `objectStore` (a bucket copy)"),
+    validation = Rule::new("has(self.target) || has(self.snapshot) || has(self.objectStore)").message("set at least one part to back up: `target` (a database dump) or `snapshot` (a managed-database snapshot), and/or `objectStore` (a bucket copy)"),
+    validation = Rule::new("!(has(self.target) && has(self.snapshot))").message("set one database part: `target` (a dump) or `snapshot` (a managed-database snapshot), not both"),
     validation = Rule::new("!has(self.retentionDays) || !has(self.retention) || !has(self.retention.maxAge)").message("set `retentionDays` or `retention.maxAge`, not both (`retentionDays` is shorthand for `retention.maxAge`)"),
 )]
 pub struct VerticeBackupSpec {
-    /// The database to dump. A VerticeBackup has at least one part: `target` and/or
-    /// `objectStore`; each run takes them in that order, into one backup.
+    /// The database to dump. A VerticeBackup has at least one part: a database part
+    /// (`target` or `snapshot`) and/or `objectStore`; each run takes them in that order, into
+    /// one backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<DatabaseTarget>,
+    /// A managed-database snapshot (AWS RDS) as the database part instead of a dump of
+    /// `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotTarget>,
     /// A bucket folder to copy into each backup, after the database part (if any). A run
     /// succeeds only if every part does, and one manifest records them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ use super::reports::{
     backup_outcome_report, drill_report, list_report, object_restore_report, restore_report,
     verify_report,
 };
+use super::snapshot_args::{SnapshotAccessArgs, SnapshotArgs};
 use crate::engine::objects::ObjectRestoreRun;
 use crate::engine::{
     self, BackupInput, BackupRun, DrillRun, LabelSelector, PruneOptions, RestoreInto, RestoreRun,
@@ -46,6 +47,9 @@ pub struct BackupArgs {
     /// Back up this file (`-` for stdin) instead of a database.
     #[arg(long, conflicts_with = "engine")]
     pub from_file: Option<PathBuf>,
+    /// Or take an RDS snapshot instead of a dump.
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
     /// Compression and parallelism.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
@@ -218,6 +222,9 @@ pub struct PruneArgs {
     /// nor deleted, so policies sharing a prefix never prune each other's backups.
     #[arg(long = "selector")]
     pub selectors: Vec<String>,
+    /// Credentials for deleting the RDS snapshots of the backups it deletes.
+    #[command(flatten)]
+    pub snapshots: SnapshotAccessArgs,
 }
 
 /// `rekey`.
@@ -283,13 +290,27 @@ pub async fn backup(args: BackupArgs) -> Result<Report, BackupError> {
     args.keys.writing_key()?;
     let labels = parse_labels(&args.labels)?;
     let objects = args.objects.config()?;
-    let input = match (args.source.config()?, &args.from_file, &objects) {
-        (Some(config), _, _) => BackupInput::Database(config),
-        (None, Some(path), _) => BackupInput::File(path.clone()),
-        (None, None, Some(_)) => BackupInput::Nothing,
-        (None, None, None) => {
+    let input = match (
+        args.source.config()?,
+        &args.from_file,
+        args.snapshot.config()?,
+        &objects,
+    ) {
+        (Some(config), _, None, _) => BackupInput::Database(config),
+        (None, Some(path), None, _) => BackupInput::File(path.clone()),
+        (None, None, Some(snapshot), _) => BackupInput::Snapshot(snapshot),
+        (None, None, None, Some(_)) => BackupInput::Nothing,
+        (None, None, None, None) => {
             return Err(BackupError::Config(
-                "name a database (--engine …, or --source-spec), --from-file or --objects-spec"
+                "name a database (--engine …, or --source-spec), --from-file, --rds-snapshot \
+                 or --objects-spec"
+                    .into(),
+            ));
+        }
+        (_, _, Some(_), _) => {
+            return Err(BackupError::Config(
+                "--rds-snapshot takes the place of the database: not with --engine, \
+                 --source-spec or --from-file"
                     .into(),
             ));
         }
@@ -452,6 +473,7 @@ pub async fn prune(args: PruneArgs) -> Result<Report, BackupError> {
         },
         partial_grace: std::time::Duration::from_secs(args.partial_grace_seconds),
         dry_run: args.dry_run,
+        snapshots: args.snapshots.access(),
     };
     let never = CancellationToken::new();
     let outcome = engine::prune(&store, &options, &selector, Utc::now(), &never).await?;

@@ -19,6 +19,7 @@ pub mod history;
 pub mod output;
 pub mod reports;
 pub mod runner;
+pub mod snapshot_args;
 pub mod spec_error;
 
 use std::process::ExitCode;

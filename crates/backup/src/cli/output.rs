@@ -77,7 +77,8 @@ impl Output {
 /// The JSON document of a failure, the same on stdout and in the runner's result file.
 ///
 /// `{"error": {"kind": "Store", "message": …, "exitCode": 5, "storeKind": "Forbidden"}}`;
-/// `storeKind` (see [`crate::store::StoreErrorKind`]) only for store errors.
+/// `storeKind` (see [`crate::store::StoreErrorKind`]) only for store errors, `snapshotKind`
+/// (see [`crate::snapshot::SnapshotErrorKind`]) only for snapshot errors.
 pub fn error_json(error: &BackupError) -> serde_json::Value {
     let mut json = serde_json::json!({
         "kind": error.kind(),
@@ -86,6 +87,9 @@ pub fn error_json(error: &BackupError) -> serde_json::Value {
     });
     if let Some(kind) = error.store_kind() {
         json["storeKind"] = kind.as_str().into();
+    }
+    if let Some(kind) = error.snapshot_kind() {
+        json["snapshotKind"] = kind.as_str().into();
     }
     serde_json::json!({ "error": json })
 }

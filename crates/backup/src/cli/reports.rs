@@ -27,6 +27,9 @@ struct BackupResult<'a> {
     raw_mb_per_second: f64,
     key_id: Option<&'a str>,
     counts: &'a Option<crate::source::ObjectCounts>,
+    /// The run's RDS snapshot (ARN, engine, version, …), for a snapshot run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<&'a crate::snapshot::SnapshotRecord>,
 }
 
 /// The report of a finished backup in `store`.
@@ -54,8 +57,9 @@ fn manifest_report(
         raw_mb_per_second: manifest.raw_size as f64 / seconds.max(0.001) / 1e6,
         key_id: manifest.encryption.as_ref().map(|key| key.key_id.as_str()),
         counts: &manifest.counts,
+        snapshot: manifest.snapshot.as_ref(),
     };
-    let text = format!(
+    let mut text = format!(
         "backup {} complete: {} raw, {} stored, {:.1} s ({:.1} MB/s) in {}",
         manifest.name,
         human_bytes(manifest.raw_size),
@@ -64,6 +68,16 @@ fn manifest_report(
         result.raw_mb_per_second,
         location
     );
+    if let Some(snapshot) = &manifest.snapshot {
+        text.push_str(&format!(
+            "\nsnapshot {} of {} ({} {}) is available: {}",
+            snapshot.snapshot_id,
+            snapshot.instance_id,
+            snapshot.engine,
+            snapshot.engine_version,
+            snapshot.arn
+        ));
+    }
     Report::new(&result, text)
 }
 

@@ -514,6 +514,11 @@ impl BackupRequests {
                 &finish.result,
             );
         }
+        if let Some(seconds) = finish.snapshot_seconds {
+            self.metrics
+                .snapshots
+                .snapshot_taken(&namespace, &settings.identity.project, seconds);
+        }
         self.queue.release(request);
         if finish.kind == Some(ErrorKind::StorageFailed)
             && finish.reason != STORAGE_UNAVAILABLE

@@ -351,6 +351,7 @@ mod tests {
             action: crate::engine::spec::Action::Backup,
             name: Some("b".into()),
             source: None,
+            snapshot: None,
             storage: StoreConfig::default(),
             objects: None,
             compression: "zstd".into(),

@@ -85,6 +85,8 @@ pub struct RunMetrics {
     notification_failures: Family<NotificationLabels, Counter>,
     /// The object-copy counters (`object_metrics.rs`).
     pub objects: ObjectMetrics,
+    /// `vertice_backup_snapshot_duration_seconds` (issue 8, its own file).
+    pub snapshots: super::snapshot_metrics::SnapshotMetrics,
 }
 
 impl std::fmt::Debug for RunMetrics {
@@ -102,6 +104,7 @@ impl RunMetrics {
             restores: Family::default(),
             notification_failures: Family::default(),
             objects: ObjectMetrics::register(registry),
+            snapshots: super::snapshot_metrics::SnapshotMetrics::register(registry),
         };
         registry.register(
             "runs",

@@ -40,6 +40,8 @@ pub mod run_status;
 pub mod scheduling;
 pub mod secret_files;
 pub mod side_effects;
+pub mod snapshot_config;
+pub mod snapshot_metrics;
 pub mod store_access;
 pub mod verification;
 pub mod vertice_backup;

@@ -30,6 +30,8 @@ pub(super) struct Finish {
     pub(super) kind: Option<ErrorKind>,
     pub(super) message: String,
     pub(super) result: BackupResult,
+    /// Seconds the run's managed-database snapshot took (from the manifest), for the metric.
+    pub(super) snapshot_seconds: Option<f64>,
 }
 
 impl Finish {
@@ -45,6 +47,7 @@ impl Finish {
                 error_message: Some(message),
                 ..BackupResult::default()
             },
+            snapshot_seconds: None,
         }
     }
 
@@ -107,6 +110,7 @@ pub(super) fn success(
 ) -> Finish {
     let name = manifest.map_or_else(|| settings.backup_name.clone(), |m| m.name.clone());
     let location = resolve::location(&settings.storage, &name);
+    let snapshot = manifest.and_then(|m| m.snapshot.as_ref());
     Finish {
         success: true,
         reason: "Succeeded".into(),
@@ -117,10 +121,12 @@ pub(super) fn success(
             location: Some(location),
             raw_size: manifest.and_then(|m| i64::try_from(m.raw_size).ok()),
             stored_size: manifest.and_then(|m| i64::try_from(m.stored_size).ok()),
+            snapshot_arn: snapshot.map(|record| record.arn.clone()),
             error_kind: None,
             error_message: None,
             ..object_counts(manifest)
         },
+        snapshot_seconds: snapshot.map(|record| record.duration_seconds),
     }
 }
 

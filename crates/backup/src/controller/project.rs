@@ -131,6 +131,7 @@ mod tests {
         let spec = BackupRequestSpec {
             backup_ref: Some(LocalRef { name: "vb".into() }),
             target: None,
+            snapshot: None,
             object_store: None,
             storage: None,
             encryption: None,

@@ -188,6 +188,7 @@ mod tests {
                 backup_ref: None,
                 target: None,
                 object_store: None,
+                snapshot: None,
                 storage: None,
                 encryption: None,
                 compression: None,

@@ -23,10 +23,12 @@ use super::engine_config::{
 use super::labels;
 use super::mounts::Mounts;
 use super::project::{self, RunIdentity};
+use super::snapshot_config::{snapshot_config, snapshot_secret_keys};
 use crate::api::executor::ExecutorSpec;
 use crate::api::notify::{HooksSpec, NotificationSpec};
 use crate::api::object_copy::ObjectCopySpec;
 use crate::api::policy::{CompressionSpec, EncryptionSpec};
+use crate::api::snapshot::SnapshotTarget;
 use crate::api::storage::{StorageSpec, StoreKind};
 use crate::api::target::DatabaseTarget;
 use crate::api::{BackupRequest, VerticeBackup};
@@ -97,8 +99,10 @@ pub struct PolicyRef {
 pub struct RunSettings {
     /// The VerticeBackup (absent for an inline run).
     pub policy: Option<PolicyRef>,
-    /// The database part (a dump), if any.
+    /// The database part when it is a dump, if any.
     pub target: Option<DatabaseTarget>,
+    /// The database part when it is a managed-database snapshot (never with `target`).
+    pub snapshot: Option<SnapshotTarget>,
     /// The object-storage part (a bucket copy), if any. A run has at least one part.
     pub object_store: Option<ObjectCopySpec>,
     /// The store.
@@ -166,7 +170,9 @@ pub async fn settings(
         let vb = policy.spec;
         return Ok(RunSettings {
             policy: Some(policy_ref),
+            // Admission refuses a VerticeBackup with both database parts.
             target: vb.target,
+            snapshot: vb.snapshot,
             object_store: vb.object_store,
             storage: vb.storage,
             encryption: vb.encryption,
@@ -180,14 +186,15 @@ pub async fn settings(
         });
     }
     let missing = |field: &str| ResolveError::Unsupported(format!("an inline run needs `{field}`"));
-    if spec.target.is_none() && spec.object_store.is_none() {
-        return Err(missing("target` or `objectStore"));
+    if spec.target.is_none() && spec.snapshot.is_none() && spec.object_store.is_none() {
+        return Err(missing("target`, `snapshot` or `objectStore"));
     }
     let identity = project::identity(request, None);
     labels.extend(project::identity_labels(&identity));
     Ok(RunSettings {
         policy: None,
         target: spec.target.clone(),
+        snapshot: spec.snapshot.clone(),
         object_store: spec.object_store.clone(),
         storage: spec.storage.clone().ok_or_else(|| missing("storage"))?,
         encryption: spec
@@ -215,6 +222,9 @@ pub fn data_secret_keys(settings: &RunSettings) -> Vec<(String, String)> {
         .and_then(|target| target.connection.password_secret_ref.as_ref())
     {
         keys.push((password.name.clone(), password.key.clone()));
+    }
+    if let Some(snapshot) = &settings.snapshot {
+        keys.extend(snapshot_secret_keys(snapshot));
     }
     keys.extend(store_secret_keys(&settings.storage));
     if let Some(objects) = &settings.object_store {
@@ -269,17 +279,19 @@ pub async fn check_secrets(
 
 /// The backup [`RunSpec`] of `settings` with its Secrets under `mounts`.
 pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpec, ResolveError> {
-    let source = settings
-        .target
+    let source = match &settings.target {
+        Some(target) => Some(source_config(
+            &target.connection,
+            target.database.as_deref(),
+            &target.databases,
+            mounts,
+        )?),
+        None => None,
+    };
+    let snapshot = settings
+        .snapshot
         .as_ref()
-        .map(|target| {
-            source_config(
-                &target.connection,
-                target.database.as_deref(),
-                &target.databases,
-                mounts,
-            )
-        })
+        .map(|snapshot| snapshot_config(snapshot, mounts))
         .transpose()?;
     let (compression, compression_level) = compression(settings.compression.as_ref());
     let storage = store_config(&settings.storage, mounts);
@@ -291,6 +303,7 @@ pub fn backup_spec(settings: &RunSettings, mounts: &mut Mounts) -> Result<RunSpe
         action: Action::Backup,
         name: Some(settings.backup_name.clone()),
         source,
+        snapshot,
         storage,
         objects,
         compression,
@@ -366,6 +379,7 @@ mod tests {
         RunSettings {
             policy: None,
             object_store: None,
+            snapshot: None,
             target: Some(DatabaseTarget {
                 connection: ServerConnection {
                     engine: EngineKind::Postgres,

@@ -234,6 +234,7 @@ pub fn restore_spec(
         action: Action::Restore,
         name: Some(settings.backup_name.clone()),
         source: Some(source),
+        snapshot: None,
         storage: engine_config::store_config(&settings.storage, mounts),
         objects: None,
         compression: "zstd".into(),

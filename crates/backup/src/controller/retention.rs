@@ -119,7 +119,9 @@ pub async fn sweep(
     if !held {
         // Oldest first, so an interrupted sweep leaves the newest backups.
         for verdict in decided.delete.iter().rev() {
-            store.delete_backup(&verdict.name).await?;
+            // A backup holding an RDS snapshot is refused here (the operator reads no snapshot
+            // credentials yet) rather than deleted without its snapshot.
+            crate::snapshot::delete_backup(store, &verdict.name, None).await?;
             deleted.push(verdict.name.clone());
         }
     }
@@ -141,7 +143,7 @@ pub async fn delete_all(store: &BackupStore, uid: &str) -> Result<Vec<String>, B
     });
     let mut deleted = Vec::new();
     for backup in backups {
-        store.delete_backup(&backup.name).await?;
+        crate::snapshot::delete_backup(store, &backup.name, None).await?;
         deleted.push(backup.name);
     }
     Ok(deleted)

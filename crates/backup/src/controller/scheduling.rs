@@ -92,6 +92,7 @@ pub fn scheduled_run(backup: &VerticeBackup, slot: DateTime<Utc>) -> Option<Back
         backup_ref: Some(LocalRef { name: name.clone() }),
         target: None,
         object_store: None,
+        snapshot: None,
         storage: None,
         encryption: None,
         compression: None,

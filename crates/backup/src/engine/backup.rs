@@ -19,6 +19,7 @@ use crate::pipeline::compress::Compression;
 use crate::pipeline::cpu::StageCpuReport;
 use crate::pipeline::upload::UploadLimits;
 use crate::progress::Progress;
+use crate::snapshot::SnapshotConfig;
 use crate::source::{DatabaseSource, SourceConfig};
 use crate::store::BackupStore;
 
@@ -32,6 +33,9 @@ pub enum BackupInput {
     /// No database part: a run with only an object copy ([`BackupRun::objects`]). Its data
     /// object holds an empty stream, so the manifest keeps the format's shape.
     Nothing,
+    /// A managed-database snapshot (see [`crate::snapshot`]): the manifest records it, and
+    /// the backup's one data object holds that record as JSON.
+    Snapshot(SnapshotConfig),
 }
 
 /// How the bytes are processed on their way to the store.
@@ -83,14 +87,22 @@ pub struct BackupRun {
 }
 
 impl BackupRun {
-    /// The backup a spec describes. Errors: `Config` when the spec names no source.
+    /// The backup a spec describes. Errors: `Config` when the spec names neither a source
+    /// nor a snapshot, or both.
     pub fn from_spec(spec: &RunSpec) -> Result<Self, BackupError> {
-        let input = match (&spec.source, &spec.objects) {
-            (Some(source), _) => BackupInput::Database(source.clone()),
-            (None, Some(_)) => BackupInput::Nothing,
-            (None, None) => {
+        let input = match (&spec.source, &spec.snapshot, &spec.objects) {
+            (Some(source), None, _) => BackupInput::Database(source.clone()),
+            (None, Some(snapshot), _) => BackupInput::Snapshot(snapshot.clone()),
+            (Some(_), Some(_), _) => {
                 return Err(BackupError::Config(
-                    "a backup needs a source, objects to copy, or both".into(),
+                    "a backup has one database part: a source (a dump) or a snapshot, not both"
+                        .into(),
+                ));
+            }
+            (None, None, Some(_)) => BackupInput::Nothing,
+            (None, None, None) => {
+                return Err(BackupError::Config(
+                    "a backup needs a source, a snapshot or objects to copy".into(),
                 ));
             }
         };
@@ -162,19 +174,18 @@ pub async fn backup(
 ) -> Result<BackupReport, BackupError> {
     let source = match &run.input {
         BackupInput::Database(config) => Some(DatabaseSource::new(config.clone())),
-        BackupInput::File(_) | BackupInput::Nothing => None,
+        BackupInput::File(_) | BackupInput::Nothing | BackupInput::Snapshot(_) => None,
     };
-    let name = match (&run.name, &source) {
-        (Some(name), _) => name.clone(),
-        (None, Some(source)) => {
+    let name = match (&run.name, &source, &run.input) {
+        (Some(name), _, _) => name.clone(),
+        (None, Some(source), _) => {
             new_default_backup_name(&format!("{:?}", source.engine()).to_lowercase())?
         }
-        (None, None) if matches!(run.input, BackupInput::Nothing) => {
-            new_default_backup_name("objects")?
-        }
-        (None, None) => new_default_backup_name("file")?,
+        (None, None, BackupInput::Snapshot(_)) => new_default_backup_name("snapshot")?,
+        (None, None, BackupInput::Nothing) => new_default_backup_name("objects")?,
+        (None, None, _) => new_default_backup_name("file")?,
     };
-    let options = run.options(&name)?;
+    let mut options = run.options(&name)?;
     if store.exists(&name).await? {
         return Err(BackupError::AlreadyExists(name));
     }
@@ -189,12 +200,29 @@ pub async fn backup(
             })?)
         }
         (None, BackupInput::Nothing) => DumpInput::plain(tokio::io::empty()),
+        (None, BackupInput::Snapshot(config)) => {
+            let (record, input) =
+                crate::snapshot::snapshot_part(config, &name, &run.labels, cancel).await?;
+            options.snapshot = Some(record);
+            input
+        }
         (None, BackupInput::Database(_)) => return Err(BackupError::Internal("no input".into())),
     };
     progress.set_phase("backup");
     let started = Instant::now();
     let outcome =
-        run_backup_measured(store, &options, input, progress.clone(), cancel.clone()).await?;
+        match run_backup_measured(store, &options, input, progress.clone(), cancel.clone()).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                // No manifest names the run's snapshot: nothing else would ever delete it.
+                if let (BackupInput::Snapshot(config), Some(record)) =
+                    (&run.input, &options.snapshot)
+                {
+                    crate::snapshot::discard_unrecorded(config, record, &name).await;
+                }
+                return Err(error);
+            }
+        };
     Ok(BackupReport {
         manifest: outcome.manifest,
         cpu: outcome.cpu,

@@ -13,6 +13,9 @@
 //! encryption: {keyFile: /secrets/backup-key}   # or {disabled: true}
 //! labels: {schedule: nightly}
 //! restore: {targetDatabase: app_restored, overwrite: false}
+//! # instead of `source`, a managed-database snapshot:
+//! # snapshot: {instanceId: app-db, region: eu-west-1, credentialsFile: /secrets/aws,
+//! #            tags: {team: billing}, timeoutSeconds: 3600}
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::objects::ObjectCopyConfig;
 use crate::error::BackupError;
+use crate::snapshot::SnapshotConfig;
 use crate::source::SourceConfig;
 use crate::store::StoreConfig;
 
@@ -97,6 +101,10 @@ pub struct RunSpec {
     pub name: Option<String>,
     /// The database (source, or restore/drill server).
     pub source: Option<SourceConfig>,
+    /// A backup's database part as a managed-database snapshot instead of a dump (issue 8
+    /// §2): not with `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotConfig>,
     /// The store.
     pub storage: StoreConfig,
     /// A bucket folder to copy into the backup (the object-storage part of a backup run; a
@@ -139,6 +147,7 @@ impl Default for RunSpec {
             action: Action::default(),
             name: None,
             source: None,
+            snapshot: None,
             storage: StoreConfig::default(),
             objects: None,
             compression: default_compression(),

@@ -65,6 +65,10 @@ pub struct Manifest {
     /// Absent in manifests of runs without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_copy: Option<BucketCopyRecord>,
+    /// The run's managed-database snapshot (issue 8 §2), when its database part was one.
+    /// Absent in other manifests, and in those written before snapshots existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<crate::snapshot::SnapshotRecord>,
     /// Encrypted backups: BLAKE3 keyed hash of this manifest without this field, under a key
     /// derived from the data key (see `manifest_seal`), hex. Absent when not encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,6 +274,7 @@ pub(crate) mod tests {
             encryption: None,
             seal: None,
             database_properties: None,
+            snapshot: None,
             chunk_size: 100,
             objects: vec![
                 DataObject {

@@ -23,6 +23,7 @@ use crate::format::{MANIFEST_NAME, data_object_name};
 use crate::manifest::Manifest;
 use crate::names::{check_backup_name, check_prefix};
 pub use error::{StoreError, StoreErrorKind};
+pub(crate) use s3::named_value;
 
 /// Which kind of object store.
 #[derive(

@@ -90,7 +90,7 @@ fn access_and_secret(lines: &[String]) -> (Option<String>, Option<String>) {
 }
 
 /// The value of the first `NAME=VALUE` line whose name is one of `names` (any case).
-fn named_value(lines: &[String], names: &[&str]) -> Option<String> {
+pub(crate) fn named_value(lines: &[String], names: &[&str]) -> Option<String> {
     lines.iter().find_map(|line| {
         let (name, value) = line.split_once('=')?;
         names

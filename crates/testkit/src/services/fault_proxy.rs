@@ -4,6 +4,10 @@
 //! does. Everything else is forwarded unchanged, so the server behind it is still the real
 //! thing; only the faults are made up, and each test says exactly which.
 //!
+//! It can also rewrite the answers to chosen requests ([`Rewrite`]): the states an emulator
+//! never reaches (an RDS snapshot that stays `creating` or ends `failed` in moto, which makes
+//! every snapshot `available` at once).
+//!
 //! `Location` headers that point at the server are rewritten to point at the proxy, so
 //! resumable-upload sessions keep going through it.
 
@@ -46,9 +50,22 @@ pub struct Fault {
     pub times: usize,
 }
 
+/// Answers the proxy rewrites: for every request whose body contains `body_contains`, each
+/// `from` in the server's answer becomes `to` (the request itself is forwarded unchanged).
+#[derive(Clone, Debug)]
+pub struct Rewrite {
+    /// Text the request's body must contain (e.g. `Action=DescribeDBSnapshots`).
+    pub body_contains: String,
+    /// Text to replace in the answer's body.
+    pub from: String,
+    /// What replaces it.
+    pub to: String,
+}
+
 #[derive(Debug, Default)]
 struct State {
     faults: Vec<Fault>,
+    rewrites: Vec<Rewrite>,
     /// `METHOD path?query → status` of every fault served, in order.
     injected: Vec<String>,
 }
@@ -90,6 +107,16 @@ impl FaultProxy {
     /// Fails the next `fault.times` requests that match `fault`.
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push(fault);
+    }
+
+    /// Rewrites the answers to every later request that matches `rewrite`.
+    pub fn rewrite(&self, rewrite: Rewrite) {
+        self.lock().rewrites.push(rewrite);
+    }
+
+    /// Stops every rewrite: answers pass unchanged again.
+    pub fn clear_rewrites(&self) {
+        self.lock().rewrites.clear();
     }
 
     /// The faults served so far, as `METHOD path?query → status`.
@@ -150,6 +177,7 @@ impl Forwarder {
         if let Some(status) = self.take_fault(parts.method.as_str(), &target) {
             return plain(status, "injected by the test's fault proxy");
         }
+        let rewrites = self.rewrites_for(&body);
         let mut forwarded = self
             .client
             .request(parts.method, format!("{}{target}", self.upstream))
@@ -161,7 +189,7 @@ impl Forwarder {
             }
         }
         match forwarded.send().await {
-            Ok(answer) => self.relay(answer).await,
+            Ok(answer) => self.relay(answer, &rewrites).await,
             Err(error) => plain(StatusCode::BAD_GATEWAY, &error.to_string()),
         }
     }
@@ -183,13 +211,39 @@ impl Forwarder {
         Some(status)
     }
 
-    async fn relay(&self, answer: reqwest::Response) -> Response<Full<Bytes>> {
+    /// The rewrites whose text the request's body contains.
+    fn rewrites_for(&self, body: &[u8]) -> Vec<Rewrite> {
+        let body = String::from_utf8_lossy(body);
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        state
+            .rewrites
+            .iter()
+            .filter(|rewrite| body.contains(&rewrite.body_contains))
+            .cloned()
+            .collect()
+    }
+
+    async fn relay(
+        &self,
+        answer: reqwest::Response,
+        rewrites: &[Rewrite],
+    ) -> Response<Full<Bytes>> {
         let status = answer.status();
         let headers = answer.headers().clone();
-        let body = match answer.bytes().await {
+        let mut body = match answer.bytes().await {
             Ok(body) => body,
             Err(error) => return plain(StatusCode::BAD_GATEWAY, &error.to_string()),
         };
+        if !rewrites.is_empty() {
+            let mut text = String::from_utf8_lossy(&body).into_owned();
+            for rewrite in rewrites {
+                text = text.replace(&rewrite.from, &rewrite.to);
+            }
+            body = Bytes::from(text);
+        }
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = status;
         for (name, value) in &headers {

@@ -1,5 +1,5 @@
 //! Real service processes for integration tests: PostgreSQL, MariaDB, Redis, an S3 server,
-//! Prometheus, Azurite and fake-gcs-server. Each one starts on a free port in its own temporary
+//! Prometheus, Azurite, fake-gcs-server and moto (AWS). Each one starts on a free port in its own temporary
 //! directory, waits until it really answers, and is stopped and removed when dropped. A missing
 //! binary is an error that names the install command: tests never skip themselves.
 //! `FaultProxy` is the one made-up part: it sits in front of a real server and fails only the
@@ -11,6 +11,7 @@ pub mod gcs;
 pub mod http_sink;
 mod lifecycle;
 pub mod mariadb;
+pub mod moto;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
@@ -19,10 +20,11 @@ mod self_signed;
 pub mod smtp;
 
 pub use azurite::Azurite;
-pub use fault_proxy::{Fault, FaultProxy, HostHeader};
+pub use fault_proxy::{Fault, FaultProxy, HostHeader, Rewrite};
 pub use gcs::FakeGcs;
 pub use http_sink::{HttpSink, RecordedRequest, Reply};
 pub use mariadb::{MariaDb, MariaDbOptions};
+pub use moto::Moto;
 pub use postgres::{Postgres, PostgresOptions};
 pub use prometheus::{Prometheus, PrometheusOptions};
 pub use redis::{Redis, RedisOptions, ReplicaOf};
