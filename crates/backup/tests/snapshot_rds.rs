@@ -4,6 +4,7 @@
 //! `available` at once, so those states come from testkit's fault proxy rewriting moto's
 //! answers); refused credentials are `Forbidden`; prune deletes the snapshots of the backups it
 //! deletes, and only those we made.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 #[path = "support/cli_process.rs"]
 mod cli_process;

@@ -33,7 +33,7 @@ use output::{Output, OutputFormat};
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Back up a database (or a file/stdin) into a store.
-    Backup(commands::BackupArgs),
+    Backup(Box<commands::BackupArgs>),
     /// Restore a backup into a new database (or a file/stdout); verifies everything first.
     Restore(commands::RestoreArgs),
     /// Re-read a backup and check every hash (and, with a key, every tag) without restoring.
@@ -77,7 +77,7 @@ pub fn run(command: DataCommand) -> ExitCode {
     let out = Output::new(format);
     let result = runtime.block_on(async move {
         match command {
-            DataCommand::Backup(args) => commands::backup(args).await,
+            DataCommand::Backup(args) => commands::backup(*args).await,
             DataCommand::Restore(args) => commands::restore(args).await,
             DataCommand::Verify(args) => commands::verify(args).await,
             DataCommand::Drill(args) => commands::drill(args).await,
