@@ -15,6 +15,8 @@
 
 #[path = "support/operator_env.rs"]
 mod operator_env;
+#[path = "support/snapshots.rs"]
+mod snapshots;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -113,8 +115,8 @@ fn backup_job(dashboards: &[Value]) -> String {
 }
 
 /// Makes the operator do everything the dashboards show: scheduled backups of `shop` with
-/// restore drills and a webhook that cannot be reached, a failed inline run, and a run that waits
-/// on a missing VerticeBackup (a reconcile error).
+/// restore drills and a webhook that cannot be reached, a failed inline run, a run that waits
+/// on a missing VerticeBackup (a reconcile error), and a run of an RDS snapshot (moto).
 async fn exercise(env: &Env) {
     let mut policy = json!({
         "target": env.target(env.pg.port(), "db"),
@@ -148,6 +150,20 @@ async fn exercise(env: &Env) {
     )
     .await;
     env.wait_phase_slowly("broken", RunPhase::Failed).await;
+
+    // A run whose database part is an RDS snapshot (moto), for the snapshot panels.
+    let moto = vertice_testkit::services::Moto::shared().await.unwrap();
+    env.secret(
+        "aws",
+        &[
+            ("AWS_ACCESS_KEY_ID", moto.access_key_id().to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", moto.secret_access_key().to_owned()),
+        ],
+    )
+    .await;
+    let instance = snapshots::instance(&snapshots::rds(moto)).await;
+    snapshots::snapshot_run(env, "rds", snapshots::snapshot_part(moto, &instance, "aws")).await;
+    env.wait_phase_slowly("rds", RunPhase::Succeeded).await;
 }
 
 trait SlowPhase {

@@ -7,73 +7,13 @@
 
 #[path = "support/operator_env.rs"]
 mod operator_env;
+#[path = "support/snapshots.rs"]
+mod snapshots;
 
-use aws_sdk_rds::Client;
-use aws_sdk_rds::config::{BehaviorVersion, Credentials, Region};
 use operator_env::{Env, eventually, sample};
-use serde_json::{Value, json};
+use snapshots::{instance, rds, snapshot_part, snapshot_run};
 use vertice_backup::api::run::{ErrorKind, RunPhase};
 use vertice_testkit::services::Moto;
-
-const REGION: &str = "eu-west-1";
-
-fn rds(moto: &Moto) -> Client {
-    Client::from_conf(
-        aws_sdk_rds::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                moto.access_key_id(),
-                moto.secret_access_key(),
-                None,
-                None,
-                "test",
-            ))
-            .endpoint_url(moto.endpoint())
-            .build(),
-    )
-}
-
-async fn instance(rds: &Client) -> String {
-    let id = format!("db-{:08x}", rand::random::<u32>());
-    rds.create_db_instance()
-        .db_instance_identifier(&id)
-        .db_instance_class("db.t3.micro")
-        .engine("postgres")
-        .engine_version("16.2")
-        .allocated_storage(20)
-        .master_username("app")
-        .master_user_password("not-a-real-password")
-        .send()
-        .await
-        .unwrap();
-    id
-}
-
-fn snapshot_part(moto: &Moto, instance: &str, secret: &str) -> Value {
-    json!({
-        "provider": "aws",
-        "instanceId": instance,
-        "region": REGION,
-        "credentialsSecretRef": {"name": secret},
-        "endpoint": moto.endpoint(),
-        "tags": {"team": "shop"},
-        "timeoutSeconds": 120,
-    })
-}
-
-async fn snapshot_run(env: &Env, name: &str, snapshot: Value) {
-    env.create_request(
-        name,
-        json!({
-            "snapshot": snapshot,
-            "storage": env.storage(),
-            "encryption": env.encryption(),
-        }),
-        json!({"vertice.dev/project": "shop"}),
-    )
-    .await;
-}
 
 #[tokio::test]
 async fn a_snapshot_run_shows_the_arn_moto_has_and_counts_its_duration() {
