@@ -211,6 +211,7 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
             "vertice_backup_restores_total{".to_owned(),
             "vertice_backup_notification_failures_total{".to_owned(),
             "vertice_reconcile_errors_total{".to_owned(),
+            "vertice_backup_snapshot_duration_seconds_count{".to_owned(),
         ]
         .into_iter()
         .filter(|s| !text.contains(s.as_str()))
@@ -257,6 +258,7 @@ async fn every_panel_query_returns_series_from_a_running_operator_and_names_only
         "vertice_backup_restores_total",
         "vertice_backup_notification_failures_total",
         "vertice_reconcile_errors_total",
+        "vertice_backup_snapshot_duration_seconds_count",
     ] {
         eventually(&format!("Prometheus to scrape {name} twice"), || async {
             let found = prometheus
