@@ -162,7 +162,8 @@ async fn exercise(env: &Env) {
     )
     .await;
     let instance = snapshots::instance(&snapshots::rds(moto)).await;
-    snapshots::snapshot_run(env, "rds", snapshots::snapshot_part(moto, &instance, "aws")).await;
+    env.snapshot_run("rds", snapshots::snapshot_part(moto, &instance, "aws"))
+        .await;
     env.wait_phase_slowly("rds", RunPhase::Succeeded).await;
 }
 

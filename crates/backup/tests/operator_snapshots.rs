@@ -11,7 +11,7 @@ mod operator_env;
 mod snapshots;
 
 use operator_env::{Env, eventually, sample};
-use snapshots::{instance, rds, snapshot_part, snapshot_run};
+use snapshots::{instance, rds, snapshot_part};
 use vertice_backup::api::run::{ErrorKind, RunPhase};
 use vertice_testkit::services::Moto;
 
@@ -30,7 +30,8 @@ async fn a_snapshot_run_shows_the_arn_moto_has_and_counts_its_duration() {
     .await;
     env.start_operator(&[], None).await;
     let instance = instance(&rds).await;
-    snapshot_run(&env, "rds-1", snapshot_part(moto, &instance, "aws")).await;
+    env.snapshot_run("rds-1", snapshot_part(moto, &instance, "aws"))
+        .await;
 
     let done = env.wait_phase("rds-1", RunPhase::Succeeded).await;
     let result = done.status.unwrap().result.unwrap();
@@ -91,12 +92,8 @@ async fn refused_aws_credentials_fail_the_run_without_quoting_them() {
     env.start_operator(&["--run-backoff-limit", "0"], None)
         .await;
     let instance = instance(&rds).await;
-    snapshot_run(
-        &env,
-        "rds-refused",
-        snapshot_part(moto, &instance, "aws-wrong"),
-    )
-    .await;
+    env.snapshot_run("rds-refused", snapshot_part(moto, &instance, "aws-wrong"))
+        .await;
 
     let done = env.wait_phase("rds-refused", RunPhase::Failed).await;
     let status = done.status.unwrap();

@@ -7,9 +7,10 @@
 //! edited to `keepLast: 1`, a clock jumped a year ahead) deletes nothing and waits until the
 //! VerticeBackup carries [`ALLOW_LARGE_PRUNE_ANNOTATION`]`=true`.
 //!
-//! Each backup goes manifest first (so a half-deleted backup no longer looks like one), then
-//! its data ([`BackupStore::delete_backup`]); the caller then deletes BackupRequests that point
-//! at it.
+//! Each backup goes snapshot first (an RDS snapshot its manifest records, deleted with
+//! `snapshots`' credentials, see [`crate::snapshot::delete_backup`]), then its manifest (so a
+//! half-deleted backup no longer looks like one), then its data
+//! ([`BackupStore::delete_backup`]); the caller then deletes BackupRequests that point at it.
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::error::BackupError;
 use crate::retention::{
     BackupSummary, DeleteReason, RetentionPlan, RetentionPolicy, Verdict, plan,
 };
+use crate::snapshot::SnapshotAccess;
 use crate::store::BackupStore;
 
 use super::scheduling::POLICY_UID_LABEL;
@@ -102,10 +104,14 @@ pub struct Sweep {
 }
 
 /// Plans retention for `uid`'s backups at `now` and deletes what the plan says, unless that
-/// is more than `max_percent` of them and `allow_large` is false. Errors: the store's; a
-/// deletion failing stops the sweep (what was deleted stays deleted, the next sweep goes on).
+/// is more than `max_percent` of them and `allow_large` is false. A backup holding an RDS
+/// snapshot is deleted with its snapshot through `snapshots` (the VerticeBackup's snapshot
+/// credentials). Errors: the store's and RDS's; `Config` for a snapshot backup when
+/// `snapshots` is `None` (it is kept rather than deleted without its snapshot); a deletion
+/// failing stops the sweep (what was deleted stays deleted, the next sweep goes on).
 pub async fn sweep(
     store: &BackupStore,
+    snapshots: Option<&SnapshotAccess>,
     uid: &str,
     policy: &RetentionPolicy,
     now: DateTime<Utc>,
@@ -119,9 +125,7 @@ pub async fn sweep(
     if !held {
         // Oldest first, so an interrupted sweep leaves the newest backups.
         for verdict in decided.delete.iter().rev() {
-            // A backup holding an RDS snapshot is refused here (the operator reads no snapshot
-            // credentials yet) rather than deleted without its snapshot.
-            crate::snapshot::delete_backup(store, &verdict.name, None).await?;
+            crate::snapshot::delete_backup(store, &verdict.name, snapshots).await?;
             deleted.push(verdict.name.clone());
         }
     }
@@ -133,8 +137,13 @@ pub async fn sweep(
     })
 }
 
-/// Deletes every backup of `uid` (`deletionPolicy: Delete`), manifest first, oldest first.
-pub async fn delete_all(store: &BackupStore, uid: &str) -> Result<Vec<String>, BackupError> {
+/// Deletes every backup of `uid` (`deletionPolicy: Delete`), oldest first, each with its RDS
+/// snapshot (through `snapshots`, as in [`sweep`]) and manifest first.
+pub async fn delete_all(
+    store: &BackupStore,
+    snapshots: Option<&SnapshotAccess>,
+    uid: &str,
+) -> Result<Vec<String>, BackupError> {
     let mut backups = policy_backups(store, uid).await?;
     backups.sort_by(|a, b| {
         a.end_time
@@ -143,7 +152,7 @@ pub async fn delete_all(store: &BackupStore, uid: &str) -> Result<Vec<String>, B
     });
     let mut deleted = Vec::new();
     for backup in backups {
-        crate::snapshot::delete_backup(store, &backup.name, None).await?;
+        crate::snapshot::delete_backup(store, &backup.name, snapshots).await?;
         deleted.push(backup.name);
     }
     Ok(deleted)

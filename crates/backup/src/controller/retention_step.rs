@@ -17,7 +17,7 @@ use crate::retention::plan;
 
 use super::policy_status::to_chrono;
 use super::retention::{ALLOW_LARGE_PRUNE_ANNOTATION, policy_of, preview, sweep};
-use super::store_access::open_store;
+use super::store_access::{open_store, snapshot_access};
 use super::vertice_backup::VerticeBackups;
 
 /// Condition type: whether the last retention sweep applied the policy.
@@ -172,8 +172,15 @@ impl RetentionStep {
         let (store, _credentials) = open_store(ctx, &namespace, &backup.spec.storage)
             .await
             .map_err(|error| format!("retention cannot open the store: {error}"))?;
+        let snapshots = match &backup.spec.snapshot {
+            Some(snapshot) => Some(snapshot_access(ctx, &namespace, snapshot).await.map_err(
+                |error| format!("retention cannot read the snapshot credentials: {error}"),
+            )?),
+            None => None,
+        };
         let policy = policy_of(spec);
-        let done = sweep(&store, &uid, &policy, now, max_percent, allowed)
+        let access = snapshots.as_ref().map(|(access, _files)| access);
+        let done = sweep(&store, access, &uid, &policy, now, max_percent, allowed)
             .await
             .map_err(|error| format!("retention sweep failed: {error}"))?;
         let total = done.plan.keep.len() + done.plan.delete.len();

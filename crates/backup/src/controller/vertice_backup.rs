@@ -34,7 +34,7 @@ use super::scheduling::{
     MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL, SlotAction, decide, is_active, is_owned_by,
     last_acted_slot, schedule_of, scheduled_run, scheduled_time,
 };
-use super::store_access::open_store;
+use super::store_access::{open_store, snapshot_access};
 use super::verification::{drill, drill_schedule, last_drill_slot, verified};
 
 /// The finalizer that runs `deletionPolicy` before a VerticeBackup goes.
@@ -434,7 +434,12 @@ impl Reconciler<VerticeBackup> for VerticeBackups {
         };
         let namespace = backup.namespace().unwrap_or_default();
         let (store, _credentials) = open_store(ctx, &namespace, &backup.spec.storage).await?;
-        let deleted = super::retention::delete_all(&store, &uid).await?;
+        let snapshots = match &backup.spec.snapshot {
+            Some(snapshot) => Some(snapshot_access(ctx, &namespace, snapshot).await?),
+            None => None,
+        };
+        let access = snapshots.as_ref().map(|(access, _files)| access);
+        let deleted = super::retention::delete_all(&store, access, &uid).await?;
         ctx.events()
             .normal(
                 &backup.object_ref(&()),

@@ -289,6 +289,17 @@ impl Env {
         self.create_request(name, spec, labels).await
     }
 
+    /// A run of project `shop` whose only part is `snapshot` (see `snapshots::snapshot_part`).
+    pub async fn snapshot_run(&self, name: &str, snapshot: Value) -> BackupRequest {
+        let spec = json!({
+            "snapshot": snapshot,
+            "storage": self.storage(),
+            "encryption": self.encryption(),
+        });
+        self.create_request(name, spec, json!({"vertice.dev/project": "shop"}))
+            .await
+    }
+
     pub async fn create_request(&self, name: &str, spec: Value, labels: Value) -> BackupRequest {
         let object = json!({
             "apiVersion": "backup.vertice.dev/v1alpha1",

@@ -1,14 +1,13 @@
 //! The operator's snapshot part against moto (testkit's real server): an RDS client for the
-//! test's own checks, a DB instance to snapshot, and an inline snapshot run. Shared by
-//! `operator_snapshots.rs` and `operator_dashboards.rs` (which needs a snapshot's series).
+//! test's own checks, a DB instance to snapshot, and a run's snapshot part. Shared by
+//! `operator_snapshots.rs`, `operator_dashboards.rs` (which needs a snapshot's series) and
+//! `operator_snapshot_retention.rs`.
 #![allow(dead_code)]
 
 use aws_sdk_rds::Client;
 use aws_sdk_rds::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 use vertice_testkit::services::Moto;
-
-use super::operator_env::Env;
 
 pub const REGION: &str = "eu-west-1";
 
@@ -55,17 +54,4 @@ pub fn snapshot_part(moto: &Moto, instance: &str, secret: &str) -> Value {
         "tags": {"team": "shop"},
         "timeoutSeconds": 120,
     })
-}
-
-pub async fn snapshot_run(env: &Env, name: &str, snapshot: Value) {
-    env.create_request(
-        name,
-        json!({
-            "snapshot": snapshot,
-            "storage": env.storage(),
-            "encryption": env.encryption(),
-        }),
-        json!({"vertice.dev/project": "shop"}),
-    )
-    .await;
 }
