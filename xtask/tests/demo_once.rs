@@ -1,7 +1,8 @@
 //! `cargo xtask demo --once` end to end: the real control plane, PostgreSQL, S3 server, kubelet
 //! stand-in and backup operator process, with `examples/backup/` applied. It must end with the
-//! on-demand and the first scheduled backup and the restore succeeded, and the restored
-//! database's row counts equal to the source's (the demo counts both with SQL and fails
+//! on-demand and the first scheduled backup, the project backup (dump + bucket copy) and the
+//! restore succeeded, the project backup holding every uploaded document its globs keep, and
+//! the restored database's row counts equal to the source's (the demo counts both and fails
 //! otherwise).
 
 use std::process::Command;
@@ -30,6 +31,9 @@ fn demo_once_backs_up_on_demand_and_on_schedule_and_restores_an_equal_database()
         "restore shop-restore-check:",
         "target: database shop_restored",
         "every table has the source's row count",
+        "project backup (database dump + uploaded documents):",
+        "BackupRequest/shop-production-full -> backup ",
+        "every uploaded document the globs do not exclude is in the backup",
         "stopped",
     ] {
         assert!(

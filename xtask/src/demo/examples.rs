@@ -1,4 +1,5 @@
-//! `examples/backup/`: the demo applies these very files. They name the services by fixed,
+//! `examples/backup/`: the demo applies these very files — one of each kind at the top, and
+//! the project backup of `projects/` ([`PROJECT_EXAMPLE`]). They name the services by fixed,
 //! documented addresses (PostgreSQL `127.0.0.1:5432`, S3 `http://127.0.0.1:9000`, bucket
 //! `backups`); [`localize`] replaces exactly those fields with what the demo (or a test) started,
 //! so the files stay realistic and one copy serves the demo, the tests and a reader.
@@ -15,6 +16,10 @@ const FIELD_MANAGER: &str = "vertice-demo";
 
 /// The kinds, in the order they are applied (a request names a policy, a restore a request).
 pub const KINDS: [&str; 3] = ["VerticeBackup", "BackupRequest", "RestoreRequest"];
+
+/// The project backup (a dump and a bucket copy in one run), under `examples/backup/`; applied
+/// after the others.
+pub const PROJECT_EXAMPLE: &str = "projects/project-backup.yaml";
 
 /// Where the services the examples name really are.
 #[derive(Clone, Debug)]
@@ -57,21 +62,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Example>> {
         if path.extension().is_none_or(|ext| ext != "yaml") {
             continue;
         }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let object: Value =
-            serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        let (Some(kind), Some(name)) =
-            (object["kind"].as_str(), object["metadata"]["name"].as_str())
-        else {
-            bail!("{} has no kind or metadata.name", path.display());
-        };
-        examples.push(Example {
-            file: entry.file_name().to_string_lossy().into_owned(),
-            kind: kind.to_owned(),
-            name: name.to_owned(),
-            object,
-        });
+        examples.push(load_file(&path, &entry.file_name().to_string_lossy())?);
     }
     let mut ordered = Vec::new();
     for kind in KINDS {
@@ -90,9 +81,44 @@ pub fn load(dir: &Path) -> anyhow::Result<Vec<Example>> {
     Ok(ordered)
 }
 
+/// The example in `path`, called `file` in messages.
+///
+/// Errors: the file is unreadable or not one YAML object with `kind` and `metadata.name`.
+pub fn load_file(path: &Path, file: &str) -> anyhow::Result<Example> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let object: Value =
+        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let (Some(kind), Some(name)) = (object["kind"].as_str(), object["metadata"]["name"].as_str())
+    else {
+        bail!("{} has no kind or metadata.name", path.display());
+    };
+    Ok(Example {
+        file: file.to_owned(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        object,
+    })
+}
+
+/// The project backup example ([`PROJECT_EXAMPLE`]) of `dir`.
+///
+/// Errors: as [`load_file`]'s, or it is not a BackupRequest.
+pub fn load_project(dir: &Path) -> anyhow::Result<Example> {
+    let example = load_file(&dir.join(PROJECT_EXAMPLE), PROJECT_EXAMPLE)?;
+    if example.kind != "BackupRequest" {
+        bail!(
+            "{PROJECT_EXAMPLE} is a {}, not a BackupRequest",
+            example.kind
+        );
+    }
+    Ok(example)
+}
+
 /// Points every database target and S3 store of `object` at `endpoints`: `host`/`port` of
-/// `spec.target`, and `endpoint`/`bucket` of `spec.storage` and `spec.source.storage` when
-/// their `store` is `s3`. Nothing else changes.
+/// `spec.target`, `endpoint`/`bucket` of `spec.storage` and `spec.source.storage`, and
+/// `endpoint` of `spec.objectStore.source` (the bucket copied from keeps its name: the demo
+/// creates it), when their `store` is `s3`. Nothing else changes.
 pub fn localize(object: &mut Value, endpoints: &Endpoints) {
     if let Some(target) = object
         .pointer_mut("/spec/target")
@@ -109,6 +135,13 @@ pub fn localize(object: &mut Value, endpoints: &Endpoints) {
             storage.insert("endpoint".into(), endpoints.s3_endpoint.clone().into());
             storage.insert("bucket".into(), endpoints.bucket.clone().into());
         }
+    }
+    if let Some(source) = object
+        .pointer_mut("/spec/objectStore/source")
+        .and_then(Value::as_object_mut)
+        && source.get("store").and_then(Value::as_str) == Some("s3")
+    {
+        source.insert("endpoint".into(), endpoints.s3_endpoint.clone().into());
     }
 }
 
@@ -187,14 +220,33 @@ mod tests {
         }
     }
 
+    /// Every example the demo applies: one of each kind, then the project backup.
     fn examples() -> Vec<Example> {
-        load(&crate::workspace_root().join("examples/backup")).unwrap_or_else(|e| panic!("{e:#}"))
+        let dir = crate::workspace_root().join("examples/backup");
+        let mut all = load(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+        all.push(load_project(&dir).unwrap_or_else(|e| panic!("{e:#}")));
+        all
     }
 
     #[test]
     fn the_examples_hold_one_object_of_each_kind_in_apply_order() {
-        let kinds: Vec<_> = examples().into_iter().map(|example| example.kind).collect();
+        let dir = crate::workspace_root().join("examples/backup");
+        let loaded = load(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+        let kinds: Vec<_> = loaded.into_iter().map(|example| example.kind).collect();
         assert_eq!(kinds, KINDS);
+    }
+
+    #[test]
+    fn the_project_example_dumps_a_database_and_copies_a_bucket_folder() {
+        let dir = crate::workspace_root().join("examples/backup");
+        let project = load_project(&dir).unwrap_or_else(|e| panic!("{e:#}"));
+        let spec = &project.object["spec"];
+        assert!(spec["target"].is_object(), "{spec}");
+        assert_eq!(spec["objectStore"]["source"]["store"], "s3");
+        assert_eq!(
+            spec["objectStore"]["source"]["bucket"],
+            super::super::uploads::UPLOADS_BUCKET
+        );
     }
 
     #[test]
@@ -214,12 +266,20 @@ mod tests {
                     assert_eq!(section["bucket"], "demo-bucket");
                 }
             }
+            if let Some(source) = object.pointer("/spec/objectStore/source") {
+                assert_eq!(source["endpoint"], "http://127.0.0.1:39000");
+                assert_eq!(
+                    source["bucket"], example.object["spec"]["objectStore"]["source"]["bucket"],
+                    "the copied bucket keeps its name"
+                );
+            }
             // Put the example's own values back: then nothing else may differ.
             let mut restored = object.clone();
             for (path, fields) in [
-                ("/spec/target", ["host", "port"]),
-                ("/spec/storage", ["endpoint", "bucket"]),
-                ("/spec/source/storage", ["endpoint", "bucket"]),
+                ("/spec/target", &["host", "port"][..]),
+                ("/spec/storage", &["endpoint", "bucket"]),
+                ("/spec/source/storage", &["endpoint", "bucket"]),
+                ("/spec/objectStore/source", &["endpoint"]),
             ] {
                 for field in fields {
                     let pointer = format!("{path}/{field}");

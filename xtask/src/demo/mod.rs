@@ -4,10 +4,11 @@
 //! `cargo xtask tools`), PostgreSQL with a seeded shop database, the S3 server, the kubelet
 //! stand-in (runner Jobs run the freshly built `vertice-backup`), the backup CRDs and Secrets,
 //! the operator as a local process, and applies `examples/backup/` (a schedule firing every
-//! minute, an on-demand BackupRequest, a RestoreRequest into a new database).
+//! minute, an on-demand BackupRequest, a RestoreRequest into a new database, and a project
+//! backup: the database dumped and a bucket folder of uploaded documents copied in one run).
 //!
 //! Interactive: prints how to watch, follows the runs, stops everything on Ctrl-C.
-//! `--once`: waits until the three runs succeed (or one fails, or the deadline passes), prints a
+//! `--once`: waits until the four runs succeed (or one fails, or the deadline passes), prints a
 //! summary, and exits 0 — non-zero with the failing object's conditions otherwise.
 
 pub(crate) mod binary;
@@ -17,6 +18,7 @@ mod progress;
 pub(crate) mod secrets;
 pub(crate) mod stack;
 mod summary;
+mod uploads;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -37,8 +39,8 @@ const STILL_WAITING_EVERY: Duration = Duration::from_secs(15);
 /// Arguments of `cargo xtask demo`.
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Run non-interactively: wait until the on-demand backup, the first scheduled backup and
-    /// the restore succeed, print a summary and exit 0 (non-zero when one fails or the
+    /// Run non-interactively: wait until the on-demand backup, the first scheduled backup, the
+    /// restore and the project backup succeed, print a summary and exit 0 (non-zero when one fails or the
     /// deadline passes).
     #[arg(long)]
     pub once: bool,
@@ -118,6 +120,7 @@ fn watched(stack: &Stack) -> anyhow::Result<Watched> {
         policy: stack.example("VerticeBackup")?.name.clone(),
         on_demand: stack.example("BackupRequest")?.name.clone(),
         restore: stack.example("RestoreRequest")?.name.clone(),
+        project: stack.project.name.clone(),
     })
 }
 
@@ -125,8 +128,8 @@ fn watched(stack: &Stack) -> anyhow::Result<Watched> {
 async fn once(client: &kube::Client, stack: &Stack, timeout: Duration) -> anyhow::Result<()> {
     let watched = watched(stack)?;
     println!(
-        "==> waiting up to {timeout:?} for {} and the first scheduled run of {} to succeed, then {}",
-        watched.on_demand, watched.policy, watched.restore
+        "==> waiting up to {timeout:?} for {}, the first scheduled run of {} and {} to succeed, then {}",
+        watched.on_demand, watched.policy, watched.project, watched.restore
     );
     let started = Instant::now();
     let deadline = started + timeout;

@@ -24,6 +24,8 @@ pub struct Watched {
     pub on_demand: String,
     /// The RestoreRequest.
     pub restore: String,
+    /// The project backup's BackupRequest (a dump and a bucket copy).
+    pub project: String,
 }
 
 /// The watched objects as last read.
@@ -37,6 +39,8 @@ pub struct Snapshot {
     pub scheduled_count: usize,
     /// The RestoreRequest, once it exists.
     pub restore: Option<RestoreRequest>,
+    /// The project backup, once it exists.
+    pub project: Option<BackupRequest>,
 }
 
 /// Where the demo stands.
@@ -81,10 +85,11 @@ impl Snapshot {
             first_scheduled: scheduled.into_iter().next(),
             scheduled_count,
             restore: restores.get_opt(&watched.restore).await?,
+            project: requests.get_opt(&watched.project).await?,
         })
     }
 
-    /// Done when all three succeeded; failed as soon as one of them failed.
+    /// Done when all four succeeded; failed as soon as one of them failed.
     pub fn outcome(&self) -> Outcome {
         let phases = [
             (
@@ -104,6 +109,12 @@ impl Snapshot {
                 self.restore
                     .as_ref()
                     .map(|r| (name(&r.metadata), rr_phase(r))),
+            ),
+            (
+                "BackupRequest",
+                self.project
+                    .as_ref()
+                    .map(|r| (name(&r.metadata), br_phase(r))),
             ),
         ];
         if let Some((kind, Some((name, _)))) = phases
@@ -155,6 +166,14 @@ impl Snapshot {
                 conditions_of_rr(restore),
             )),
             None => lines.push(format!("RestoreRequest/{}: not found", watched.restore)),
+        }
+        match &self.project {
+            Some(request) => lines.push(run_line(
+                &format!("BackupRequest/{} (project backup)", name(&request.metadata)),
+                br_phase(request),
+                conditions_of_br(request),
+            )),
+            None => lines.push(format!("BackupRequest/{}: not found", watched.project)),
         }
         lines
     }
@@ -276,6 +295,7 @@ mod tests {
         restore
     }
 
+    /// The three single-database runs as given, and a succeeded project backup.
     fn snapshot(
         on_demand: Option<Option<RunPhase>>,
         scheduled: Option<Option<RunPhase>>,
@@ -286,11 +306,29 @@ mod tests {
             first_scheduled: scheduled.map(|phase| br("p-1", phase)),
             scheduled_count: usize::from(scheduled.is_some()),
             restore: restore.map(rr),
+            project: Some(br("proj", Some(RunPhase::Succeeded))),
         }
     }
 
     #[test]
-    fn done_only_when_all_three_succeeded() {
+    fn the_project_backup_is_waited_for_and_its_failure_named() {
+        let ok = Some(Some(RunPhase::Succeeded));
+        let mut missing = snapshot(ok, ok, ok);
+        missing.project = None;
+        assert_eq!(missing.outcome(), Outcome::Waiting);
+        let mut running = snapshot(ok, ok, ok);
+        running.project = Some(br("proj", Some(RunPhase::Running)));
+        assert_eq!(running.outcome(), Outcome::Waiting);
+        let mut failed = snapshot(ok, ok, ok);
+        failed.project = Some(br("proj", Some(RunPhase::Failed)));
+        assert_eq!(
+            failed.outcome(),
+            Outcome::Failed("BackupRequest/proj".into())
+        );
+    }
+
+    #[test]
+    fn done_only_when_all_four_succeeded() {
         let ok = Some(Some(RunPhase::Succeeded));
         assert_eq!(snapshot(ok, ok, ok).outcome(), Outcome::Succeeded);
         for waiting in [

@@ -17,8 +17,12 @@ pub const STORE: &str = "backup-store";
 pub const KEY: &str = "backup-key";
 /// The failure webhook's URL (key `url`; it is a Secret because real webhook URLs carry tokens).
 pub const WEBHOOK: &str = "ops-webhook";
+/// The credentials the project backup copies the uploads bucket with (keys like [`STORE`]'s).
+/// In production this is a read-and-list-only identity; the demo's S3 server has one identity,
+/// so it holds the same keys as [`STORE`].
+pub const UPLOADS_READER: &str = "uploads-reader";
 /// Every Secret the demo creates.
-pub const NAMES: [&str; 4] = [DATABASE, STORE, KEY, WEBHOOK];
+pub const NAMES: [&str; 5] = [DATABASE, STORE, KEY, WEBHOOK, UPLOADS_READER];
 
 /// The values of the demo's Secrets.
 pub struct SecretValues {
@@ -43,15 +47,14 @@ pub async fn create(
     values: &SecretValues,
 ) -> anyhow::Result<()> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let s3_keys = vec![
+        ("AWS_ACCESS_KEY_ID", &values.s3_access_key),
+        ("AWS_SECRET_ACCESS_KEY", &values.s3_secret_key),
+    ];
     let secrets = [
         (DATABASE, vec![("password", &values.database_password)]),
-        (
-            STORE,
-            vec![
-                ("AWS_ACCESS_KEY_ID", &values.s3_access_key),
-                ("AWS_SECRET_ACCESS_KEY", &values.s3_secret_key),
-            ],
-        ),
+        (STORE, s3_keys.clone()),
+        (UPLOADS_READER, s3_keys),
         (KEY, vec![("key", &values.encryption_key_hex)]),
         (WEBHOOK, vec![("url", &values.webhook_url)]),
     ];

@@ -1,5 +1,6 @@
 //! Everything the demo runs beside the control plane: PostgreSQL with the seeded shop, the S3
-//! server and its bucket, a webhook receiver for failure notifications, the kubelet stand-in
+//! server with the backups bucket and the uploads bucket the project backup copies, a webhook
+//! receiver for failure notifications, the kubelet stand-in
 //! that runs the operator's runner Jobs with the freshly built binary, the CRDs, the Secrets,
 //! the backup operator as a local process with only its chart's RBAC, and the examples applied.
 
@@ -23,6 +24,7 @@ use vertice_testkit::services::s3::S3Server;
 use super::database::{self, RowCounts};
 use super::examples::{self, Endpoints, Example};
 use super::secrets::{self, SecretValues};
+use super::uploads::{self, Seeded};
 
 /// The namespace the demo's objects live in.
 pub const NAMESPACE: &str = "vertice-demo";
@@ -58,8 +60,12 @@ pub struct Stack {
     pub postgres: Postgres,
     /// Rows per table of the seeded database.
     pub source_rows: RowCounts,
-    /// The examples as applied (localized).
+    /// The examples as applied (localized), one of each of `examples::KINDS`.
     pub examples: Vec<Example>,
+    /// The project backup example as applied (localized).
+    pub project: Example,
+    /// The uploaded documents the project backup copies.
+    pub uploads: Seeded,
 }
 
 impl Stack {
@@ -93,6 +99,7 @@ impl Stack {
         );
         let s3 = step("the S3 server", S3Server::start()).await?;
         s3.create_bucket(BUCKET)?;
+        let uploads = step("the uploaded documents", uploads::seed(&s3)).await?;
         let webhook = HttpSink::start().await?;
 
         step("the backup CRDs", async {
@@ -163,23 +170,11 @@ impl Stack {
         };
         let mut applied = Vec::new();
         let examples_dir = crate::workspace_root().join("examples/backup");
-        for mut example in examples::load(&examples_dir)? {
-            for secret in examples::secret_names(&example.object) {
-                if !secrets::NAMES.contains(&secret.as_str()) {
-                    bail!(
-                        "examples/backup/{} names Secret {secret}, which the demo does not create",
-                        example.file
-                    );
-                }
-            }
-            examples::localize(&mut example.object, &endpoints);
-            examples::apply(client, NAMESPACE, &example.object).await?;
-            println!(
-                "    applied examples/backup/{} ({} {})",
-                example.file, example.kind, example.name
-            );
-            applied.push(example);
+        for example in examples::load(&examples_dir)? {
+            applied.push(apply_example(client, example, &endpoints).await?);
         }
+        let project = examples::load_project(&examples_dir)?;
+        let project = apply_example(client, project, &endpoints).await?;
         Ok(Self {
             operator,
             admin_addr,
@@ -189,6 +184,8 @@ impl Stack {
             postgres,
             source_rows,
             examples: applied,
+            project,
+            uploads,
         })
     }
 
@@ -205,6 +202,31 @@ impl Stack {
         self.operator.stop(OPERATOR_STOP_GRACE);
         drop(self);
     }
+}
+
+/// Applies `example` in [`NAMESPACE`], pointed at `endpoints`; returns it as applied.
+///
+/// Errors: it names a Secret the demo does not create, or the apiserver refused it.
+async fn apply_example(
+    client: &kube::Client,
+    mut example: Example,
+    endpoints: &Endpoints,
+) -> anyhow::Result<Example> {
+    for secret in examples::secret_names(&example.object) {
+        if !secrets::NAMES.contains(&secret.as_str()) {
+            bail!(
+                "examples/backup/{} names Secret {secret}, which the demo does not create",
+                example.file
+            );
+        }
+    }
+    examples::localize(&mut example.object, endpoints);
+    examples::apply(client, NAMESPACE, &example.object).await?;
+    println!(
+        "    applied examples/backup/{} ({} {})",
+        example.file, example.kind, example.name
+    );
+    Ok(example)
 }
 
 /// Runs `future` between a start line and a done line with its duration.

@@ -1,5 +1,6 @@
-//! What `--once` prints at the end: the backups made and the restore checked against its
-//! source by the demo's own row counts — or, when something failed, every condition of the
+//! What `--once` prints at the end: the backups made, the project backup's objects checked
+//! against the documents the demo uploaded, and the restore checked against its source by the
+//! demo's own row counts — or, when something failed, every condition of the
 //! watched objects, the operator's last log lines and the notifications it sent.
 
 use anyhow::bail;
@@ -33,6 +34,7 @@ pub async fn print(stack: &Stack, snapshot: &Snapshot) -> anyhow::Result<()> {
             }
         }
     }
+    print_project(stack, snapshot)?;
     let restore_example = stack.example("RestoreRequest")?;
     let Some(target_database) = restore_example.object["spec"]["target"]["database"].as_str()
     else {
@@ -78,6 +80,40 @@ pub async fn print(stack: &Stack, snapshot: &Snapshot) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the project backup and checks that it holds every uploaded document its globs do
+/// not exclude.
+///
+/// Errors: it has no result, or its object count differs from what the demo uploaded.
+fn print_project(stack: &Stack, snapshot: &Snapshot) -> anyhow::Result<()> {
+    let Some(request) = &snapshot.project else {
+        bail!("the project backup {} was not found", stack.project.name);
+    };
+    println!("  project backup (database dump + uploaded documents):");
+    for line in backup_lines(request) {
+        println!("    {line}");
+    }
+    let result = request.status.as_ref().and_then(|s| s.result.as_ref());
+    let objects = result.and_then(|r| r.object_count);
+    let seeded = stack.uploads;
+    println!(
+        "    objects: {} ({} copied, {} of {}) in the backup; the demo uploaded {} and the example excludes {}",
+        objects.map_or("?".to_owned(), |n| n.to_string()),
+        result.and_then(|r| r.objects_copied).unwrap_or_default(),
+        progress::human_bytes(result.and_then(|r| r.object_bytes).unwrap_or_default()),
+        super::uploads::UPLOADS_BUCKET,
+        seeded.included + seeded.excluded,
+        seeded.excluded
+    );
+    if objects != i64::try_from(seeded.included).ok() {
+        bail!(
+            "the project backup holds {objects:?} objects; {} were expected",
+            seeded.included
+        );
+    }
+    println!("    every uploaded document the globs do not exclude is in the backup");
+    Ok(())
+}
+
 /// Prints why the demo did not succeed: every watched object's phase and conditions, the
 /// operator's log tail, the runner Pods' output and how many failure notifications arrived.
 /// `failed` names the cause.
@@ -89,7 +125,11 @@ pub async fn print_failure(
 ) {
     eprintln!();
     eprintln!("FAILED: {failed}");
-    let requests = [&snapshot.on_demand, &snapshot.first_scheduled];
+    let requests = [
+        &snapshot.on_demand,
+        &snapshot.first_scheduled,
+        &snapshot.project,
+    ];
     for request in requests.into_iter().flatten() {
         eprintln!(
             "  BackupRequest/{}: {:?}",

@@ -183,6 +183,12 @@ async fn measure(
     let until_slot = (slot - Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(until_slot.saturating_sub(Duration::from_secs(2))).await;
     let rss_before_kib = scrape::status_kib(pid, "VmRSS").unwrap_or_default();
+    // Printed now too, so a run stopped before the slot ends still tells the cache's cost.
+    println!(
+        "    operator RSS before the slot: {:.1} MiB (peak so far {:.1} MiB)",
+        rss_before_kib as f64 / 1024.0,
+        scrape::status_kib(pid, "VmHWM").unwrap_or_default() as f64 / 1024.0
+    );
 
     let outcome = wait_for_slot(client, args.policies, slot).await;
     let metrics_url = format!("http://{admin_addr}/metrics");
