@@ -13,8 +13,13 @@
 //!   termination message only says why a run failed. A failed attempt whose manifest carries
 //!   this run's UID is a success (a retry found the backup already made).
 //! - The final status is written by this controller itself, then the counters, Events, post
-//!   hooks and notifications follow exactly once (`side_effects.rs`). Finished runs are never
-//!   reconciled again except for deletion: no requeue timer, no API call.
+//!   hooks and notifications follow exactly once (`backup_request/finish.rs`,
+//!   `side_effects.rs`). Finished runs are never reconciled again except for deletion: no
+//!   requeue timer, no API call.
+
+mod finish;
+
+use finish::{mark_post_run_done, post_run_done};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +45,7 @@ use super::queue::{Admission, RunQueue};
 use super::resolve::{self, ResolveError, RunSettings};
 use super::run_status;
 use super::secret_files;
-use super::side_effects::{self, Ended};
+use super::side_effects;
 use crate::api::executor::ExecutorType;
 use crate::api::run::{ErrorKind, RunPhase};
 use crate::api::{BackupRequest, BackupRequestStatus, VerticeBackup};
@@ -467,147 +472,6 @@ impl BackupRequests {
             .map_err(RunError::Store)?;
         Ok(None)
     }
-
-    /// Writes the final status, then counts, announces and notifies (once).
-    async fn finish(
-        &self,
-        request: &BackupRequest,
-        settings: &RunSettings,
-        mut status: BackupRequestStatus,
-        finish: Finish,
-        ctx: &Context,
-    ) -> Result<BackupRequestStatus, RunError> {
-        run_status::mark_completed(&mut status, ctx);
-        status.result = Some(finish.result.clone());
-        let phase = if finish.success {
-            RunPhase::Succeeded
-        } else {
-            RunPhase::Failed
-        };
-        let status = run_status::with_phase(
-            request,
-            status,
-            phase,
-            (finish.success, &finish.reason, finish.message.clone()),
-            ctx,
-        );
-        run_status::write(request, &status, ctx)
-            .await
-            .map_err(RunError::Kube)?;
-        self.history.backup_finished(request, &status, ctx);
-
-        let namespace = request.namespace().unwrap_or_default();
-        let backup = settings.backup_label(request);
-        let seconds = status.times.duration_seconds.unwrap_or(0.0);
-        self.metrics.run_finished(
-            &namespace,
-            &backup,
-            &settings.identity,
-            finish.success,
-            seconds,
-        );
-        if finish.success {
-            self.metrics.objects.run_succeeded(
-                &namespace,
-                &backup,
-                &settings.identity,
-                &finish.result,
-            );
-        }
-        if let Some(seconds) = finish.snapshot_seconds {
-            self.metrics
-                .snapshots
-                .snapshot_taken(&namespace, &settings.identity.project, seconds);
-        }
-        self.queue.release(request);
-        if finish.kind == Some(ErrorKind::StorageFailed)
-            && finish.reason != STORAGE_UNAVAILABLE
-            && self.destination_failed(request, settings, ctx).await
-        {
-            self.breakers.trip(
-                &resolve::storage_key(&settings.storage, &namespace),
-                &finish.message,
-                ctx.now(),
-            );
-        }
-        let reference = request.object_ref(&());
-        if finish.success {
-            ctx.events()
-                .normal(&reference, "Succeeded", "Backup", finish.message.clone())
-                .await;
-        } else {
-            ctx.events()
-                .warning(&reference, &finish.reason, "Backup", finish.message.clone())
-                .await;
-        }
-        self.post_run(request, settings, &status, ctx).await;
-        Ok(status)
-    }
-
-    /// Whether a run that failed with a store error failed at its backup storage (the
-    /// breaker's location). A run with an object part may have failed at its copy's SOURCE
-    /// bucket instead, which says nothing about the storage: the storage is probed then, so
-    /// a tenant's wrong source credentials never fail other runs to the same storage fast.
-    async fn destination_failed(
-        &self,
-        request: &BackupRequest,
-        settings: &RunSettings,
-        ctx: &Context,
-    ) -> bool {
-        if settings.object_store.is_none() {
-            return true;
-        }
-        let secrets: Api<Secret> = ctx.api(&request.namespace().unwrap_or_default());
-        outcome::probe(&secrets, settings).await.is_err()
-    }
-
-    /// Post hooks and notifications of a finished run, unless already done; then marks them
-    /// done.
-    async fn post_run(
-        &self,
-        request: &BackupRequest,
-        settings: &RunSettings,
-        status: &BackupRequestStatus,
-        ctx: &Context,
-    ) {
-        let namespace = request.namespace().unwrap_or_default();
-        let secrets: Api<Secret> = ctx.api(&namespace);
-        let result = status.result.clone().unwrap_or_default();
-        let ended = Ended {
-            error: result
-                .error_kind
-                .map(|kind| (kind, result.error_message.clone().unwrap_or_default())),
-            backup_name: result.backup_name.clone(),
-            raw_bytes: result.raw_size.and_then(|size| u64::try_from(size).ok()),
-            stored_bytes: result.stored_size.and_then(|size| u64::try_from(size).ok()),
-            duration: status
-                .times
-                .duration_seconds
-                .map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
-            location: result.location.clone(),
-        };
-        let event = side_effects::event(request, settings, Some(&ended), ctx.now());
-        let failures = side_effects::post_run(
-            &self.notifier,
-            &secrets,
-            settings,
-            &event,
-            &self.metrics,
-            &settings.backup_label(request),
-        )
-        .await;
-        for note in failures {
-            ctx.events()
-                .warning(
-                    &request.object_ref(&()),
-                    "NotificationFailed",
-                    "Notify",
-                    note,
-                )
-                .await;
-        }
-        mark_post_run_done(request, ctx).await;
-    }
 }
 
 /// Merges `labels` into the run's labels.
@@ -626,28 +490,6 @@ async fn write_labels(
     .await
     .map(drop)
     .map_err(RunError::Kube)
-}
-
-async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
-    let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
-    let patch = serde_json::json!({"metadata": {"annotations": {labels::POST_RUN_DONE: "true"}}});
-    if let Err(error) = api
-        .patch(
-            &request.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::warn!("cannot record that the post-run hooks and notifications ran: {error}");
-    }
-}
-
-fn post_run_done(request: &BackupRequest) -> bool {
-    request
-        .annotations()
-        .get(labels::POST_RUN_DONE)
-        .is_some_and(|value| value == "true")
 }
 
 impl Reconciler<BackupRequest> for BackupRequests {
