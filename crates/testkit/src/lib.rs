@@ -11,5 +11,6 @@ pub mod namespace;
 pub mod ports;
 pub mod process;
 pub mod services;
+pub mod shared;
 pub mod tools;
 pub mod wait;

@@ -12,10 +12,6 @@ use crate::api::run::{ErrorKind, RunPhase, RunTimes};
 use crate::api::{BackupRequest, RestoreRequest};
 use crate::controller::labels;
 
-/// The label naming a run's environment (`production`, `staging`, …). The same key as the
-/// projectruns part's `labels::ENVIRONMENT` (issue 8 §3).
-pub const ENVIRONMENT_LABEL: &str = "vertice.dev/environment";
-
 /// What every run row has.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunCommon {
@@ -176,7 +172,7 @@ fn common<K: kube::Resource>(
         uid: meta.uid.clone()?,
         name: meta.name.clone().unwrap_or_default(),
         project: label(labels::PROJECT).unwrap_or_else(|| namespace.clone()),
-        environment: label(ENVIRONMENT_LABEL).unwrap_or_default(),
+        environment: label(labels::ENVIRONMENT).unwrap_or_default(),
         namespace,
         phase: serde_name(&phase)?,
         reason: ready.map(|condition| condition.reason.clone()),
@@ -270,7 +266,10 @@ mod tests {
             ("shop", "")
         );
         let labelled = backup_run(&request(
-            &[("vertice.dev/project", "web"), (ENVIRONMENT_LABEL, "prod")],
+            &[
+                ("vertice.dev/project", "web"),
+                (labels::ENVIRONMENT, "prod"),
+            ],
             RunPhase::Failed,
         ))
         .unwrap();

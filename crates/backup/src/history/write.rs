@@ -12,38 +12,54 @@ use super::{HistoryError, HistoryUrl};
 /// two writers of one project recompute its totals one after the other.
 const TOTALS_LOCK_CLASS: i32 = 0x7668_6973; // "vhis"
 
-const UPSERT_BACKUP: &str = "
-INSERT INTO vertice_history.backup_runs AS runs
-    (uid, namespace, name, project, environment, phase, reason, message, error_kind,
-     error_message, attempts, started_at, completed_at, duration_seconds,
-     policy, backup_name, location, raw_bytes, stored_bytes)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-ON CONFLICT (uid) DO UPDATE SET
-    namespace = EXCLUDED.namespace, name = EXCLUDED.name, project = EXCLUDED.project,
-    environment = EXCLUDED.environment, phase = EXCLUDED.phase, reason = EXCLUDED.reason,
-    message = EXCLUDED.message, error_kind = EXCLUDED.error_kind,
-    error_message = EXCLUDED.error_message, attempts = EXCLUDED.attempts,
-    started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
-    duration_seconds = EXCLUDED.duration_seconds, policy = EXCLUDED.policy,
-    backup_name = EXCLUDED.backup_name, location = EXCLUDED.location,
-    raw_bytes = EXCLUDED.raw_bytes, stored_bytes = EXCLUDED.stored_bytes,
-    recorded_at = now()";
+/// The columns both run tables have, in the order of [`common_params`] ($1…$14); `uid` first,
+/// the key a rewrite updates by.
+const COMMON_COLUMNS: [&str; 14] = [
+    "uid",
+    "namespace",
+    "name",
+    "project",
+    "environment",
+    "phase",
+    "reason",
+    "message",
+    "error_kind",
+    "error_message",
+    "attempts",
+    "started_at",
+    "completed_at",
+    "duration_seconds",
+];
 
-const UPSERT_RESTORE: &str = "
-INSERT INTO vertice_history.restore_runs AS runs
-    (uid, namespace, name, project, environment, phase, reason, message, error_kind,
-     error_message, attempts, started_at, completed_at, duration_seconds,
-     backup_name, target, raw_bytes, verification)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-ON CONFLICT (uid) DO UPDATE SET
-    namespace = EXCLUDED.namespace, name = EXCLUDED.name, project = EXCLUDED.project,
-    environment = EXCLUDED.environment, phase = EXCLUDED.phase, reason = EXCLUDED.reason,
-    message = EXCLUDED.message, error_kind = EXCLUDED.error_kind,
-    error_message = EXCLUDED.error_message, attempts = EXCLUDED.attempts,
-    started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
-    duration_seconds = EXCLUDED.duration_seconds, backup_name = EXCLUDED.backup_name,
-    target = EXCLUDED.target, raw_bytes = EXCLUDED.raw_bytes,
-    verification = EXCLUDED.verification, recorded_at = now()";
+/// `backup_runs`' own columns, in the order of [`backup_params`].
+const BACKUP_COLUMNS: [&str; 5] = [
+    "policy",
+    "backup_name",
+    "location",
+    "raw_bytes",
+    "stored_bytes",
+];
+
+/// `restore_runs`' own columns, in the order of [`restore_params`].
+const RESTORE_COLUMNS: [&str; 4] = ["backup_name", "target", "raw_bytes", "verification"];
+
+/// The upsert of one row of `table` with [`COMMON_COLUMNS`] and then `own` columns as $1…$n:
+/// insert, or update every column of the row with the same `uid` and stamp `recorded_at`.
+/// Table and column names are this module's constants, never input.
+fn upsert_statement(table: &str, own: &[&str]) -> String {
+    let columns: Vec<&str> = COMMON_COLUMNS.iter().chain(own).copied().collect();
+    let placeholders: Vec<String> = (1..=columns.len()).map(|n| format!("${n}")).collect();
+    let updates: Vec<String> = columns[1..]
+        .iter()
+        .map(|column| format!("{column} = EXCLUDED.{column}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} AS runs ({}) VALUES ({}) ON CONFLICT (uid) DO UPDATE SET {}, recorded_at = now()",
+        columns.join(", "),
+        placeholders.join(", "),
+        updates.join(", ")
+    )
+}
 
 /// Recomputes one (project, environment)'s totals from the run tables ($1 project,
 /// $2 environment); deletes the line when neither table has a run of it any more.
@@ -87,9 +103,17 @@ pub async fn upsert(
     let fail = |error: tokio_postgres::Error| HistoryError::query(&error, url);
     let common = record.common();
     let transaction = client.transaction().await.map_err(fail)?;
-    let table = match record {
-        RunRecord::Backup(_) => "vertice_history.backup_runs",
-        RunRecord::Restore(_) => "vertice_history.restore_runs",
+    let (table, own, params) = match record {
+        RunRecord::Backup(run) => (
+            "vertice_history.backup_runs",
+            &BACKUP_COLUMNS[..],
+            backup_params(run),
+        ),
+        RunRecord::Restore(run) => (
+            "vertice_history.restore_runs",
+            &RESTORE_COLUMNS[..],
+            restore_params(run),
+        ),
     };
     // The row's project before this write: a run whose labels moved it to another project or
     // environment leaves the old one's totals to recompute too.
@@ -100,19 +124,10 @@ pub async fn upsert(
         )
         .await
         .map_err(fail)?;
-    match record {
-        RunRecord::Backup(run) => {
-            transaction
-                .execute(UPSERT_BACKUP, &backup_params(run))
-                .await
-        }
-        RunRecord::Restore(run) => {
-            transaction
-                .execute(UPSERT_RESTORE, &restore_params(run))
-                .await
-        }
-    }
-    .map_err(fail)?;
+    transaction
+        .execute(&upsert_statement(table, own), &params)
+        .await
+        .map_err(fail)?;
     let mut projects = vec![(common.project.clone(), common.environment.clone())];
     if let Some(row) = previous {
         let old: (String, String) = (row.try_get(0).map_err(fail)?, row.try_get(1).map_err(fail)?);
@@ -137,7 +152,7 @@ pub async fn upsert(
     transaction.commit().await.map_err(fail)
 }
 
-/// The parameters $1…$14 both run tables share.
+/// The parameters $1…$14 both run tables share ([`COMMON_COLUMNS`]).
 fn common_params(common: &RunCommon) -> Vec<&(dyn ToSql + Sync)> {
     vec![
         &common.uid,
@@ -178,4 +193,25 @@ fn restore_params(run: &RestoreRun) -> Vec<&(dyn ToSql + Sync)> {
         &run.verification,
     ]);
     params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_upsert_binds_every_column_once_and_updates_all_but_the_key() {
+        for (own, params) in [(&BACKUP_COLUMNS[..], 19), (&RESTORE_COLUMNS[..], 18)] {
+            let sql = upsert_statement("vertice_history.t", own);
+            assert!(sql.contains(&format!("${params})")), "{sql}");
+            assert!(!sql.contains(&format!("${}", params + 1)), "{sql}");
+            assert!(!sql.contains("uid = EXCLUDED.uid"), "{sql}");
+            for column in COMMON_COLUMNS[1..].iter().chain(own) {
+                assert!(
+                    sql.contains(&format!("{column} = EXCLUDED.{column}")),
+                    "{sql}"
+                );
+            }
+        }
+    }
 }

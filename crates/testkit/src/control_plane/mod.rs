@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 
@@ -68,20 +68,7 @@ impl ControlPlane {
     /// Safe to call from any number of `#[tokio::test]`s: the start happens once, on a thread of
     /// its own with its own runtime, so nothing in the static belongs to any test's runtime.
     pub async fn shared() -> anyhow::Result<&'static ControlPlane> {
-        let result = match SHARED.get() {
-            Some(result) => result,
-            None => {
-                tokio::task::spawn_blocking(|| {
-                    SHARED.get_or_init(|| {
-                        Self::start_blocking().map_err(|error| format!("{error:#}"))
-                    })
-                })
-                .await?
-            }
-        };
-        result
-            .as_ref()
-            .map_err(|error| anyhow!("the test control plane did not start: {error}"))
+        crate::shared::once(&SHARED, "the test control plane", Self::start).await
     }
 
     /// The shared control plane if some test already started it (without starting one).
@@ -94,16 +81,7 @@ impl ControlPlane {
     /// inside or outside a tokio runtime (but not on a runtime's async thread: use
     /// `spawn_blocking`).
     pub fn start_blocking() -> anyhow::Result<ControlPlane> {
-        std::thread::Builder::new()
-            .name("control-plane-start".to_owned())
-            .spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(Self::start())
-            })?
-            .join()
-            .map_err(|_| anyhow!("the control-plane start thread panicked"))?
+        crate::shared::on_own_runtime("the control plane", Self::start)
     }
 
     /// A client with cluster-admin rights (`system:masters`). Built per call, on the caller's

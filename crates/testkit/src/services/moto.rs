@@ -53,31 +53,7 @@ impl Moto {
     /// nothing in the static belongs to one test's runtime). A failed start is kept: every
     /// later test fails at once with the same message.
     pub async fn shared() -> anyhow::Result<&'static Moto> {
-        let result = match SHARED.get() {
-            Some(result) => result,
-            None => {
-                tokio::task::spawn_blocking(|| {
-                    SHARED.get_or_init(|| Self::start_blocking().map_err(|e| format!("{e:#}")))
-                })
-                .await?
-            }
-        };
-        result
-            .as_ref()
-            .map_err(|error| anyhow!("moto did not start: {error}"))
-    }
-
-    fn start_blocking() -> anyhow::Result<Moto> {
-        std::thread::Builder::new()
-            .name("moto-start".to_owned())
-            .spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()?
-                    .block_on(Self::start())
-            })?
-            .join()
-            .map_err(|_| anyhow!("the moto start thread panicked"))?
+        crate::shared::once(&SHARED, "moto", Self::start).await
     }
 
     /// Starts a server of the caller's own on a free port, with credentials enforced (see the
