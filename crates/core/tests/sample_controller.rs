@@ -140,6 +140,10 @@ struct Journal {
     cleanups: Mutex<Vec<String>>,
     /// Applies whose object (from the controller's cache) still carried `managedFields`.
     with_managed_fields: std::sync::atomic::AtomicUsize,
+    /// Applies whose object still carried kubectl's last-applied-configuration annotation.
+    with_last_applied: std::sync::atomic::AtomicUsize,
+    /// Applies whose object carried the annotation `keep` (other annotations must stay).
+    with_kept_annotation: std::sync::atomic::AtomicUsize,
 }
 
 impl Journal {
@@ -174,6 +178,17 @@ impl Reconciler<Sample> for SampleReconciler {
         if sample.metadata.managed_fields.is_some() {
             self.journal
                 .with_managed_fields
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        let annotations = sample.annotations();
+        if annotations.contains_key(LAST_APPLIED) {
+            self.journal
+                .with_last_applied
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        if annotations.contains_key("keep") {
+            self.journal
+                .with_kept_annotation
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let attempts_this_generation = {
@@ -292,6 +307,9 @@ impl Running {
     }
 }
 
+/// The annotation `kubectl apply` writes: the whole manifest again, as JSON.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 fn sample(name: &str, value: &str) -> Sample {
     let mut sample = Sample::new(
         name,
@@ -398,8 +416,16 @@ async fn finalizer_conditions_status_events_and_metrics() -> anyhow::Result<()> 
     let api: Api<Sample> = Api::namespaced(client.clone(), ns.name());
     let operator = Running::start(cp, ns.name()).await?;
 
-    api.create(&PostParams::default(), &sample("one", "a"))
-        .await?;
+    // Created as `kubectl apply` would: the manifest again in an annotation, beside another.
+    let mut one = sample("one", "a");
+    one.metadata.annotations = Some(
+        [
+            (LAST_APPLIED.to_owned(), serde_json::to_string(&one)?),
+            ("keep".to_owned(), "me".to_owned()),
+        ]
+        .into(),
+    );
+    api.create(&PostParams::default(), &one).await?;
     let first = wait_ready(&api, "one", "True", 1).await?;
     assert!(
         first.finalizers().iter().any(|f| f == FINALIZER),
@@ -428,6 +454,16 @@ async fn finalizer_conditions_status_events_and_metrics() -> anyhow::Result<()> 
             .load(std::sync::atomic::Ordering::SeqCst),
         0,
         "reconciles got objects with managedFields from the cache"
+    );
+    // The same for kubectl's copy of the manifest; other annotations stay.
+    let seen = |counter: &std::sync::atomic::AtomicUsize| {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert!(first.annotations().contains_key(LAST_APPLIED));
+    assert_eq!(seen(&operator.journal.with_last_applied), 0);
+    assert_eq!(
+        seen(&operator.journal.with_kept_annotation),
+        operator.journal.applies("one").len()
     );
 
     // A reconcile that changes nothing writes nothing: trigger one with a label change and

@@ -222,13 +222,23 @@ fn ready_status<K: ManagedResource>(object: &DeserializeGuard<K>) -> &'static st
     }
 }
 
-/// Drops `metadata.managedFields` from an object before the cache keeps it. No reconcile reads
-/// them (server-side apply computes ownership on the server), and on objects written by several
-/// managers they are often larger than the spec and status together: an operator caching
-/// thousands of finished runs would hold them all. A reconcile that needs them reads the object
-/// from the API server.
+/// The annotation `kubectl apply` keeps the whole applied manifest in.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops what no reconcile reads from an object before the cache keeps it:
+/// - `metadata.managedFields` (server-side apply computes ownership on the server); on objects
+///   written by several managers they are often larger than the spec and status together;
+/// - the annotation [`LAST_APPLIED_ANNOTATION`], a second copy of the manifest as JSON on every
+///   object a user created with `kubectl apply`.
+///
+/// An operator caching thousands of finished runs would hold them all. Other annotations stay.
+/// A reconcile that needs the dropped fields reads the object from the API server.
 fn trim_for_cache<K: ManagedResource>(object: &mut DeserializeGuard<K>) {
     if let Ok(object) = &mut object.0 {
-        object.meta_mut().managed_fields = None;
+        let meta = object.meta_mut();
+        meta.managed_fields = None;
+        if let Some(annotations) = &mut meta.annotations {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
     }
 }
