@@ -91,7 +91,24 @@ fn column_seconds(row: &Row, column: &str) -> Option<i64> {
         .map(|time| time.timestamp())
 }
 
-fn assert_common(row: &Row, meta: &kube::api::ObjectMeta, phase: RunPhase, times: &RunTimes) {
+/// What a backup row and a restore row both take from their run's object and status.
+struct Common<'a> {
+    meta: &'a kube::api::ObjectMeta,
+    phase: RunPhase,
+    times: &'a RunTimes,
+    conditions: &'a [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    attempts: Option<i32>,
+    error_kind: Option<String>,
+    error_message: Option<String>,
+    backup_name: Option<String>,
+    raw_size: Option<i64>,
+}
+
+/// Asserts the columns both run tables have against `run`; `name` labels the failures.
+fn assert_common(row: &Row, run: Common<'_>, name: &str) {
+    let Common {
+        meta, phase, times, ..
+    } = run;
     let labels = meta.labels.clone().unwrap_or_default();
     assert_eq!(row.get::<_, String>("name"), meta.name.clone().unwrap());
     assert_eq!(
@@ -128,6 +145,39 @@ fn assert_common(row: &Row, meta: &kube::api::ObjectMeta, phase: RunPhase, times
         row.get::<_, Option<f64>>("duration_seconds"),
         times.duration_seconds
     );
+    assert_eq!(
+        (
+            row.get::<_, Option<String>>("reason").unwrap(),
+            row.get::<_, Option<String>>("message").unwrap()
+        ),
+        ready(run.conditions),
+        "{name}"
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>("backup_name"),
+        run.backup_name,
+        "{name}"
+    );
+    assert_eq!(
+        row.get::<_, Option<i64>>("raw_bytes"),
+        run.raw_size,
+        "{name}"
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>("error_kind"),
+        run.error_kind,
+        "{name}"
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>("error_message"),
+        run.error_message,
+        "{name}"
+    );
+    assert_eq!(
+        row.get::<_, Option<i32>>("attempts"),
+        run.attempts,
+        "{name}"
+    );
 }
 
 fn kind_name(kind: Option<impl serde::Serialize>) -> Option<String> {
@@ -146,28 +196,21 @@ async fn assert_backup_row(env: &Env, url: &HistoryUrl, name: &str) {
     let row = row(url, "backup_runs", &request.metadata.uid.clone().unwrap()).await;
     let status = request.status.clone().unwrap();
     let result = status.result.clone().unwrap_or_default();
-    assert_common(&row, &request.metadata, status.phase, &status.times);
-    assert_eq!(
-        (
-            row.get::<_, Option<String>>("reason").unwrap(),
-            row.get::<_, Option<String>>("message").unwrap()
-        ),
-        ready(&status.conditions),
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<String>>("backup_name"),
-        result.backup_name,
-        "{name}"
-    );
+    let common = Common {
+        meta: &request.metadata,
+        phase: status.phase,
+        times: &status.times,
+        conditions: &status.conditions,
+        attempts: status.attempts,
+        error_kind: kind_name(result.error_kind),
+        error_message: result.error_message.clone(),
+        backup_name: result.backup_name.clone(),
+        raw_size: result.raw_size,
+    };
+    assert_common(&row, common, name);
     assert_eq!(
         row.get::<_, Option<String>>("location"),
         result.location,
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<i64>>("raw_bytes"),
-        result.raw_size,
         "{name}"
     );
     assert_eq!(
@@ -175,55 +218,29 @@ async fn assert_backup_row(env: &Env, url: &HistoryUrl, name: &str) {
         result.stored_size,
         "{name}"
     );
-    assert_eq!(
-        row.get::<_, Option<String>>("error_kind"),
-        kind_name(result.error_kind),
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<String>>("error_message"),
-        result.error_message,
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<i32>>("attempts"),
-        status.attempts,
-        "{name}"
-    );
 }
 
+/// The same for a RestoreRequest's row.
 async fn assert_restore_row(env: &Env, url: &HistoryUrl, name: &str) {
     let request = restores(env).get(name).await.unwrap();
     let row = row(url, "restore_runs", &request.metadata.uid.clone().unwrap()).await;
     let status = request.status.clone().unwrap();
     let result = status.result.clone().unwrap_or_default();
-    assert_common(&row, &request.metadata, status.phase, &status.times);
-    assert_eq!(
-        (
-            row.get::<_, Option<String>>("reason").unwrap(),
-            row.get::<_, Option<String>>("message").unwrap()
-        ),
-        ready(&status.conditions),
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<String>>("backup_name"),
-        result.backup_name,
-        "{name}"
-    );
+    let common = Common {
+        meta: &request.metadata,
+        phase: status.phase,
+        times: &status.times,
+        conditions: &status.conditions,
+        attempts: status.attempts,
+        error_kind: kind_name(result.error_kind),
+        error_message: result.error_message.clone(),
+        backup_name: result.backup_name.clone(),
+        raw_size: result.raw_size,
+    };
+    assert_common(&row, common, name);
     assert_eq!(
         row.get::<_, Option<String>>("target"),
         result.target,
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<i64>>("raw_bytes"),
-        result.raw_size,
-        "{name}"
-    );
-    assert_eq!(
-        row.get::<_, Option<String>>("error_kind"),
-        kind_name(result.error_kind),
         "{name}"
     );
     assert_eq!(
