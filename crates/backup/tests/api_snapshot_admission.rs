@@ -5,55 +5,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+#[path = "support/admission.rs"]
+mod admission;
+
+use admission::{api, create, example, setup, workspace_yaml};
 use serde_json::{Value, json};
-use vertice_testkit::control_plane::ControlPlane;
-use vertice_testkit::crds::install_crds;
-use vertice_testkit::namespace::TestNamespace;
-
-const GROUP: &str = "backup.vertice.dev";
-const VERSION: &str = "v1alpha1";
-
-/// `examples/backup/<file>`, or `docs/backup/<file>` for the snapshot example (the demo
-/// applies every file in `examples/backup/`, and has no RDS).
-fn example(file: &str) -> Value {
-    let folder = if file.contains("rds") {
-        "docs/backup"
-    } else {
-        "examples/backup"
-    };
-    let path = format!("{}/../../{folder}/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-async fn create(api: &Api<DynamicObject>, mut object: Value, name: &str) -> Result<(), String> {
-    object["metadata"] = json!({"name": name});
-    let object: DynamicObject = serde_json::from_value(object).unwrap();
-    api.create(&PostParams::default(), &object)
-        .await
-        .map(|_| ())
-        .map_err(|error| error.to_string())
-}
 
 #[tokio::test]
 async fn snapshot_runs_are_admitted_only_for_aws_and_alone() {
-    let control_plane = ControlPlane::shared().await.unwrap();
-    let client = control_plane.admin_client().await.unwrap();
-    install_crds(&client, &vertice_backup::crds())
-        .await
-        .unwrap();
-    let namespace = TestNamespace::create(&client, "api-snapshots")
-        .await
-        .unwrap();
-    let gvk = |kind| ApiResource::from_gvk(&GroupVersionKind::gvk(GROUP, VERSION, kind));
-    let runs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace.name(), &gvk("BackupRequest"));
-    let policies: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), namespace.name(), &gvk("VerticeBackup"));
+    let (client, namespace) = setup("api-snapshots").await;
+    let runs = api(&client, namespace.name(), "BackupRequest");
+    let policies = api(&client, namespace.name(), "VerticeBackup");
 
-    let run = example("backuprequest-rds-snapshot.yaml");
+    // In docs/: the demo applies every file of examples/backup/, and has no RDS.
+    let run = workspace_yaml("docs/backup/backuprequest-rds-snapshot.yaml");
     create(&runs, run.clone(), "accepted").await.unwrap();
 
     let vb = example("verticebackup.yaml");
