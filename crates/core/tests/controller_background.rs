@@ -1,7 +1,7 @@
 //! Work beside the reconcile proven against a REAL kube-apiserver (from vertice-testkit) with
 //! the test-only `Widget` controller: background tasks per object (result, refusal of a second
 //! task, cancellation on deletion, shutdown and lost leadership), condition times from an
-//! injected clock, and gauges computed from the cache.
+//! injected clock, gauges computed from the cache, a label-selected cache and start hooks.
 
 mod common;
 mod widget;
@@ -20,8 +20,8 @@ use kube::{
 };
 use vertice_core::{OperatorError, clock::ManualClock, tasks::SpawnRefused};
 use widget::{
-    WAIT, WidgetSpec, create_widgets, plain, ready, setup, setup_with, system_clock_now,
-    wait_ready, widget,
+    RETIRED_LABEL, Setup, WAIT, WidgetSpec, create_widgets, plain, ready, setup, setup_with,
+    system_clock_now, wait_ready, widget,
 };
 
 fn time(at: DateTime<Utc>) -> Time {
@@ -254,4 +254,82 @@ async fn losing_leadership_cancels_background_tasks_before_the_operator_returns(
     );
     assert_eq!(journal.cancelled(), vec!["leader-work".to_owned()]);
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unselected_widgets_stay_out_of_the_cache_and_the_start_hook_lists_them()
+-> anyhow::Result<()> {
+    let setup = setup("core-select", system_clock_now()).await?;
+    let ns = setup.ns.name().to_owned();
+    let retired = |name: &str, size: f64| {
+        let mut object = widget(name, WidgetSpec { size, ..plain() });
+        object.metadata.labels = Some([(RETIRED_LABEL.to_owned(), "yes".to_owned())].into());
+        object
+    };
+    // The retired one first: had the watch taken it, it would be cached before "live".
+    setup
+        .widgets
+        .create(&PostParams::default(), &retired("old", 1.5))
+        .await?;
+    create_widgets(
+        &setup,
+        vec![widget(
+            "live",
+            WidgetSpec {
+                size: 2.0,
+                ..plain()
+            },
+        )],
+    )
+    .await?;
+    let series =
+        |name: &str| format!(r#"vertice_wiring_widget_size{{namespace="{ns}",widget="{name}"}}"#);
+    let body = eventually("the live widget's series", WAIT, || async {
+        let body = setup.operator.metrics().await.ok()?;
+        body.contains(&series("live")).then_some(body)
+    })
+    .await?;
+    assert!(!body.contains(&series("old")), "{body}");
+    assert_eq!(setup.operator.journal.applies("old"), 0);
+    // The operator started before either widget existed: its hook listed none.
+    assert_eq!(
+        setup.operator.journal.start_listings(),
+        vec![Vec::<String>::new()]
+    );
+
+    // Retiring an object takes it out of the cache (and so out of the gauge).
+    setup
+        .widgets
+        .patch(
+            "live",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {RETIRED_LABEL: "yes"}}})),
+        )
+        .await?;
+    eventually("the retired widget's series to go", WAIT, || async {
+        let body = setup.operator.metrics().await.ok()?;
+        (!body.contains(&series("live"))).then_some(())
+    })
+    .await?;
+
+    // A restarted operator's start hook sees both, in its own namespace.
+    let Setup {
+        client: _,
+        ns: namespace,
+        widgets: _,
+        operator,
+    } = setup;
+    let clock = operator.clock.clone();
+    operator.stop().await?;
+    let cp = vertice_testkit::control_plane::ControlPlane::shared().await?;
+    let restarted = widget::Running::start(cp, namespace.name(), clock, false).await?;
+    eventually("the start hook of the restarted operator", WAIT, || async {
+        (!restarted.journal.start_listings().is_empty()).then_some(())
+    })
+    .await?;
+    assert_eq!(
+        restarted.journal.start_listings(),
+        vec![vec!["live".to_owned(), "old".to_owned()]]
+    );
+    restarted.stop().await
 }

@@ -33,6 +33,7 @@ use vertice_core::tasks::{SpawnRefused, TaskPoll};
 use vertice_core::{Applied, Context, Reconciler};
 
 use super::breaker::{Breakers, Verdict};
+use super::finished;
 use super::history_archive::HistoryArchive;
 use super::in_process::{InProcess, RunFailure};
 use super::job::{self, JobParams};
@@ -504,7 +505,13 @@ impl Reconciler<BackupRequest> for BackupRequests {
         if status.phase.is_finished() {
             // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
             self.history.backup_finished(&request, &status, ctx);
-            if !post_run_done(&request) {
+            self.metrics.sizes.observe(&request);
+            if post_run_done(&request) {
+                // Done by an operator older than the finished label, or its patch failed.
+                if !finished::is_labelled(request.as_ref()) {
+                    finished::label(request.as_ref(), ctx).await;
+                }
+            } else {
                 // The operator stopped between the final status and the post-run work.
                 let policies: Api<VerticeBackup> =
                     ctx.api(&request.namespace().unwrap_or_default());

@@ -93,6 +93,11 @@ impl HistoryArchive {
         Self { inner: None }
     }
 
+    /// Whether runs are recorded (`--history-database-url` was given).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
     /// An archive writing to `url` (the writer starts with the first offer).
     pub fn new(url: HistoryUrl) -> Self {
         Self {

@@ -48,3 +48,7 @@ pub const POST_RUN_DONE: &str = "backup.vertice.dev/post-run-done";
 pub fn managed_selector() -> String {
     format!("{MANAGED_BY}={MANAGED_BY_VALUE}")
 }
+
+/// On a BackupRequest or RestoreRequest: `true` once all its work is done; the operator's
+/// watches leave such runs out of memory (`finished.rs`).
+pub const FINISHED: &str = "backup.vertice.dev/finished";

@@ -9,8 +9,7 @@
 //! - `vertice_backup_duration_seconds{namespace,backup,project,environment}` — histogram of
 //!   finished runs' durations;
 //! - `vertice_backup_size_bytes{namespace,backup,project,environment}` — stored bytes of the
-//!   newest successful run, computed from the BackupRequest cache at scrape time (a deleted
-//!   run leaves no series);
+//!   newest successful run (`size_gauge.rs`);
 //! - `vertice_backup_restores_total{namespace,result}` — finished restores;
 //! - `vertice_backup_notification_failures_total{namespace,backup,channel}` — notifications
 //!   (and post hooks, channel `hook:<name>`) that failed after their retries.
@@ -18,23 +17,15 @@
 //! The VerticeBackup gauges (last success, expected interval, verification) live in
 //! `policy_metrics.rs`.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::jiff::Timestamp;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::MetricType;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use vertice_core::PrimaryStore;
 
 use super::object_metrics::ObjectMetrics;
-use super::project::{RunIdentity, environment_of, project_of};
+use super::project::RunIdentity;
 use crate::api::BackupRequest;
-use crate::api::run::RunPhase;
 
 /// `result` label value of a successful run.
 pub const SUCCESS: &str = "success";
@@ -87,6 +78,8 @@ pub struct RunMetrics {
     pub objects: ObjectMetrics,
     /// `vertice_backup_snapshot_duration_seconds` (issue 8, its own file).
     pub snapshots: super::snapshot_metrics::SnapshotMetrics,
+    /// `vertice_backup_size_bytes` (its own file).
+    pub sizes: super::size_gauge::RunSizes,
 }
 
 impl std::fmt::Debug for RunMetrics {
@@ -105,6 +98,7 @@ impl RunMetrics {
             notification_failures: Family::default(),
             objects: ObjectMetrics::register(registry),
             snapshots: super::snapshot_metrics::SnapshotMetrics::register(registry),
+            sizes: super::size_gauge::RunSizes::register(registry),
         };
         registry.register(
             "runs",
@@ -128,11 +122,6 @@ impl RunMetrics {
             metrics.notification_failures.clone(),
         );
         metrics
-    }
-
-    /// Registers `vertice_backup_size_bytes`, computed from `store` (the BackupRequest cache).
-    pub fn register_sizes(registry: &mut Registry, store: PrimaryStore<BackupRequest>) {
-        registry.register_collector(Box::new(SizeGauge { store }));
     }
 
     /// Counts one finished backup run of `identity`'s project and environment.
@@ -196,62 +185,4 @@ pub fn backup_label(request: &BackupRequest) -> String {
         .map(|reference| reference.name.clone())
         .or_else(|| request.metadata.name.clone())
         .unwrap_or_default()
-}
-
-/// `size_bytes` from the cache: for each (namespace, backup), the stored size of the newest
-/// successful run (by completion time). One pass over the cache per scrape.
-#[derive(Debug)]
-struct SizeGauge {
-    store: PrimaryStore<BackupRequest>,
-}
-
-impl Collector for SizeGauge {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        type Key = (String, String, String, String);
-        let mut newest: BTreeMap<Key, (Option<Timestamp>, i64)> = BTreeMap::new();
-        for object in self.store.state() {
-            let Ok(request) = object.0.as_ref() else {
-                continue;
-            };
-            let Some(status) = &request.status else {
-                continue;
-            };
-            if status.phase != RunPhase::Succeeded {
-                continue;
-            }
-            let Some(size) = status.result.as_ref().and_then(|result| result.stored_size) else {
-                continue;
-            };
-            let completed = status.times.completion_time.as_ref().map(|time| time.0);
-            let key = (
-                request.metadata.namespace.clone().unwrap_or_default(),
-                backup_label(request),
-                project_of(request),
-                environment_of(request).unwrap_or_default(),
-            );
-            match newest.get(&key) {
-                Some((time, _)) if *time >= completed => {}
-                _ => {
-                    newest.insert(key, (completed, size));
-                }
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "size",
-            "Stored bytes of the newest successful backup run, by namespace, backup, project and environment",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
-        )?;
-        for ((namespace, backup, project, environment), (_, size)) in newest {
-            let labels = [
-                ("namespace", namespace),
-                ("backup", backup),
-                ("project", project),
-                ("environment", environment),
-            ];
-            #[allow(clippy::cast_precision_loss)] // sizes below 2^53 bytes are exact
-            ConstGauge::new(size as f64).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
 }

@@ -14,6 +14,7 @@ use vertice_core::{ControllerBuilder, Operator, OperatorError, PrimaryStoreExt, 
 pub mod backup_request;
 pub mod breaker;
 pub mod engine_config;
+pub mod finished;
 pub mod history;
 pub mod history_archive;
 pub mod history_metrics;
@@ -40,6 +41,7 @@ pub mod run_status;
 pub mod scheduling;
 pub mod secret_files;
 pub mod side_effects;
+pub mod size_gauge;
 pub mod snapshot_config;
 pub mod snapshot_metrics;
 pub mod store_access;
@@ -48,7 +50,7 @@ pub mod vertice_backup;
 
 pub use options::{DEFAULT_MAX_DELETE_PERCENT, DEFAULT_RETENTION_INTERVAL, OperatorArgs};
 
-use crate::api::BackupRequest;
+use crate::api::{BackupRequest, RestoreRequest};
 use crate::notify::{Notifier, NotifierConfig};
 
 /// The safety-net requeue of finished runs: none in practice. A finished BackupRequest is
@@ -58,9 +60,9 @@ const NO_PERIODIC_REQUEUE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Builds the backup operator with every controller registered. Does not start it.
 pub fn operator(args: &OperatorArgs) -> Operator {
-    let mut operator =
-        Operator::new("backup", args.run.clone()).controller(vertice_backup::controller(args));
+    let mut operator = Operator::new("backup", args.run.clone());
     let metrics = metrics::RunMetrics::register(operator.registry());
+    operator = operator.controller(vertice_backup::controller(args, metrics.sizes.clone()));
     let archive = args.history_database_url.clone().map_or_else(
         history_archive::HistoryArchive::disabled,
         history_archive::HistoryArchive::new,
@@ -85,6 +87,8 @@ pub fn operator(args: &OperatorArgs) -> Operator {
         );
         return operator;
     };
+    let sizes = metrics.sizes.clone();
+    let runs_archive = archive.clone();
     let runs = ControllerBuilder::new_with_store(|store| {
         backup_request::BackupRequests::new(
             config,
@@ -98,16 +102,43 @@ pub fn operator(args: &OperatorArgs) -> Operator {
     })
     .reconcile_on(woken)
     .requeue_after(NO_PERIODIC_REQUEUE)
-    .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()));
-    metrics::RunMetrics::register_sizes(operator.registry(), runs.store());
+    .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()))
+    .watch_labels(&finished::unfinished())
+    .on_start(|ctx, namespace| async move {
+        let visited =
+            finished::for_each_finished::<BackupRequest>(&ctx, namespace.as_deref(), |run| {
+                sizes.observe(run);
+                if let Some(status) = &run.status {
+                    runs_archive.backup_finished(run, status, &ctx);
+                }
+            })
+            .await;
+        tracing::info!(runs = visited, "finished BackupRequests read at start");
+    });
+    let restores_archive = archive.clone();
     let restores = ControllerBuilder::new(
         restore_request::RestoreRequests::new(restore_config, restore_metrics)
             .with_history(archive),
     )
     .requeue_after(NO_PERIODIC_REQUEUE)
     .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()))
-    .watches_with_store::<BackupRequest, _>(|run, store| {
-        store.refs_where(|restore| restore_request::restores_from(restore, &run))
+    .watches_selected_with_store::<BackupRequest, _>(
+        watcher::Config::default().labels(&finished::unfinished()),
+        |run, store| store.refs_where(|restore| restore_request::restores_from(restore, &run)),
+    )
+    .watch_labels(&finished::unfinished())
+    .on_start(|ctx, namespace| async move {
+        if !restores_archive.is_enabled() {
+            return;
+        }
+        let visited =
+            finished::for_each_finished::<RestoreRequest>(&ctx, namespace.as_deref(), |restore| {
+                if let Some(status) = &restore.status {
+                    restores_archive.restore_finished(restore, status, &ctx);
+                }
+            })
+            .await;
+        tracing::info!(runs = visited, "finished RestoreRequests read at start");
     });
     operator.controller(runs).controller(restores)
 }

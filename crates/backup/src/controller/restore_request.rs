@@ -17,6 +17,7 @@ use vertice_core::error::{ErrorClass, ReconcileError};
 use vertice_core::{Applied, Context, Reconciler};
 
 use super::backup_request::RunConfig;
+use super::finished;
 use super::history_archive::HistoryArchive;
 use super::job::{self, JobParams};
 use super::job_result::{JobState, job_state};
@@ -408,6 +409,8 @@ impl RestoreRequests {
                 .warning(&reference, &reason, "Restore", outcome.message)
                 .await;
         }
+        // All done: the run leaves the operator's caches.
+        finished::label(request, ctx).await;
         Ok(done)
     }
 }
@@ -424,6 +427,9 @@ impl Reconciler<RestoreRequest> for RestoreRequests {
         if status.phase.is_finished() {
             // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
             self.history.restore_finished(&request, &status, ctx);
+            if !finished::is_labelled(request.as_ref()) {
+                finished::label(request.as_ref(), ctx).await;
+            }
             return Ok(Applied::new(status));
         }
         let namespace = request.namespace().unwrap_or_default();

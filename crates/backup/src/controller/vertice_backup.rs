@@ -23,6 +23,7 @@ use crate::api::schedule::Schedule;
 use crate::api::vertice_backup::DeletionPolicy;
 use crate::api::{BackupRequest, VerticeBackup, VerticeBackupStatus};
 
+use super::finished;
 use super::history::{beyond_limits, limits};
 use super::options::OperatorArgs;
 use super::policy_error::PolicyError;
@@ -34,6 +35,7 @@ use super::scheduling::{
     MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL, SlotAction, decide, is_active, is_owned_by,
     last_acted_slot, schedule_of, scheduled_run, scheduled_time,
 };
+use super::size_gauge::RunSizes;
 use super::store_access::{open_store, snapshot_access};
 use super::verification::{drill, drill_schedule, last_drill_slot, verified};
 
@@ -46,15 +48,22 @@ pub const SCHEDULED: &str = "Scheduled";
 pub struct VerticeBackups {
     pub(super) retention_interval: Duration,
     pub(super) max_delete_percent: u8,
+    /// The size gauge, whose series of a deleted VerticeBackup go with it.
+    pub(super) sizes: RunSizes,
 }
 
 /// The VerticeBackup controller with its finalizer, its owned runs and drills (only those a
-/// schedule made: label `app.kubernetes.io/managed-by=vertice-backup`) and its gauges.
-pub fn controller(args: &OperatorArgs) -> ControllerBuilder<VerticeBackup, VerticeBackups> {
-    let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+/// schedule made: label `app.kubernetes.io/managed-by=vertice-backup`, and only until they
+/// are labelled finished: `finished.rs`) and its gauges. `sizes` is the run size gauge.
+pub fn controller(
+    args: &OperatorArgs,
+    sizes: RunSizes,
+) -> ControllerBuilder<VerticeBackup, VerticeBackups> {
+    let managed = finished::unfinished_and(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let builder = ControllerBuilder::new(VerticeBackups {
         retention_interval: args.retention_interval,
         max_delete_percent: args.retention_max_delete_percent,
+        sizes,
     })
     .finalizer(FINALIZER)
     .owns_with::<BackupRequest>(watcher::Config::default().labels(&managed))
@@ -426,6 +435,8 @@ impl Reconciler<VerticeBackup> for VerticeBackups {
     }
 
     async fn cleanup(&self, backup: Arc<VerticeBackup>, ctx: &Context) -> Result<(), PolicyError> {
+        self.sizes
+            .forget(&backup.namespace().unwrap_or_default(), &backup.name_any());
         if backup.spec.deletion_policy != DeletionPolicy::Delete {
             return Ok(());
         }

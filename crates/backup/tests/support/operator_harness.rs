@@ -28,6 +28,7 @@ use vertice_backup::controller::OperatorArgs;
 use vertice_backup::controller::scheduling::{
     MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL, POLICY_UID_LABEL,
 };
+use vertice_backup::controller::size_gauge::RunSizes;
 use vertice_backup::controller::vertice_backup::controller;
 use vertice_backup::progress::Progress;
 use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
@@ -116,7 +117,7 @@ impl Running {
             .handle_signals(false)
             .shutdown_on(stop.clone())
             .on_admin_bound(bound_tx)
-            .controller(controller(&args).reconcile_on(wake));
+            .controller(controller(&args, RunSizes::default()).reconcile_on(wake));
         let task = tokio::spawn(operator.run());
         let admin = bound_rx
             .await

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use kube::{core::DeserializeGuard, runtime::reflector};
 
 use super::{
@@ -10,6 +11,7 @@ use super::{
     relations::{PrimaryStore, Relation},
 };
 use crate::{
+    Context,
     backoff::BackoffPolicy,
     metrics::{GaugeLabels, GaugeSamples},
     status::ManagedResource,
@@ -29,7 +31,14 @@ pub struct ControllerBuilder<K: ManagedResource, R: Reconciler<K>> {
     pub(super) store_writer: reflector::store::Writer<DeserializeGuard<K>>,
     pub(super) triggers: Vec<TriggerReceiver<K>>,
     pub(super) gauges: Vec<CacheGauge>,
+    pub(super) labels: Option<String>,
+    pub(super) start_hooks: Vec<StartHook>,
 }
+
+/// Work run once each time the controller starts; see
+/// [`ControllerBuilder::on_start`].
+pub(super) type StartHook =
+    Box<dyn FnOnce(Context, Option<String>) -> BoxFuture<'static, ()> + Send>;
 
 /// One gauge computed from the cache at scrape time.
 pub(super) struct CacheGauge {
@@ -62,6 +71,8 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
             store_writer,
             triggers: Vec::new(),
             gauges: Vec::new(),
+            labels: None,
+            start_hooks: Vec::new(),
         }
     }
 
@@ -84,6 +95,41 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
     #[must_use]
     pub fn finalizer(mut self, name: &str) -> Self {
         self.finalizer = Some(name.to_owned());
+        self
+    }
+
+    /// Watches and caches only the objects of `K` that the label selector `selector` matches
+    /// (Kubernetes syntax, e.g. `!backup.vertice.dev/finished`). An object that stops matching
+    /// leaves the cache (the watch reports it as deleted, so no cleanup runs) and is not
+    /// reconciled again until it matches again; `vertice_resources` and cache gauges count only
+    /// the matching objects. Use it to keep objects that need no more work (finished runs) out
+    /// of memory: the operator labels an object once its work is done, and reads such objects
+    /// with a paged list when it needs them (see [`on_start`](Self::on_start)). Default: every
+    /// object.
+    #[must_use]
+    pub fn watch_labels(mut self, selector: &str) -> Self {
+        self.labels = Some(selector.to_owned());
+        self
+    }
+
+    /// Runs `hook(ctx, namespace)` once each time the controller starts (after the leader
+    /// election is won), beside the watch, as a tracked background task: the operator waits
+    /// for it on shutdown, so it must return soon after `ctx.stop_token()` is cancelled.
+    /// `namespace` is the watched namespace, `None` when the controller watches all of them.
+    /// For start-up passes over objects the controller does not cache (see
+    /// [`watch_labels`](Self::watch_labels)). A hook reports its own failures (log, Event);
+    /// nothing retries it.
+    #[must_use]
+    pub fn on_start<F>(
+        mut self,
+        hook: impl FnOnce(Context, Option<String>) -> F + Send + 'static,
+    ) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.start_hooks.push(Box::new(move |ctx, namespace| {
+            Box::pin(hook(ctx, namespace))
+        }));
         self
     }
 

@@ -133,7 +133,23 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
     /// reconciled by their own initial listing anyway.
     #[must_use]
     pub fn watches_with_store<Other, I>(
+        self,
+        mapper: impl Fn(Other, &PrimaryStore<K>) -> I + Send + Sync + 'static,
+    ) -> Self
+    where
+        Other: WatchedKind,
+        I: IntoIterator<Item = ObjectRef<K>> + 'static,
+        I::IntoIter: Send,
+    {
+        self.watches_selected_with_store(watcher::Config::default(), mapper)
+    }
+
+    /// [`watches_with_store`](Self::watches_with_store) for only the `Other` objects `config`
+    /// selects (e.g. runs that are not finished: `!backup.vertice.dev/finished`).
+    #[must_use]
+    pub fn watches_selected_with_store<Other, I>(
         mut self,
+        config: watcher::Config,
         mapper: impl Fn(Other, &PrimaryStore<K>) -> I + Send + Sync + 'static,
     ) -> Self
     where
@@ -146,7 +162,7 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
             .push(Box::new(move |controller, client, namespace| {
                 controller.watches(
                     scoped_api::<Other>(client, namespace),
-                    watcher::Config::default(),
+                    config,
                     move |other| mapper(other, &store).into_iter().map(guard_ref::<K>),
                 )
             }));

@@ -74,6 +74,8 @@ async fn run_controller<K: ManagedResource, R: Reconciler<K>>(
         store_writer,
         triggers,
         gauges,
+        labels,
+        start_hooks,
     } = builder;
     let api = scoped_api::<DeserializeGuard<K>>(&runtime.client, runtime.namespace.as_deref());
 
@@ -85,7 +87,11 @@ async fn run_controller<K: ManagedResource, R: Reconciler<K>>(
         });
     }
 
-    let primary = watcher(api, watcher::Config::default())
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &labels {
+        config = config.labels(selector);
+    }
+    let primary = watcher(api, config)
         .default_backoff()
         .modify(trim_for_cache::<K>)
         .reflect(store_writer)
@@ -105,9 +111,15 @@ async fn run_controller<K: ManagedResource, R: Reconciler<K>>(
     register_gauges(&runtime, &name, &store, gauges);
     watch_readiness(&runtime, &name, store);
 
+    let ctx = Context::new(&runtime, &name);
+    for hook in start_hooks {
+        runtime
+            .tasks
+            .spawn(hook(ctx.clone(), runtime.namespace.clone()));
+    }
     let shared = Arc::new(Shared {
         reconciler,
-        ctx: Context::new(&runtime, &name),
+        ctx,
         backoff: ObjectBackoff::new(backoff),
         metrics: runtime.metrics.clone(),
         finalizer,

@@ -22,7 +22,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, CustomResource, Resource, ResourceExt,
-    api::{ObjectMeta, Patch, PostParams},
+    api::{ListParams, ObjectMeta, Patch, PostParams},
     runtime::{reflector::ObjectRef, watcher},
 };
 use schemars::JsonSchema;
@@ -44,6 +44,8 @@ use vertice_testkit::{control_plane::ControlPlane, namespace::TestNamespace};
 
 /// Children with this label are watched by `owns_with`; others are not.
 pub const OWNED_LABEL: &str = "wiring.test.vertice.dev/owned";
+/// Widgets with this label are left out of the controller's watch and cache.
+pub const RETIRED_LABEL: &str = "wiring.test.vertice.dev/retired";
 /// On a ServiceAccount: the comma-separated Widgets it maps to.
 pub const WIDGETS_ANNOTATION: &str = "wiring.test.vertice.dev/widgets";
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -128,6 +130,8 @@ pub struct Journal {
     pub refusals: Mutex<Vec<(String, SpawnRefused)>>,
     pub cancelled: Mutex<Vec<String>>,
     pub gates: Mutex<HashMap<String, Arc<Notify>>>,
+    /// What each run of the start hook listed: the retired widgets of its namespace.
+    pub start_listings: Mutex<Vec<Vec<String>>>,
 }
 
 pub fn count(map: &Mutex<HashMap<String, usize>>, name: &str) -> usize {
@@ -159,6 +163,12 @@ impl Journal {
         self.gates
             .lock()
             .map(|mut gates| gates.entry(name.to_owned()).or_default().clone())
+            .unwrap_or_default()
+    }
+    pub fn start_listings(&self) -> Vec<Vec<String>> {
+        self.start_listings
+            .lock()
+            .map(|l| l.clone())
             .unwrap_or_default()
     }
     /// Lets the background task of `name` finish.
@@ -288,6 +298,7 @@ impl Running {
         let (trigger, wake) = trigger::channel::<Widget>();
         let tasks_trigger = trigger.clone();
         let reconciler_journal = journal.clone();
+        let hook_journal = journal.clone();
         let controller = ControllerBuilder::new_with_store(move |store| Widgets {
             journal: reconciler_journal,
             tasks: ObjectTasks::new(tasks_trigger, store),
@@ -317,7 +328,9 @@ impl Running {
             ];
             vec![(labels, widget.spec.size)]
         })
-        .reconcile_on(wake);
+        .reconcile_on(wake)
+        .watch_labels(&format!("!{RETIRED_LABEL}"))
+        .on_start(move |ctx, namespace| list_retired(ctx, namespace, hook_journal));
 
         let stop = CancellationToken::new();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -367,6 +380,23 @@ impl Running {
             || async { (self.journal.applies(name) > before).then_some(()) },
         )
         .await
+    }
+}
+
+/// The start hook: records the names of the retired widgets of `namespace` (sorted).
+async fn list_retired(ctx: Context, namespace: Option<String>, journal: Arc<Journal>) {
+    let api: Api<Widget> = match &namespace {
+        Some(namespace) => Api::namespaced(ctx.client().clone(), namespace),
+        None => Api::all(ctx.client().clone()),
+    };
+    let params = ListParams::default().labels(RETIRED_LABEL);
+    let mut names: Vec<String> = match api.list(&params).await {
+        Ok(list) => list.items.iter().map(ResourceExt::name_any).collect(),
+        Err(error) => vec![format!("error: {error}")],
+    };
+    names.sort();
+    if let Ok(mut listings) = journal.start_listings.lock() {
+        listings.push(names);
     }
 }
 

@@ -7,9 +7,11 @@ use anyhow::Context;
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use futures::{StreamExt, TryStreamExt};
 use kube::Api;
+use kube::ResourceExt;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use vertice_backup::api::{BackupRequest, VerticeBackup};
+use vertice_backup::controller::labels;
 
 use crate::demo::secrets;
 
@@ -139,6 +141,7 @@ pub async fn create_finished_requests(
     policies: usize,
     per_policy: usize,
     now: DateTime<Utc>,
+    labelled: bool,
 ) -> anyhow::Result<()> {
     let api: Api<BackupRequest> = Api::namespaced(client.clone(), namespace);
     let status_api: Api<DynamicObject> = Api::namespaced_with(
@@ -157,7 +160,7 @@ pub async fn create_finished_requests(
             let status_api = status_api.clone();
             let slot = today - chrono::Duration::days(i64::try_from(day).unwrap_or(i64::MAX));
             async move {
-                let (request, status) = finished_request(&policy_name(index), slot)?;
+                let (request, status) = finished_request(&policy_name(index), slot, labelled)?;
                 let name = request.metadata.name.clone().unwrap_or_default();
                 api.create(&PostParams::default(), &request)
                     .await
@@ -179,10 +182,15 @@ pub async fn create_finished_requests(
 }
 
 /// A BackupRequest of `policy` for `slot` as its schedule would have created it, and the status
-/// of a successful run of it.
-fn finished_request(policy: &str, slot: DateTime<Utc>) -> anyhow::Result<(BackupRequest, Value)> {
+/// of a successful run of it. `labelled`: with the finished label and post-run annotation the
+/// operator adds once the run's work is done.
+fn finished_request(
+    policy: &str,
+    slot: DateTime<Utc>,
+    labelled: bool,
+) -> anyhow::Result<(BackupRequest, Value)> {
     let name = slot_request_name(policy, slot);
-    let request: BackupRequest = serde_json::from_value(json!({
+    let mut request: BackupRequest = serde_json::from_value(json!({
         "apiVersion": "backup.vertice.dev/v1alpha1",
         "kind": "BackupRequest",
         "metadata": {
@@ -196,6 +204,14 @@ fn finished_request(policy: &str, slot: DateTime<Utc>) -> anyhow::Result<(Backup
         },
         "spec": {"backupRef": {"name": policy}},
     }))?;
+    if labelled {
+        request
+            .labels_mut()
+            .insert(labels::FINISHED.to_owned(), "true".to_owned());
+        request
+            .annotations_mut()
+            .insert(labels::POST_RUN_DONE.to_owned(), "true".to_owned());
+    }
     let started = slot + chrono::Duration::seconds(2);
     let completed = started + chrono::Duration::seconds(3);
     let backup_name = format!("postgres-{}", slot.format("%Y%m%dT%H%M%S.000Z"));
@@ -273,14 +289,22 @@ mod tests {
             serde_json::from_value(object.clone()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parsed.metadata.name.as_deref(), Some("bench-0042"));
         assert_eq!(object["spec"]["executor"]["type"], "InProcess");
-        let (request, status) = finished_request("bench-0042", at("2026-11-29T03:00:00Z"))
+        let (request, status) = finished_request("bench-0042", at("2026-11-29T03:00:00Z"), true)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(status["phase"], "Succeeded");
+        assert_eq!(
+            request.labels().get(labels::FINISHED).map(String::as_str),
+            Some("true")
+        );
         assert!(
             request
                 .metadata
                 .name
                 .is_some_and(|name| name.starts_with("bench-0042-"))
         );
+        let (legacy, _) = finished_request("bench-0042", at("2026-11-29T03:00:00Z"), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!legacy.labels().contains_key(labels::FINISHED));
+        assert!(!legacy.annotations().contains_key(labels::POST_RUN_DONE));
     }
 }

@@ -9,11 +9,11 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::Context;
 
-use super::super::labels;
 use super::super::outcome::{self, Finish};
 use super::super::resolve::{self, RunSettings};
 use super::super::run_status;
 use super::super::side_effects::{self, Ended};
+use super::super::{finished, labels};
 use super::{BackupRequests, RunError, STORAGE_UNAVAILABLE};
 use crate::api::run::{ErrorKind, RunPhase};
 use crate::api::{BackupRequest, BackupRequestStatus};
@@ -46,6 +46,9 @@ impl BackupRequests {
             .await
             .map_err(RunError::Kube)?;
         self.history.backup_finished(request, &status, ctx);
+        let mut done = request.clone();
+        done.status = Some(status.clone());
+        self.metrics.sizes.observe(&done);
 
         let namespace = request.namespace().unwrap_or_default();
         let backup = settings.backup_label(request);
@@ -163,7 +166,8 @@ impl BackupRequests {
 
 pub(super) async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
     let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
-    let patch = serde_json::json!({"metadata": {"annotations": {labels::POST_RUN_DONE: "true"}}});
+    // The last step of a run: it also leaves the operator's caches (`finished.rs`).
+    let patch = finished::patch(serde_json::json!({labels::POST_RUN_DONE: "true"}));
     if let Err(error) = api
         .patch(
             &request.name_any(),
@@ -172,7 +176,9 @@ pub(super) async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
         )
         .await
     {
-        tracing::warn!("cannot record that the post-run hooks and notifications ran: {error}");
+        tracing::warn!(
+            "cannot record that the post-run hooks and notifications ran (the run stays cached): {error}"
+        );
     }
 }
 
