@@ -1,7 +1,8 @@
 //! The RestoreRequest controller against the real kube-apiserver and job controller, the
 //! kubelet stand-in running the real `vertice-backup runner`, real PostgreSQL and the real S3
 //! server: a restore from a BackupRequest equals its source, a restore waits for its backup
-//! and fails when that failed, and an existing database is replaced only with `overwrite`.
+//! and fails when that failed, an existing database is replaced only with `overwrite`, and a
+//! finished restore is labelled finished (out of the operator's caches).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
@@ -14,6 +15,7 @@ use operator_env::{Env, eventually, sample};
 use serde_json::{Value, json};
 use vertice_backup::api::restore_request::{RestoreRequest, VerificationResult};
 use vertice_backup::api::run::{ErrorKind, RunPhase};
+use vertice_backup::controller::labels::FINISHED;
 
 /// A running operator with the kubelet stand-in, and a Succeeded backup `nightly` of `shop`.
 async fn env_with_backup(prefix: &str) -> Env {
@@ -136,6 +138,20 @@ async fn a_restore_from_a_backup_request_equals_its_source() {
         .await
         .unwrap();
     assert_eq!(jobs.items.len(), 1);
+    // Its work done, the restore leaves the operator's caches: labelled finished, like the
+    // backup it restored from.
+    let restores: Api<RestoreRequest> = Api::namespaced(env.client.clone(), env.ns.name());
+    let finished = |labels: Option<std::collections::BTreeMap<String, String>>| {
+        labels.and_then(|labels| labels.get(FINISHED).cloned()) == Some("true".to_owned())
+    };
+    eventually("the restore to be labelled finished", || async {
+        finished(restores.get("copy").await.ok()?.metadata.labels).then_some(())
+    })
+    .await;
+    eventually("its backup to be labelled finished", || async {
+        finished(env.requests().get("nightly").await.ok()?.metadata.labels).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,12 @@
 //! Kubernetes Events (events.k8s.io/v1) for decisions a user wants to see in `kubectl describe`.
 //!
-//! One kube [`Recorder`] per controller: it deduplicates repeated events into a series, which only
-//! works when the same recorder sees them. Publishing is best effort: a failed Event is logged,
+//! One kube [`Recorder`] per controller (renewed every [`RECORDER_PUBLISHES`] publishes): it
+//! deduplicates repeated events into a series, which only works when the same recorder sees
+//! them. Publishing is best effort: a failed Event is logged,
 //! never turned into a reconcile failure, because the Event is a report about the work, not the
 //! work. RBAC needs `create` and `patch` on `events.k8s.io/events` (patch is used for series).
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
@@ -13,23 +16,70 @@ use kube::{
 
 use crate::error::{MAX_NOTE_BYTES, truncate};
 
-/// Publishes Events on behalf of one controller.
+/// Publishes after which a controller's recorder is replaced by a fresh one (see [`Events`]).
+pub const RECORDER_PUBLISHES: u32 = 512;
+
+/// Publishes Events on behalf of one controller. Cloning shares it.
+///
+/// kube's recorder keeps every Event it published in the last 6 minutes to fold repeats into a
+/// series, in a hash table that never shrinks: after a burst (1,000 schedules firing in one
+/// minute publish thousands of Events) it held about 9 MB for the rest of the process. So the
+/// recorder is replaced by a fresh one every [`RECORDER_PUBLISHES`] publishes; the old one's
+/// memory goes with it. The cost: a repeat that arrives just after a replacement starts a new
+/// series instead of counting in the old one.
 #[derive(Clone)]
 pub struct Events {
+    client: Client,
+    reporter: Reporter,
+    rotate_after: u32,
+    current: Arc<Mutex<Current>>,
+}
+
+/// The recorder in use and how many Events it published.
+struct Current {
     recorder: Recorder,
+    published: u32,
 }
 
 impl Events {
     /// A publisher reporting as `controller` (shown as the event's reporting controller) from the
     /// replica `instance` (its pod name).
     pub fn new(client: Client, controller: &str, instance: &str) -> Self {
+        Self::with_rotation(client, controller, instance, RECORDER_PUBLISHES)
+    }
+
+    /// [`new`](Self::new) with a fresh recorder every `rotate_after` publishes (at least 1).
+    pub fn with_rotation(
+        client: Client,
+        controller: &str,
+        instance: &str,
+        rotate_after: u32,
+    ) -> Self {
         let reporter = Reporter {
             controller: controller.to_owned(),
             instance: Some(instance.to_owned()),
         };
+        let recorder = Recorder::new(client.clone(), reporter.clone());
         Self {
-            recorder: Recorder::new(client, reporter),
+            client,
+            reporter,
+            rotate_after: rotate_after.max(1),
+            current: Arc::new(Mutex::new(Current {
+                recorder,
+                published: 0,
+            })),
         }
+    }
+
+    /// The recorder for the next publish, replaced first when it is due.
+    fn recorder(&self) -> Recorder {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if current.published >= self.rotate_after {
+            current.recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+            current.published = 0;
+        }
+        current.published += 1;
+        current.recorder.clone()
     }
 
     /// A `Normal` event: something the user asked for happened.
@@ -111,7 +161,7 @@ impl Events {
             note: Some(truncate(note, MAX_NOTE_BYTES)),
             secondary: related.cloned(),
         };
-        if let Err(error) = self.recorder.publish(&event, regarding).await {
+        if let Err(error) = self.recorder().publish(&event, regarding).await {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 reason,

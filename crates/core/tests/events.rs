@@ -1,6 +1,7 @@
 //! Core's Event publisher against the real API server: kube's recorder folds repeated Events
 //! into a series, and `normal_related` keeps Events about different related objects apart (an
-//! Event that names the object it created must not be folded into the first one's note).
+//! Event that names the object it created must not be folded into the first one's note), and a
+//! renewed recorder starts over.
 
 #[allow(dead_code)] // the shared helpers; this file needs only `eventually`
 mod common;
@@ -90,6 +91,39 @@ async fn events_about_different_related_objects_are_not_folded() -> anyhow::Resu
             let found = created_events(&events, &parent.name.clone().unwrap_or_default())
                 .await
                 .ok()?;
+            (found == wanted).then_some(())
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_recorder_forgets_what_it_published() -> anyhow::Result<()> {
+    let cp = ControlPlane::shared().await?;
+    let client = cp.admin_client().await?;
+    let ns = TestNamespace::create(&client, "core-events-renew").await?;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns.name());
+    let events: Api<Event> = Api::namespaced(client.clone(), ns.name());
+    let parent = config_map(&maps, "parent").await?;
+    let child = config_map(&maps, "child").await?;
+    // A fresh recorder after every 2 publishes: the third repeat starts a new series, because
+    // the recorder that remembered the first two (and their memory) is gone.
+    let publisher = Events::with_rotation(client.clone(), "vertice-core-tests", "pod-0", 2);
+    for _ in 0..3 {
+        publisher
+            .normal_related(&parent, &child, "Created", "Create", "created child")
+            .await;
+    }
+    let wanted = vec![
+        ("created child".to_owned(), "child".to_owned(), 1),
+        ("created child".to_owned(), "child".to_owned(), 2),
+    ];
+    eventually(
+        "a series of 2, then a new Event after the renewal",
+        WAIT,
+        || async {
+            let found = created_events(&events, "parent").await.ok()?;
             (found == wanted).then_some(())
         },
     )

@@ -1,8 +1,9 @@
 //! Records finished runs in the history database (issue 8 §4) without ever holding up a run.
 //!
 //! The BackupRequest and RestoreRequest controllers offer every finished run: right after they
-//! write its final status (status writes trigger no reconcile), and again whenever they
-//! reconcile a finished run — which they do for every run they list after a restart. Offering is a map insert: it never waits for the database.
+//! write its final status (status writes trigger no reconcile), whenever they reconcile a
+//! finished run, and once more in their start-up pass over the finished runs they no longer
+//! watch (`finished.rs`). Offering is a map insert: it never waits for the database.
 //! One writer task per operator drains the map oldest first with idempotent upserts keyed by
 //! the run's UID; on any failure it drops the connection and retries with exponential backoff
 //! and jitter, keeping the runs queued. So:
@@ -10,13 +11,13 @@
 //!   (`history_metrics.rs`) shows how far behind the archive is;
 //! - runs that finished while history was down are written once it is back, and those that
 //!   finished while the operator itself was down are offered again by the restarted
-//!   controllers' initial list (the upsert makes offering twice harmless);
+//!   controllers' start-up pass (the upsert makes offering twice harmless);
 //! - the queue is bounded ([`QUEUE_CAPACITY`] runs): past it, new runs are not queued (a
-//!   warning says so) and get recorded when the operator next lists them (its next restart).
+//!   warning says so) and get recorded by the next start-up pass (the next restart).
 //!
 //! Why calls in the controllers rather than a watch of its own: the controllers already see
-//! every finished run, on transition and on start, and a second controller on the same kind
-//! would compete for its status. Each controller makes one call per place
+//! every run finish and read the finished ones on start, and a second controller on the same
+//! kind would compete for its status. Each controller makes one call per place
 //! ([`backup_finished`](HistoryArchive::backup_finished),
 //! [`restore_finished`](HistoryArchive::restore_finished)).
 //!
@@ -130,7 +131,7 @@ impl HistoryArchive {
                     queue.warned_full = true;
                     tracing::warn!(
                         capacity = QUEUE_CAPACITY,
-                        "the history queue is full; further runs are recorded when the operator next lists them"
+                        "the history queue is full; further runs are recorded by the start-up pass of the next restart"
                     );
                 }
                 return;
