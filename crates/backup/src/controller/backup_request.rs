@@ -509,7 +509,7 @@ impl Reconciler<BackupRequest> for BackupRequests {
             if post_run_done(&request) {
                 // Done by an operator older than the finished label, or its patch failed.
                 if !finished::is_labelled(request.as_ref()) {
-                    finished::label(request.as_ref(), ctx).await;
+                    finished::label(request.as_ref(), serde_json::json!({}), ctx).await;
                 }
             } else {
                 // The operator stopped between the final status and the post-run work.

@@ -48,7 +48,7 @@ pub fn is_labelled<K: Resource>(run: &K) -> bool {
 }
 
 /// The merge-patch body that marks a run finished (with any other `annotations`).
-pub fn patch(annotations: serde_json::Value) -> serde_json::Value {
+fn patch(annotations: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
         "metadata": {
             "labels": {labels::FINISHED: "true"},
@@ -57,9 +57,10 @@ pub fn patch(annotations: serde_json::Value) -> serde_json::Value {
     })
 }
 
-/// Labels `run` finished: it leaves the caches. A failure is logged, not returned: the run
-/// then stays cached, and its next reconcile (at the latest after a restart) labels it.
-pub async fn label<K>(run: &K, ctx: &Context)
+/// Labels `run` finished, and sets `annotations` (a JSON object, may be empty) in the same
+/// write: it leaves the caches. A failure is logged, not returned: the run then stays cached,
+/// and its next reconcile (at the latest after a restart) labels it.
+pub async fn label<K>(run: &K, annotations: serde_json::Value, ctx: &Context)
 where
     K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -67,7 +68,7 @@ where
         + std::fmt::Debug,
 {
     let api: Api<K> = ctx.api(&run.namespace().unwrap_or_default());
-    let body = patch(serde_json::json!({}));
+    let body = patch(annotations);
     if let Err(error) = api
         .patch(
             &run.name_any(),
@@ -76,7 +77,10 @@ where
         )
         .await
     {
-        tracing::warn!("cannot label the finished run {}: {error}", run.name_any());
+        tracing::warn!(
+            "cannot label the finished run {} (it stays cached until it is): {error}",
+            run.name_any()
+        );
     }
 }
 

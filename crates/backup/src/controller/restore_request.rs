@@ -410,7 +410,7 @@ impl RestoreRequests {
                 .await;
         }
         // All done: the run leaves the operator's caches.
-        finished::label(request, ctx).await;
+        finished::label(request, serde_json::json!({}), ctx).await;
         Ok(done)
     }
 }
@@ -428,7 +428,7 @@ impl Reconciler<RestoreRequest> for RestoreRequests {
             // Again on every reconcile of a finished run (after a restart): see history_archive.rs.
             self.history.restore_finished(&request, &status, ctx);
             if !finished::is_labelled(request.as_ref()) {
-                finished::label(request.as_ref(), ctx).await;
+                finished::label(request.as_ref(), serde_json::json!({}), ctx).await;
             }
             return Ok(Applied::new(status));
         }

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::Context;
 
@@ -164,22 +163,11 @@ impl BackupRequests {
     }
 }
 
+/// Records that the post-run work is done; the last step of a run, so the same write labels
+/// it finished (it leaves the operator's caches: `finished.rs`).
 pub(super) async fn mark_post_run_done(request: &BackupRequest, ctx: &Context) {
-    let api: Api<BackupRequest> = ctx.api(&request.namespace().unwrap_or_default());
-    // The last step of a run: it also leaves the operator's caches (`finished.rs`).
-    let patch = finished::patch(serde_json::json!({labels::POST_RUN_DONE: "true"}));
-    if let Err(error) = api
-        .patch(
-            &request.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-    {
-        tracing::warn!(
-            "cannot record that the post-run hooks and notifications ran (the run stays cached): {error}"
-        );
-    }
+    let annotations = serde_json::json!({labels::POST_RUN_DONE: "true"});
+    finished::label(request, annotations, ctx).await;
 }
 
 pub(super) fn post_run_done(request: &BackupRequest) -> bool {
