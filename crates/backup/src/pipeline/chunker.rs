@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::RawChunk;
 use super::adaptive::AdaptiveLevel;
 use super::buffers::BufferPool;
+use super::cpu_idle::IdleSampler;
 use super::cpu::{Stage, StageCpu};
 use crate::error::BackupError;
 use crate::progress::Progress;
@@ -58,6 +59,7 @@ pub async fn chunk_stream<R: AsyncRead + Unpin + ?Sized>(
     let mut hasher = blake3::Hasher::new();
     let mut raw_size = 0u64;
     let mut index = 0u64;
+    let mut idle = IdleSampler::default();
     let mut read_started = Instant::now();
     let mut pending = read_chunk(reader, chunk_size, &pool).await?;
     loop {
@@ -86,7 +88,7 @@ pub async fn chunk_stream<R: AsyncRead + Unpin + ?Sized>(
             return Err(BackupError::Cancelled);
         }
         if let Some(adaptive) = &adaptive {
-            adaptive.observe(read_time, handing_over.elapsed());
+            adaptive.observe(read_time, handing_over.elapsed(), idle.share());
         }
         read_started = Instant::now();
         if is_final {

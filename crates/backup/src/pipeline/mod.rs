@@ -10,6 +10,7 @@ pub mod buffers;
 pub mod chunker;
 pub mod compress;
 pub mod cpu;
+pub mod cpu_idle;
 pub mod encrypt;
 pub mod hash;
 pub mod reader;
