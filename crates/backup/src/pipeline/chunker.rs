@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use super::RawChunk;
 use super::adaptive::AdaptiveLevel;
 use super::buffers::BufferPool;
-use super::cpu_idle::IdleSampler;
 use super::cpu::{Stage, StageCpu};
+use super::cpu_idle::IdleSampler;
 use crate::error::BackupError;
 use crate::progress::Progress;
 

@@ -117,7 +117,10 @@ mod tests {
         let mut sampler = IdleSampler::default();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while sampler.share().is_none() {
-            assert!(std::time::Instant::now() < deadline, "no share from /proc/stat");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no share from /proc/stat"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         let share = sampler.share().unwrap_or(-1.0);
