@@ -56,6 +56,14 @@ async fn lease_holder(client: &Client, namespace: &str) -> Option<String> {
         .holder_identity
 }
 
+/// The Lease's holder and last renewal time (RFC 3339).
+async fn lease_renewal(client: &Client, namespace: &str) -> Option<(Option<String>, String)> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let spec = leases.get("sample-leader").await.ok()?.spec?;
+    let renewed = spec.renew_time.map(|time| time.0.to_string())?;
+    Some((spec.holder_identity, renewed))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_hand_over_between_processes() -> anyhow::Result<()> {
     let cp = ControlPlane::shared().await?;
@@ -79,12 +87,20 @@ async fn leader_hand_over_between_processes() -> anyhow::Result<()> {
             .and_then(|s| s.reconciled_by.as_deref()),
         Some("replica-a")
     );
-    // Give the standby time to come up and observe the Lease being renewed.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        lease_holder(&client, ns.name()).await.as_deref(),
-        Some("replica-a")
-    );
+    // While the standby runs, the leader keeps renewing: three renewal times seen (a poll
+    // with a deadline), each by replica-a.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut renewals: Vec<String> = Vec::new();
+    while renewals.len() < 3 {
+        assert!(Instant::now() < deadline, "renewals stopped: {renewals:?}");
+        if let Some((holder, renewed)) = lease_renewal(&client, ns.name()).await {
+            assert_eq!(holder.as_deref(), Some("replica-a"));
+            if renewals.last() != Some(&renewed) {
+                renewals.push(renewed);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     first.0.kill()?; // SIGKILL: no release, the Lease must expire
     first.0.wait()?;
