@@ -328,6 +328,7 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     // the local store for several rounds; each reports its median, so one run slowed by the
     // database server (it shares the cores) does not decide the ratio.
     let mut a_times = Vec::new();
+    let mut a2_times = Vec::new();
     let mut b_times = Vec::new();
     let mut b_peak = 0;
     let mut raw_bytes = 0;
@@ -340,6 +341,7 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         let dumped = timed(dump)?;
         a_times.push(dumped.elapsed);
         raw_bytes = dumped.written;
+        a2_times.push(dump_to_store_folder(setup)?);
         let backed_up = setup.backup(&setup.local_store(), &format!("bench-local-{round}"))?;
         b_times.push(backed_up.elapsed);
         b_peak = b_peak.max(backed_up.peak_kib);
@@ -348,7 +350,9 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         stages.add(&report)?;
         b_last_report = report;
     }
+    let paired = paired_ratio(&a_times, &b_times);
     let a_time = median(&mut a_times);
+    let a2_time = median(&mut a2_times);
     let b_time = median(&mut b_times);
     let b_stored = stored_size(&b_last_report);
     // (b1) the same backup at the fixed default level, once: what adaptation buys and costs.
@@ -381,6 +385,7 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     let restores = measure_restores(setup, work, &format!("bench-local-{}", rounds - 1))?;
 
     let a = mbps(raw_bytes, a_time);
+    let a2 = mbps(raw_bytes, a2_time);
     let b = mbps(raw_bytes, b_time);
     let c = mbps(raw_bytes, c_time);
     println!(
@@ -390,6 +395,10 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     println!(
         "(a) pg_dump -Fc -Z0 > /dev/null      {a:8.1} MB/s  {:.1} s",
         a_time.as_secs_f64()
+    );
+    println!(
+        "(a2) pg_dump -Fc -Z0 > file in the store's folder {a2:8.1} MB/s  {:.1} s",
+        a2_time.as_secs_f64()
     );
     println!(
         "(b) vertice-backup → local store     {b:8.1} MB/s  {:.1} s  peak RSS {} MiB",
@@ -423,6 +432,10 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         b / a,
         b / c
     );
+    println!(
+        "b/a per round (a and b back to back), median = {paired:.2}   b/a2 = {:.2}",
+        b / a2
+    );
     println!("(b) {}", stages.summary(raw_bytes));
     let r = mbps(raw_bytes, restores.raw);
     let restore = mbps(raw_bytes, restores.ours);
@@ -437,6 +450,30 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     );
     println!("R/r = {:.2} (target ≥ 0.9)", restore / r);
     Ok(())
+}
+
+/// (a2): the raw dump written to a file beside the local store, so the cost of writing that
+/// many bytes to this filesystem shows apart from the pipeline's own; the file is removed.
+fn dump_to_store_folder(setup: &Setup) -> anyhow::Result<std::time::Duration> {
+    let file = std::path::Path::new(&setup.store_path).join("raw.dump");
+    std::fs::create_dir_all(&setup.store_path)?;
+    let mut dump = tool(setup.args, "pg_dump");
+    dump.args(["-Fc", "-Z0", "-d", DATABASE, "-f"]).arg(&file);
+    let elapsed = timed(dump)?.elapsed;
+    std::fs::remove_file(&file)?;
+    Ok(elapsed)
+}
+
+/// The median of each round's (a) time over its (b) time: both ran back to back, so a machine
+/// that slows down or speeds up between rounds moves both.
+fn paired_ratio(a_times: &[std::time::Duration], b_times: &[std::time::Duration]) -> f64 {
+    let mut ratios: Vec<f64> = a_times
+        .iter()
+        .zip(b_times)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64().max(1e-9))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios.get(ratios.len() / 2).copied().unwrap_or_default()
 }
 
 /// The `storedSize` of a backup's JSON report (0 when absent).
