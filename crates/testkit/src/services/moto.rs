@@ -160,6 +160,70 @@ impl Moto {
     pub fn secret_access_key(&self) -> &str {
         &self.secret_access_key
     }
+
+    /// Creates S3 bucket `bucket` and writes `objects` (key, bytes) into it without signing,
+    /// for keys object_store cannot name — S3 "folder" markers ending in `/`, as the AWS
+    /// console creates them. moto's unchecked window is opened for exactly these requests, so
+    /// call it on a server of the test's own ([`Moto::start`]): on the shared one another test
+    /// could take the window.
+    pub async fn put_s3_objects_unsigned(
+        &self,
+        bucket: &str,
+        objects: &[(&str, &[u8])],
+    ) -> anyhow::Result<()> {
+        let client = http_client()?;
+        let reset = client
+            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
+            .header("content-type", "text/plain")
+            .body((objects.len() + 1).to_string())
+            .send()
+            .await
+            .context("opening moto's unchecked window")?;
+        if !reset.status().is_success() {
+            bail!("moto refused /moto-api/reset-auth: {}", reset.status());
+        }
+        let encode = |key: &str| {
+            key.split('/')
+                .map(|segment| {
+                    percent_encoding::utf8_percent_encode(
+                        segment,
+                        percent_encoding::NON_ALPHANUMERIC,
+                    )
+                    .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let urls = std::iter::once((format!("{}/{bucket}", self.endpoint()), Vec::new())).chain(
+            objects.iter().map(|(key, bytes)| {
+                (
+                    format!("{}/{bucket}/{}", self.endpoint(), encode(key)),
+                    bytes.to_vec(),
+                )
+            }),
+        );
+        for (url, body) in urls {
+            let answer = client
+                .put(&url)
+                // moto picks the service from the credential scope; the signature is not
+                // checked inside the window.
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=AKIDSETUP/20260101/us-east-1/s3/aws4_request, \
+                     SignedHeaders=host, Signature=0",
+                )
+                .body(body)
+                .send()
+                .await
+                .with_context(|| format!("PUT {url} on moto"))?;
+            if !answer.status().is_success() {
+                let status = answer.status();
+                let text = answer.text().await.unwrap_or_default();
+                bail!("moto refused PUT {url}: {status}: {text}");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The text of the first `<tag>…</tag>` in an XML answer.
