@@ -15,6 +15,8 @@
 
 #[path = "common/buckets.rs"]
 mod buckets;
+#[path = "common/pipeline.rs"]
+mod pipeline;
 
 use std::collections::BTreeMap;
 
@@ -22,7 +24,7 @@ use buckets::*;
 use tokio_util::sync::CancellationToken;
 use vertice_backup::engine::objects::{ObjectRestoreRun, restore_objects};
 use vertice_backup::engine::{EncryptionSpec, Progress};
-use vertice_backup::store::{BackupStore, StoreConfig, StoreKind};
+use vertice_backup::store::{StoreConfig, StoreKind};
 use vertice_testkit::services::Moto;
 
 fn restore_run(target: &StoreConfig) -> ObjectRestoreRun {
@@ -95,7 +97,7 @@ async fn folder_markers_are_not_copied_and_restores_hold_only_real_objects() {
         "moto lists the markers: {listed:?}"
     );
 
-    let store = local_store(&dir.path().join("store"));
+    let store = pipeline::local_store(&dir.path().join("store"));
     let report = backup_objects(&store, "site", copy_of(&source, "site/"))
         .await
         .unwrap();
@@ -140,14 +142,4 @@ async fn folder_markers_are_not_copied_and_restores_hold_only_real_objects() {
     .unwrap();
     let files = files_under(&local_target.join("back"));
     assert!(files == expected, "{:?}", files.keys().collect::<Vec<_>>());
-}
-
-fn local_store(root: &std::path::Path) -> BackupStore {
-    BackupStore::open(&StoreConfig {
-        store: StoreKind::Local,
-        path: Some(root.to_path_buf()),
-        prefix: "team".into(),
-        ..StoreConfig::default()
-    })
-    .unwrap()
 }

@@ -89,16 +89,7 @@ impl Moto {
     /// Creates the IAM user and key, then leaves moto checking every request's signature.
     async fn enforce_credentials(&mut self) -> anyhow::Result<()> {
         let client = http_client()?;
-        let reset = client
-            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
-            .header("content-type", "text/plain")
-            .body(SETUP_REQUESTS.to_string())
-            .send()
-            .await
-            .context("enabling moto's credential checks")?;
-        if !reset.status().is_success() {
-            bail!("moto refused /moto-api/reset-auth: {}", reset.status());
-        }
+        self.let_unchecked_through(&client, SETUP_REQUESTS).await?;
         let policy =
             percent_encoding::utf8_percent_encode(ALLOW_ALL, percent_encoding::NON_ALPHANUMERIC)
                 .to_string();
@@ -114,6 +105,26 @@ impl Moto {
             .await?;
         self.access_key_id = xml_text(&answer, "AccessKeyId")?;
         self.secret_access_key = xml_text(&answer, "SecretAccessKey")?;
+        Ok(())
+    }
+
+    /// Tells moto (`/moto-api/reset-auth`) to let exactly the next `requests` requests through
+    /// without checking their signatures, and to check every one after them.
+    async fn let_unchecked_through(
+        &self,
+        client: &reqwest::Client,
+        requests: usize,
+    ) -> anyhow::Result<()> {
+        let reset = client
+            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
+            .header("content-type", "text/plain")
+            .body(requests.to_string())
+            .send()
+            .await
+            .context("setting moto's credential checks")?;
+        if !reset.status().is_success() {
+            bail!("moto refused /moto-api/reset-auth: {}", reset.status());
+        }
         Ok(())
     }
 
@@ -172,16 +183,8 @@ impl Moto {
         objects: &[(&str, &[u8])],
     ) -> anyhow::Result<()> {
         let client = http_client()?;
-        let reset = client
-            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
-            .header("content-type", "text/plain")
-            .body((objects.len() + 1).to_string())
-            .send()
-            .await
-            .context("opening moto's unchecked window")?;
-        if !reset.status().is_success() {
-            bail!("moto refused /moto-api/reset-auth: {}", reset.status());
-        }
+        self.let_unchecked_through(&client, objects.len() + 1)
+            .await?;
         let encode = |key: &str| {
             key.split('/')
                 .map(|segment| {
