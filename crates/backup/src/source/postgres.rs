@@ -1,10 +1,12 @@
 //! PostgreSQL: `pg_dump -Fc -Z0` streamed from stdout, `pg_restore` from stdin, optional
 //! globals (roles, tablespaces) with `pg_dumpall --globals-only`.
 //!
-//! Row counts consistent with the dump: a REPEATABLE READ transaction (over `tokio-postgres`)
-//! exports its snapshot, `pg_dump --snapshot=<id>` imports it, and the counts run in that same
-//! transaction — so they see exactly the rows the dump holds, even under concurrent writes. The
-//! counts run concurrently with the dump (they are awaited separately) so they add no latency.
+//! Row counts are exactly the dump's: they are read from the archive as it streams past
+//! (`archive_counts`), which costs the server nothing. The dump runs in a REPEATABLE READ
+//! transaction's exported snapshot (`pg_dump --snapshot=<id>`), kept open until the dump ends,
+//! so where the archive cannot be counted (a pg_dump newer than the counter knows) the counts
+//! fall back to `count(*)` in that same snapshot — still exactly the rows the dump holds, even
+//! under concurrent writes.
 //!
 //! Restore goes into a staging database with a generated name, which the commit step renames
 //! to the target only after the whole dump was verified and `pg_restore` succeeded: a failed restore leaves the target as it was (absent, or
@@ -31,6 +33,9 @@ use super::{
     TableRows,
 };
 
+pub mod archive_counts;
+mod counting_reader;
+use counting_reader::CountingReader;
 mod swap;
 use swap::{drop_database, staging_name, swap_into_place};
 mod catalog;
@@ -156,14 +161,25 @@ impl PostgresSource {
             .arg(format!("--snapshot={snapshot}"))
             .arg(format!("--dbname={}", self.conninfo(&self.config.database)));
         let stream = tool.spawn_dump()?;
+        let (reader, archive_counts) = CountingReader::new(stream.reader);
 
-        // The exporting transaction must stay open until pg_dump has imported the snapshot;
-        // the counting task holds it, and pg_dump's completion also waits for that task, so
-        // the transaction lives at least as long as the dump needs it.
+        // The exporting transaction must stay open until pg_dump has imported the snapshot,
+        // and for SQL counts if the archive cannot be counted: the counting task holds it until
+        // the archive ended, and pg_dump's completion waits for that task.
         let (counts_tx, counts_rx) = tokio::sync::oneshot::channel();
         let counting_password = password.clone();
         let counting = tokio::spawn(async move {
-            let counts = count_tables(&client, counting_password.as_ref()).await;
+            let counts = match archive_counts.await {
+                Ok(Ok(rows)) => Ok(ObjectCounts::Rows(rows)),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the archive's rows could not be counted; counting with SQL in the dump's snapshot");
+                    count_tables(&client, counting_password.as_ref()).await
+                }
+                // The stream was dropped before its end: the dump is not a backup.
+                Err(_) => Err(SourceError::Other(
+                    "the dump ended before its rows were counted".to_owned(),
+                )),
+            };
             let _ = counts_tx.send(counts);
             client
         });
@@ -185,7 +201,7 @@ impl PostgresSource {
             info,
             databases: vec![self.config.database.clone()],
             stream: DumpStream {
-                reader: stream.reader,
+                reader: Box::pin(reader),
                 completion,
             },
             counts,
