@@ -25,7 +25,9 @@ CREATE SCHEMA "ünï";
 CREATE TABLE "a.b"."c.d" (id int, v text);
 INSERT INTO "a.b"."c.d" VALUES
     (1, E'two\nlines'), (2, E'tab\there'), (3, E'back\\slash'), (4, E'\\.'),
-    (5, E'ends with \\.'), (6, NULL), (7, ''), (8, E'\r\n');
+    (5, E'ends with \\.'), (6, NULL), (7, ''), (8, E'\r\n'),
+    -- COPY lines of 10 and 266 bytes: their length prefixes hold newline bytes.
+    (9, 'abcdefg'), (10, repeat('y', 262));
 CREATE TABLE "ünï"."表" (v text);
 INSERT INTO "ünï"."表" VALUES (''), (''), ('');
 CREATE TABLE public.empty (k int);
@@ -101,7 +103,7 @@ async fn archive_counts_equal_the_sql_counts_however_the_stream_is_read() {
     };
     // The SQL counts themselves hold what was inserted (so equal counts mean right counts).
     let expected: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::from([
-        ("a.b", BTreeMap::from([("c.d", 8)])),
+        ("a.b", BTreeMap::from([("c.d", 10)])),
         ("ünï", BTreeMap::from([("表", 3)])),
         (
             "public",

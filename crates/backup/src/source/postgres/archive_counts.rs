@@ -109,10 +109,17 @@ struct Tail {
 
 impl Tail {
     fn push(&mut self, data: &[u8]) {
-        let keep = data.len().min(self.bytes.len());
-        self.bytes.rotate_left(keep);
-        let start = self.bytes.len() - keep;
-        self.bytes[start..].copy_from_slice(&data[data.len() - keep..]);
+        let size = self.bytes.len();
+        if let Some(last) = data
+            .len()
+            .checked_sub(size)
+            .and_then(|start| data.get(start..))
+        {
+            self.bytes.copy_from_slice(last);
+        } else {
+            self.bytes.rotate_left(data.len());
+            self.bytes[size - data.len()..].copy_from_slice(data);
+        }
         self.len += data.len() as u64;
     }
 
@@ -323,11 +330,19 @@ impl ArchiveCounter {
                     self.data = Some(Data::DumpId { large_objects });
                     bytes = &bytes[1..];
                 }
+                Some(Data::PieceLength { table: Some(index) }) if bytes.len() > int_len => {
+                    bytes = self.whole_pieces(index, bytes, layout);
+                    if bytes.len() >= int_len {
+                        let value = decode_int(&bytes[..int_len], layout)?;
+                        bytes = &bytes[int_len..];
+                        self.on_int(value)?;
+                    }
+                }
                 Some(Data::Piece { table, left }) => {
                     let take = usize::try_from(left).unwrap_or(usize::MAX).min(bytes.len());
                     let (piece, rest) = bytes.split_at(take);
                     if let Some(index) = table {
-                        self.tables[index].rows += memchr::memchr_iter(b'\n', piece).count() as u64;
+                        self.tables[index].rows += newlines(piece);
                         self.tail.push(piece);
                     }
                     let left = left - take as u64;
@@ -361,6 +376,34 @@ impl ArchiveCounter {
             }
         }
         Ok(())
+    }
+
+    /// The fast path of a table's data: counts the whole length-prefixed pieces at the start
+    /// of `bytes` (usually one row each) and returns what follows them — a zero length, or a
+    /// piece or length cut off by the end of `bytes`, for the general path. The newlines are
+    /// counted in one search over the whole span, less those that were length bytes: one
+    /// search per row cost more than the rest of the pipeline's reading.
+    fn whole_pieces<'a>(&mut self, index: usize, bytes: &'a [u8], layout: Layout) -> &'a [u8] {
+        let int_len = 1 + layout.int_size;
+        let mut span = 0;
+        let mut length_newlines = 0;
+        while let Some(length) = bytes.get(span..span + int_len) {
+            let Ok(len) = decode_int(length, layout) else {
+                break;
+            };
+            let Some(piece) = usize::try_from(len)
+                .ok()
+                .filter(|len| *len > 0)
+                .and_then(|len| bytes.get(span + int_len..span + int_len + len))
+            else {
+                break;
+            };
+            length_newlines += length.iter().filter(|byte| **byte == b'\n').count() as u64;
+            self.tail.push(piece);
+            span += int_len + piece.len();
+        }
+        self.tables[index].rows += newlines(&bytes[..span]) - length_newlines;
+        &bytes[span..]
     }
 
     /// Moves the data-section state on after an integer.
@@ -413,6 +456,12 @@ impl ArchiveCounter {
         });
         Ok(())
     }
+}
+
+/// Newlines in `bytes` (memchr's SIMD search: measured faster than a plain counting loop,
+/// even on pieces of one short row).
+fn newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
 }
 
 /// One table of contents entry, the fields the counter needs.
@@ -469,6 +518,10 @@ impl Cursor<'_> {
 
 /// An archive integer: a sign byte, then `int_size` little-endian bytes.
 fn decode_int(bytes: &[u8], layout: Layout) -> Result<i64, ArchiveError> {
+    if let [sign @ (0 | 1), a, b, c, d] = *bytes {
+        let value = i64::from(u32::from_le_bytes([a, b, c, d]));
+        return Ok(if sign == 0 { value } else { -value });
+    }
     let (sign, magnitude) = bytes
         .split_first()
         .ok_or_else(|| ArchiveError::Malformed("an empty integer".to_owned()))?;
@@ -667,19 +720,26 @@ mod tests {
         w.bytes
     }
 
+    /// The count of `s.t`, the same whether the archive comes 5 bytes at a time (every piece
+    /// split) or at once (whole pieces, the fast path).
     fn count(archive: &[u8]) -> Result<u64, ArchiveError> {
-        let mut counter = ArchiveCounter::new();
-        for piece in archive.chunks(5) {
-            counter.feed(piece);
-        }
-        Ok(counter.finish()?["s"]["t"])
+        let mut results = [5, archive.len()].map(|feed| {
+            let mut counter = ArchiveCounter::new();
+            for bytes in archive.chunks(feed) {
+                counter.feed(bytes);
+            }
+            counter.finish().map(|counts| counts["s"]["t"])
+        });
+        assert_eq!(results[0], results[1], "split and whole feeds disagree");
+        std::mem::replace(&mut results[0], Ok(0))
     }
 
     #[test]
     fn every_known_version_is_counted() {
         for version in [(1, 12), (1, 13), (1, 14), (1, 15), (1, 16)] {
             let data = b"a\n\\\\.\nb\n\\.\n\n\n";
-            for piece in [1, 4, 100] {
+            // Pieces of 10 bytes: their lengths are newline bytes, which are not rows.
+            for piece in [1, 4, 10, 100] {
                 assert_eq!(count(&archive(version, data, piece)), Ok(3), "{version:?}");
             }
         }
