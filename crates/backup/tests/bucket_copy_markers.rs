@@ -73,15 +73,7 @@ async fn folder_markers_are_not_copied_and_restores_hold_only_real_objects() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let credentials = dir.path().join("moto-credentials");
-    std::fs::write(
-        &credentials,
-        format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-            moto.access_key_id(),
-            moto.secret_access_key()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&credentials, moto.credentials_file()).unwrap();
     let source = StoreConfig {
         store: StoreKind::S3,
         endpoint: Some(moto.endpoint()),

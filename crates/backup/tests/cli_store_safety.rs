@@ -33,15 +33,7 @@ impl Place {
         let server = S3Server::start().await.unwrap();
         server.create_bucket("backups").unwrap();
         let credentials = dir.join("s3-credentials");
-        std::fs::write(
-            &credentials,
-            format!(
-                "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-                server.access_key(),
-                server.secret_key()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&credentials, server.credentials_file()).unwrap();
         Place::S3 {
             server: Box::new(server),
             credentials,

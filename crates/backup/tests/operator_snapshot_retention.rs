@@ -98,14 +98,7 @@ async fn retention_and_deletion_delete_the_backups_rds_snapshots() -> anyhow::Re
     .await?;
 
     let credentials = dir.path().join("aws");
-    std::fs::write(
-        &credentials,
-        format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-            moto.access_key_id(),
-            moto.secret_access_key()
-        ),
-    )?;
+    std::fs::write(&credentials, moto.credentials_file())?;
     let config = SnapshotConfig {
         provider: SnapshotProvider::Aws,
         instance_id: instance.clone(),

@@ -117,11 +117,7 @@ async fn backup_restore_verify_and_drill_through_s3() {
     };
     std::fs::write(
         fixture.path("s3-credentials"),
-        format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-            fixture.s3.access_key(),
-            fixture.s3.secret_key()
-        ),
+        fixture.s3.credentials_file(),
     )
     .unwrap();
     std::fs::write(

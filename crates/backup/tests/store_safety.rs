@@ -41,15 +41,7 @@ impl Stores {
         let s3 = S3Server::start().await.unwrap();
         s3.create_bucket("backups").unwrap();
         let s3_credentials = dir.path().join("s3-credentials");
-        std::fs::write(
-            &s3_credentials,
-            format!(
-                "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-                s3.access_key(),
-                s3.secret_key()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&s3_credentials, s3.credentials_file()).unwrap();
         let azurite = Azurite::start().await.unwrap();
         azurite.create_container("backups").await.unwrap();
         let azure_key = dir.path().join("azure-key");

@@ -61,15 +61,7 @@ impl Cloud {
         let file = dir.join(format!("credentials-{}", rand_suffix()));
         let mut config = match self {
             Cloud::S3(server) => {
-                std::fs::write(
-                    &file,
-                    format!(
-                        "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-                        server.access_key(),
-                        server.secret_key()
-                    ),
-                )
-                .unwrap();
+                std::fs::write(&file, server.credentials_file()).unwrap();
                 StoreConfig {
                     store: StoreKind::S3,
                     endpoint: Some(server.endpoint()),

@@ -63,15 +63,7 @@ pub fn s3_store_at(
     dir: &std::path::Path,
 ) -> BackupStore {
     let credentials = dir.join("s3-credentials");
-    std::fs::write(
-        &credentials,
-        format!(
-            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
-            server.access_key(),
-            server.secret_key()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&credentials, server.credentials_file()).unwrap();
     BackupStore::open(&StoreConfig {
         store: StoreKind::S3,
         bucket: Some(bucket.into()),

@@ -5,6 +5,7 @@
 //! `FaultProxy` is the one made-up part: it sits in front of a real server and fails only the
 //! requests a test names, for the transient errors clouds give and emulators do not.
 
+pub mod aws_credentials;
 pub mod azurite;
 pub mod fault_proxy;
 pub mod gcs;

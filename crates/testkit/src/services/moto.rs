@@ -172,6 +172,11 @@ impl Moto {
         &self.secret_access_key
     }
 
+    /// An AWS credentials file's text holding its keys (see [`super::aws_credentials`]).
+    pub fn credentials_file(&self) -> String {
+        super::aws_credentials::aws_credentials_file(&self.access_key_id, &self.secret_access_key)
+    }
+
     /// Creates S3 bucket `bucket` and writes `objects` (key, bytes) into it without signing,
     /// for keys object_store cannot name — S3 "folder" markers ending in `/`, as the AWS
     /// console creates them. moto's unchecked window is opened for exactly these requests, so

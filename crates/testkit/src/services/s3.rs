@@ -92,6 +92,11 @@ impl S3Server {
         &self.secret_key
     }
 
+    /// An AWS credentials file's text holding its keys (see [`super::aws_credentials`]).
+    pub fn credentials_file(&self) -> String {
+        super::aws_credentials::aws_credentials_file(&self.access_key, &self.secret_key)
+    }
+
     /// The region to sign for.
     pub fn region(&self) -> &str {
         REGION
