@@ -12,6 +12,7 @@ mod harness;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use harness::{Harness, condition, eventually, hour_after, rfc3339, spec};
 use kube::ResourceExt;
+use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 const ENDPOINT: &str = "http://127.0.0.1:9";
@@ -324,6 +325,26 @@ async fn forbid_skips_a_slot_while_a_run_is_active_and_says_so() -> anyhow::Resu
     .await?;
     h.wait_status("strict", "missed count reset", |b| {
         b.status.as_ref().and_then(|s| s.missed_schedules) == Some(0)
+    })
+    .await?;
+
+    // A reconcile that read the status before the new run's write (a lagging cache) writes the
+    // old count back; the next reconcile must see that the newer run restarted it.
+    h.backups
+        .patch_status(
+            "strict",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {
+                "lastScheduleTime": rfc3339(second),
+                "missedSchedules": 1,
+            }})),
+        )
+        .await?;
+    h.poke();
+    h.wait_status("strict", "the stale count corrected", |b| {
+        let status = b.status.as_ref();
+        status.and_then(|s| s.missed_schedules) == Some(0)
+            && status_time(b, "lastScheduleTime") == Some(rfc3339(third))
     })
     .await?;
     h.stop().await

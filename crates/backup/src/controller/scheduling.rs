@@ -186,6 +186,25 @@ pub fn last_acted_slot(
         .unwrap_or(fallback)
 }
 
+/// The missed-slot count this reconcile starts from: `recorded` (the status's
+/// `missedSchedules`), or 0 when a run exists whose slot is newer than the status's
+/// `lastScheduleTime` (`recorded_last`; absent counts as older than every run).
+///
+/// Creating a run restarts the count, so such a run means the status was read before that
+/// creation was written: from a cache that had not yet seen the write, or after a write that
+/// was lost. Carrying the stale count on would keep it forever, since that slot is never due
+/// again.
+pub fn carried_missed(
+    recorded: Option<i32>,
+    recorded_last: Option<DateTime<Utc>>,
+    newest_run_slot: Option<DateTime<Utc>>,
+) -> i32 {
+    match newest_run_slot {
+        Some(run) if recorded_last.is_none_or(|last| run > last) => 0,
+        _ => recorded.unwrap_or(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +263,20 @@ mod tests {
             decide(&due(Some(slot)), ConcurrencyPolicy::Replace, &active),
             SlotAction::Replace { slot, active }
         );
+    }
+
+    #[test]
+    fn a_run_newer_than_the_recorded_slot_restarts_the_missed_count() {
+        let (first, second, third) = (utc(1, 0), utc(2, 0), utc(3, 0));
+        // Fresh status: the skipped slot is newer than the newest run; the count stays.
+        assert_eq!(carried_missed(Some(1), Some(second), Some(first)), 1);
+        // The status recorded the newest run's own slot: its count stands.
+        assert_eq!(carried_missed(Some(2), Some(third), Some(third)), 2);
+        // Stale status: a run of a newer slot exists, so it was created after that read.
+        assert_eq!(carried_missed(Some(1), Some(second), Some(third)), 0);
+        assert_eq!(carried_missed(Some(4), None, Some(first)), 0);
+        // No runs: the status's count, or 0 when it has none.
+        assert_eq!(carried_missed(Some(3), Some(second), None), 3);
+        assert_eq!(carried_missed(None, None, None), 0);
     }
 }

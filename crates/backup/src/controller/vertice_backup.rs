@@ -32,8 +32,8 @@ use super::policy_status::LAST_BACKUP_SUCCEEDED;
 use super::policy_status::{active_runs, last_backup_condition, last_successful, to_chrono};
 use super::retention_step::RetentionStep;
 use super::scheduling::{
-    MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL, SlotAction, decide, is_active, is_owned_by,
-    last_acted_slot, schedule_of, scheduled_run, scheduled_time,
+    MANAGED_BY, MANAGED_BY_LABEL, POLICY_LABEL, SlotAction, carried_missed, decide, is_active,
+    is_owned_by, last_acted_slot, schedule_of, scheduled_run, scheduled_time,
 };
 use super::size_gauge::RunSizes;
 use super::store_access::{open_store, snapshot_access};
@@ -188,12 +188,9 @@ impl VerticeBackups {
         let previous = backup.status.clone().unwrap_or_default();
         // A run's slot counts too: the status write may have been lost after its creation.
         let newest_run_slot = runs.iter().filter_map(scheduled_time).max();
-        let mut last_schedule = previous
-            .last_schedule_time
-            .as_ref()
-            .and_then(to_chrono)
-            .max(newest_run_slot);
-        let mut missed = previous.missed_schedules.unwrap_or(0);
+        let recorded_last = previous.last_schedule_time.as_ref().and_then(to_chrono);
+        let mut last_schedule = recorded_last.max(newest_run_slot);
+        let mut missed = carried_missed(previous.missed_schedules, recorded_last, newest_run_slot);
         if backup.spec.suspend == Some(true) {
             let condition = conditions::new(
                 SCHEDULED,
