@@ -28,6 +28,8 @@ use k8s_openapi::{
 use kube::{Api, Client, api::PostParams};
 use tokio_util::sync::CancellationToken;
 
+use crate::status::is_conflict;
+
 /// Timing and identity of one election.
 #[derive(Clone, Debug)]
 pub struct LeaseConfig {
@@ -288,10 +290,6 @@ impl LeaderElector {
             Err(error) => tracing::warn!(%error, "releasing the Lease failed; it will expire"),
         }
     }
-}
-
-fn is_conflict(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// Held while this replica is the leader.

@@ -133,11 +133,47 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    let patch = serde_json::json!({
+    write(api, name, None, status, field_manager).await
+}
+
+/// [`apply`], only if the object is still at `resource_version`: the version the status was
+/// computed from. When the object changed since (a newer status, a spec edit), the API server
+/// refuses with 409 Conflict ([`is_conflict`]) and nothing is written, so a status computed from
+/// an older read (a watch cache that lags behind) never replaces a newer one.
+pub async fn apply_at<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: &str,
+    status: &S,
+    field_manager: &str,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    write(api, name, Some(resource_version), status, field_manager).await
+}
+
+async fn write<K, S>(
+    api: &Api<K>,
+    name: &str,
+    resource_version: Option<&str>,
+    status: &S,
+    field_manager: &str,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize,
+{
+    let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    if let Some(resource_version) = resource_version {
+        // In an apply patch, metadata.resourceVersion is a precondition, not a field to set.
+        patch["metadata"] = serde_json::json!({ "resourceVersion": resource_version });
+    }
     api.patch_status(
         name,
         &PatchParams::apply(field_manager).force(),
@@ -145,6 +181,12 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// Whether the API server refused a write with 409 Conflict: a failed resourceVersion
+/// precondition, or (on create) a name that exists already.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 /// [`apply`] only when `status` differs from `obj`'s current status. Returns whether it wrote.

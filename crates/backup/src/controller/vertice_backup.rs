@@ -16,6 +16,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::conditions::{self, ConditionStatus};
+use vertice_core::status::is_conflict;
 use vertice_core::{Applied, Context, ControllerBuilder, Reconciler};
 
 use crate::api::restore_request::RestoreRequest;
@@ -95,10 +96,6 @@ where
         .into_iter()
         .filter(|item| is_owned_by(item, backup))
         .collect())
-}
-
-fn is_conflict(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
 fn is_gone(error: &kube::Error) -> bool {

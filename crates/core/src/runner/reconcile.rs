@@ -25,6 +25,10 @@ use crate::{
     status::{self, ManagedResource, ObjectStatus},
 };
 
+/// How soon a reconcile whose status write found the object changed runs again: long enough for
+/// the watch cache to catch up, short enough that the status is not left behind.
+const STALE_READ_RETRY: Duration = Duration::from_secs(1);
+
 /// What every reconcile of one controller shares.
 pub(super) struct Shared<K, R> {
     pub(super) reconciler: R,
@@ -159,14 +163,38 @@ async fn apply<K: ManagedResource, R: Reconciler<K>>(
     let changed = status::differs(object.status(), &status)
         .map_err(|error| Error::Status(kube::Error::SerdeError(error)))?;
     if changed {
-        status::apply(
-            &api,
-            &object.name_any(),
-            &status,
-            shared.ctx.field_manager(),
-        )
-        .await
-        .map_err(Error::Status)?;
+        let written = match object.resource_version() {
+            Some(version) => {
+                status::apply_at(
+                    &api,
+                    &object.name_any(),
+                    &version,
+                    &status,
+                    shared.ctx.field_manager(),
+                )
+                .await
+            }
+            None => {
+                status::apply(
+                    &api,
+                    &object.name_any(),
+                    &status,
+                    shared.ctx.field_manager(),
+                )
+                .await
+            }
+        };
+        match written {
+            Ok(()) => {}
+            Err(error) if status::is_conflict(&error) => {
+                // Computed from an object that changed since it was read: from a cache that has
+                // not yet seen our previous write, or before someone else's. Writing it would
+                // carry stale values (counts, times) over newer ones; reconcile the newer object.
+                tracing::debug!("status not written: the object changed since it was read");
+                return Ok(Action::requeue(STALE_READ_RETRY));
+            }
+            Err(error) => return Err(Error::Status(error)),
+        }
         tracing::debug!("status written");
         announce_ready_transition(object.as_ref(), &previous, status.conditions(), shared).await;
     }

@@ -37,6 +37,11 @@ pub const FINALIZER: &str = "sample.test.vertice.dev/cleanup";
 pub const CONTROLLER: &str = "samples.sample.test.vertice.dev";
 pub const FIELD_MANAGER: &str = "vertice-sample";
 pub const MALFORMED: &str = "malformed";
+/// On a Sample: keep `status.count`. Its first apply writes `count: 100` itself before returning,
+/// so the status it computed (from the older read) is stale by the time it is written.
+pub const COUNT_ANNOTATION: &str = "count";
+/// The count that first apply writes behind the controller's back.
+pub const COUNT_WRITTEN_MEANWHILE: u32 = 100;
 
 /// A test-only kind that fails on demand.
 #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -86,6 +91,10 @@ pub struct SampleStatus {
     /// Identity of the replica that wrote this status (for the hand-over test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciled_by: Option<String>,
+    /// On samples annotated [`COUNT_ANNOTATION`]: the previous status's count plus one, a value
+    /// carried from status to status as schedules carry their missed slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
 }
 
 impl ObjectStatus for SampleStatus {
@@ -106,6 +115,8 @@ pub enum SampleError {
     Transient { attempt: u32, of: u32 },
     #[error("spec.invalid is set")]
     Invalid,
+    #[error("writing the count meanwhile failed")]
+    WriteMeanwhile(#[source] kube::Error),
 }
 
 impl ReconcileError for SampleError {
@@ -113,11 +124,12 @@ impl ReconcileError for SampleError {
         match self {
             Self::Transient { .. } => "TransientFailure",
             Self::Invalid => "InvalidSample",
+            Self::WriteMeanwhile(_) => "WriteMeanwhileFailed",
         }
     }
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Transient { .. } => ErrorClass::Transient,
+            Self::Transient { .. } | Self::WriteMeanwhile(_) => ErrorClass::Transient,
             Self::Invalid => ErrorClass::Permanent,
         }
     }
@@ -128,6 +140,8 @@ impl ReconcileError for SampleError {
 pub struct Journal {
     pub applies: Mutex<HashMap<String, Vec<(i64, Instant)>>>,
     pub cleanups: Mutex<Vec<String>>,
+    /// Samples whose count was written behind the controller's back (once each).
+    pub counted: Mutex<std::collections::HashSet<String>>,
     /// Applies whose object (from the controller's cache) still carried `managedFields`.
     pub with_managed_fields: std::sync::atomic::AtomicUsize,
     /// Applies whose object still carried kubectl's last-applied-configuration annotation.
@@ -156,13 +170,41 @@ pub struct SampleReconciler {
     pub journal: Arc<Journal>,
 }
 
+impl SampleReconciler {
+    /// The count of a sample annotated [`COUNT_ANNOTATION`] (see there).
+    async fn count(&self, sample: &Sample, ctx: &Context) -> Result<Option<u32>, SampleError> {
+        if !sample.annotations().contains_key(COUNT_ANNOTATION) {
+            return Ok(None);
+        }
+        let first = self
+            .journal
+            .counted
+            .lock()
+            .map(|mut counted| counted.insert(sample.name_any()))
+            .unwrap_or(false);
+        if first {
+            let api: Api<Sample> = ctx.api(&sample.namespace().unwrap_or_default());
+            let patch = serde_json::json!({"status": {"count": COUNT_WRITTEN_MEANWHILE}});
+            api.patch_status(
+                &sample.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(SampleError::WriteMeanwhile)?;
+        }
+        let previous = sample.status.as_ref().and_then(|status| status.count);
+        Ok(Some(previous.unwrap_or(0) + 1))
+    }
+}
+
 impl Reconciler<Sample> for SampleReconciler {
     type Error = SampleError;
 
     async fn apply(
         &self,
         sample: Arc<Sample>,
-        _ctx: &Context,
+        ctx: &Context,
     ) -> Result<Applied<SampleStatus>, SampleError> {
         let generation = sample.metadata.generation.unwrap_or_default();
         if sample.metadata.managed_fields.is_some() {
@@ -200,9 +242,11 @@ impl Reconciler<Sample> for SampleReconciler {
                 of: sample.spec.fail_times,
             });
         }
+        let count = self.count(&sample, ctx).await?;
         Ok(Applied::new(SampleStatus {
             value: Some(sample.spec.value.clone()),
             reconciled_by: Some(self.identity.clone()),
+            count,
             ..SampleStatus::default()
         }))
     }
