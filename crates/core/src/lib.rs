@@ -145,6 +145,7 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod finalizer;
+pub mod freshness;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

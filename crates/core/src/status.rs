@@ -133,47 +133,11 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     S: Serialize,
 {
-    write(api, name, None, status, field_manager).await
-}
-
-/// [`apply`], only if the object is still at `resource_version`: the version the status was
-/// computed from. When the object changed since (a newer status, a spec edit), the API server
-/// refuses with 409 Conflict ([`is_conflict`]) and nothing is written, so a status computed from
-/// an older read (a watch cache that lags behind) never replaces a newer one.
-pub async fn apply_at<K, S>(
-    api: &Api<K>,
-    name: &str,
-    resource_version: &str,
-    status: &S,
-    field_manager: &str,
-) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize,
-{
-    write(api, name, Some(resource_version), status, field_manager).await
-}
-
-async fn write<K, S>(
-    api: &Api<K>,
-    name: &str,
-    resource_version: Option<&str>,
-    status: &S,
-    field_manager: &str,
-) -> Result<(), kube::Error>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize,
-{
-    let mut patch = serde_json::json!({
+    let patch = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    if let Some(resource_version) = resource_version {
-        // In an apply patch, metadata.resourceVersion is a precondition, not a field to set.
-        patch["metadata"] = serde_json::json!({ "resourceVersion": resource_version });
-    }
     api.patch_status(
         name,
         &PatchParams::apply(field_manager).force(),
@@ -181,6 +145,11 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// Whether the API server answered 404 Not Found: the object is gone.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 /// Whether the API server refused a write with 409 Conflict: a failed resourceVersion

@@ -101,6 +101,7 @@ pub fn operator(args: &OperatorArgs) -> Operator {
         .with_history(archive.clone())
     })
     .reconcile_on(woken)
+    .latest_only()
     .requeue_after(NO_PERIODIC_REQUEUE)
     .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()))
     .watch_labels(&finished::unfinished())
@@ -120,6 +121,7 @@ pub fn operator(args: &OperatorArgs) -> Operator {
         restore_request::RestoreRequests::new(restore_config, restore_metrics)
             .with_history(archive),
     )
+    .latest_only()
     .requeue_after(NO_PERIODIC_REQUEUE)
     .owns_with::<Job>(watcher::Config::default().labels(&labels::managed_selector()))
     .watches_selected_with_store::<BackupRequest, _>(

@@ -16,7 +16,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::conditions::{self, ConditionStatus};
-use vertice_core::status::is_conflict;
+use vertice_core::status::{is_conflict, is_not_found};
 use vertice_core::{Applied, Context, ControllerBuilder, Reconciler};
 
 use crate::api::restore_request::RestoreRequest;
@@ -67,6 +67,7 @@ pub fn controller(
         sizes,
     })
     .finalizer(FINALIZER)
+    .latest_only()
     .owns_with::<BackupRequest>(watcher::Config::default().labels(&managed))
     .owns_with::<RestoreRequest>(watcher::Config::default().labels(&managed));
     policy_metrics::register(builder)
@@ -96,10 +97,6 @@ where
         .into_iter()
         .filter(|item| is_owned_by(item, backup))
         .collect())
-}
-
-fn is_gone(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
 }
 
 impl VerticeBackups {
@@ -151,7 +148,7 @@ impl VerticeBackups {
         for name in active {
             match api.delete(name, &DeleteParams::foreground()).await {
                 Ok(_) => {}
-                Err(error) if is_gone(&error) => {}
+                Err(error) if is_not_found(&error) => {}
                 Err(error) => return Err(error.into()),
             }
             // Seen as being deleted from now on (not active).
@@ -294,7 +291,7 @@ impl VerticeBackups {
         for name in &doomed {
             match api.delete(name, &DeleteParams::background()).await {
                 Ok(_) => {}
-                Err(error) if is_gone(&error) => {}
+                Err(error) if is_not_found(&error) => {}
                 Err(error) => return Err(error.into()),
             }
         }

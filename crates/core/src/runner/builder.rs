@@ -33,6 +33,7 @@ pub struct ControllerBuilder<K: ManagedResource, R: Reconciler<K>> {
     pub(super) gauges: Vec<CacheGauge>,
     pub(super) labels: Option<String>,
     pub(super) start_hooks: Vec<StartHook>,
+    pub(super) latest_only: bool,
 }
 
 /// Work run once each time the controller starts; see
@@ -73,6 +74,7 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
             gauges: Vec::new(),
             labels: None,
             start_hooks: Vec::new(),
+            latest_only: false,
         }
     }
 
@@ -137,6 +139,20 @@ impl<K: ManagedResource, R: Reconciler<K>> ControllerBuilder<K, R> {
     #[must_use]
     pub fn requeue_after(mut self, delay: Duration) -> Self {
         self.requeue_after = delay;
+        self
+    }
+
+    /// Reconciles only the API server's latest version of an object: before each reconcile, one
+    /// metadata-only GET ([`freshness::is_current`](crate::freshness::is_current)); when the
+    /// cache is behind (most often our own last write has not arrived yet), the reconcile is
+    /// skipped and tried again after [`CATCH_UP`](crate::freshness::CATCH_UP).
+    ///
+    /// For controllers whose steps must happen once (hooks, notifications, starting or
+    /// restarting work, deletions approved once): from an older copy they would repeat what the
+    /// newer one already records, or write its older status over the newer one.
+    #[must_use]
+    pub fn latest_only(mut self) -> Self {
+        self.latest_only = true;
         self
     }
 

@@ -12,10 +12,8 @@
 //! - the primary stream is filtered to changes of generation, finalizers, deletion, labels and
 //!   annotations, so our own status writes do not trigger another reconcile; owned and watched
 //!   kinds trigger as usual;
-//! - the status is written only if the object is still at the resourceVersion the reconcile
-//!   read: the watch cache can lag behind our own previous write, and a status computed from
-//!   that older read would carry its stale values (counts, times) over the newer ones. A refused
-//!   write is not an error; the object is reconciled again a second later;
+//! - a controller built with `latest_only` reconciles an object only once the cache holds the
+//!   API server's latest version of it (see [`freshness`](crate::freshness));
 //! - concurrency is bounded (kube's default is unbounded);
 //! - the primary cache (a reflector [`PrimaryStore`]) is created with the builder, so mappers of
 //!   watched kinds, cache gauges and the reconciler itself can read it.

@@ -20,14 +20,10 @@ use crate::{
     conditions::{self, READY},
     context::Context,
     error::{Error, ErrorClass, FinalizerError, MAX_NOTE_BYTES, ReconcileError, error_chain},
-    finalizer,
+    finalizer, freshness,
     metrics::{RESULT_SUCCESS, ReconcileMetrics},
     status::{self, ManagedResource, ObjectStatus},
 };
-
-/// How soon a reconcile whose status write found the object changed runs again: long enough for
-/// the watch cache to catch up, short enough that the status is not left behind.
-const STALE_READ_RETRY: Duration = Duration::from_secs(1);
 
 /// What every reconcile of one controller shares.
 pub(super) struct Shared<K, R> {
@@ -37,6 +33,8 @@ pub(super) struct Shared<K, R> {
     pub(super) metrics: ReconcileMetrics,
     pub(super) finalizer: Option<String>,
     pub(super) requeue_after: Duration,
+    /// See [`ControllerBuilder::latest_only`](super::ControllerBuilder::latest_only).
+    pub(super) latest_only: bool,
     pub(super) _kind: PhantomData<fn() -> K>,
 }
 
@@ -72,9 +70,16 @@ async fn reconcile_in_span<K: ManagedResource, R: Reconciler<K>>(
 ) -> Result<Action, Error<R::Error>> {
     let controller = shared.ctx.controller();
     let _timer = shared.metrics.start(controller);
-    let result = match &object.0 {
-        Ok(valid) => reconcile_valid(Arc::new(valid.clone()), &shared).await,
-        Err(invalid) => reconcile_invalid(&object, &invalid.error, &shared).await,
+    let result = match is_latest(&object, &shared).await {
+        Ok(false) => {
+            tracing::debug!("the cached copy is behind the API server; reconciling it later");
+            return Ok(Action::requeue(freshness::CATCH_UP));
+        }
+        Err(error) => Err(error),
+        Ok(true) => match &object.0 {
+            Ok(valid) => reconcile_valid(Arc::new(valid.clone()), &shared).await,
+            Err(invalid) => reconcile_invalid(&object, &invalid.error, &shared).await,
+        },
     };
     match &result {
         Ok(action) => {
@@ -91,6 +96,22 @@ async fn reconcile_in_span<K: ManagedResource, R: Reconciler<K>>(
         }
     }
     result
+}
+
+/// Whether `object` is the API server's latest version, for a controller that reconciles only
+/// that ([`ControllerBuilder::latest_only`](super::ControllerBuilder::latest_only)); true for
+/// the others without asking.
+async fn is_latest<K: ManagedResource, R: Reconciler<K>>(
+    object: &DeserializeGuard<K>,
+    shared: &Shared<K, R>,
+) -> Result<bool, Error<R::Error>> {
+    if !shared.latest_only {
+        return Ok(true);
+    }
+    let api: Api<DeserializeGuard<K>> = shared.ctx.api(&object.namespace().unwrap_or_default());
+    freshness::is_current(&api, object)
+        .await
+        .map_err(Error::Kube)
 }
 
 async fn reconcile_valid<K: ManagedResource, R: Reconciler<K>>(
@@ -163,38 +184,14 @@ async fn apply<K: ManagedResource, R: Reconciler<K>>(
     let changed = status::differs(object.status(), &status)
         .map_err(|error| Error::Status(kube::Error::SerdeError(error)))?;
     if changed {
-        let written = match object.resource_version() {
-            Some(version) => {
-                status::apply_at(
-                    &api,
-                    &object.name_any(),
-                    &version,
-                    &status,
-                    shared.ctx.field_manager(),
-                )
-                .await
-            }
-            None => {
-                status::apply(
-                    &api,
-                    &object.name_any(),
-                    &status,
-                    shared.ctx.field_manager(),
-                )
-                .await
-            }
-        };
-        match written {
-            Ok(()) => {}
-            Err(error) if status::is_conflict(&error) => {
-                // Computed from an object that changed since it was read: from a cache that has
-                // not yet seen our previous write, or before someone else's. Writing it would
-                // carry stale values (counts, times) over newer ones; reconcile the newer object.
-                tracing::debug!("status not written: the object changed since it was read");
-                return Ok(Action::requeue(STALE_READ_RETRY));
-            }
-            Err(error) => return Err(Error::Status(error)),
-        }
+        status::apply(
+            &api,
+            &object.name_any(),
+            &status,
+            shared.ctx.field_manager(),
+        )
+        .await
+        .map_err(Error::Status)?;
         tracing::debug!("status written");
         announce_ready_transition(object.as_ref(), &previous, status.conditions(), shared).await;
     }

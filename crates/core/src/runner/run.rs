@@ -76,6 +76,7 @@ async fn run_controller<K: ManagedResource, R: Reconciler<K>>(
         gauges,
         labels,
         start_hooks,
+        latest_only,
     } = builder;
     let api = scoped_api::<DeserializeGuard<K>>(&runtime.client, runtime.namespace.as_deref());
 
@@ -124,6 +125,7 @@ async fn run_controller<K: ManagedResource, R: Reconciler<K>>(
         metrics: runtime.metrics.clone(),
         finalizer,
         requeue_after,
+        latest_only,
         _kind: PhantomData,
     });
     tracing::info!(controller = %name, namespace = ?runtime.namespace, "controller starting");

@@ -37,11 +37,12 @@ pub const FINALIZER: &str = "sample.test.vertice.dev/cleanup";
 pub const CONTROLLER: &str = "samples.sample.test.vertice.dev";
 pub const FIELD_MANAGER: &str = "vertice-sample";
 pub const MALFORMED: &str = "malformed";
-/// On a Sample: keep `status.count`. Its first apply writes `count: 100` itself before returning,
-/// so the status it computed (from the older read) is stale by the time it is written.
+/// On a Sample: keep `status.count`, and reconcile again at once until it reaches
+/// [`COUNT_TARGET`]. Each reconcile follows our own status write immediately, so the cache is
+/// often still behind it.
 pub const COUNT_ANNOTATION: &str = "count";
-/// The count that first apply writes behind the controller's back.
-pub const COUNT_WRITTEN_MEANWHILE: u32 = 100;
+/// Where counting stops.
+pub const COUNT_TARGET: u32 = 30;
 
 /// A test-only kind that fails on demand.
 #[derive(CustomResource, Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -115,8 +116,8 @@ pub enum SampleError {
     Transient { attempt: u32, of: u32 },
     #[error("spec.invalid is set")]
     Invalid,
-    #[error("writing the count meanwhile failed")]
-    WriteMeanwhile(#[source] kube::Error),
+    #[error("reading the sample failed")]
+    Read(#[source] kube::Error),
 }
 
 impl ReconcileError for SampleError {
@@ -124,12 +125,12 @@ impl ReconcileError for SampleError {
         match self {
             Self::Transient { .. } => "TransientFailure",
             Self::Invalid => "InvalidSample",
-            Self::WriteMeanwhile(_) => "WriteMeanwhileFailed",
+            Self::Read(_) => "ReadFailed",
         }
     }
     fn class(&self) -> ErrorClass {
         match self {
-            Self::Transient { .. } | Self::WriteMeanwhile(_) => ErrorClass::Transient,
+            Self::Transient { .. } | Self::Read(_) => ErrorClass::Transient,
             Self::Invalid => ErrorClass::Permanent,
         }
     }
@@ -140,8 +141,8 @@ impl ReconcileError for SampleError {
 pub struct Journal {
     pub applies: Mutex<HashMap<String, Vec<(i64, Instant)>>>,
     pub cleanups: Mutex<Vec<String>>,
-    /// Samples whose count was written behind the controller's back (once each).
-    pub counted: Mutex<std::collections::HashSet<String>>,
+    /// Applies of a counting sample whose copy was not the API server's latest version.
+    pub behind: std::sync::atomic::AtomicUsize,
     /// Applies whose object (from the controller's cache) still carried `managedFields`.
     pub with_managed_fields: std::sync::atomic::AtomicUsize,
     /// Applies whose object still carried kubectl's last-applied-configuration annotation.
@@ -171,27 +172,21 @@ pub struct SampleReconciler {
 }
 
 impl SampleReconciler {
-    /// The count of a sample annotated [`COUNT_ANNOTATION`] (see there).
+    /// The count of a sample annotated [`COUNT_ANNOTATION`]; notes in the journal when the
+    /// copy being reconciled is behind the API server.
     async fn count(&self, sample: &Sample, ctx: &Context) -> Result<Option<u32>, SampleError> {
         if !sample.annotations().contains_key(COUNT_ANNOTATION) {
             return Ok(None);
         }
-        let first = self
-            .journal
-            .counted
-            .lock()
-            .map(|mut counted| counted.insert(sample.name_any()))
-            .unwrap_or(false);
-        if first {
-            let api: Api<Sample> = ctx.api(&sample.namespace().unwrap_or_default());
-            let patch = serde_json::json!({"status": {"count": COUNT_WRITTEN_MEANWHILE}});
-            api.patch_status(
-                &sample.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
+        let api: Api<Sample> = ctx.api(&sample.namespace().unwrap_or_default());
+        let latest = api
+            .get_metadata(&sample.name_any())
             .await
-            .map_err(SampleError::WriteMeanwhile)?;
+            .map_err(SampleError::Read)?;
+        if latest.metadata.resource_version != sample.metadata.resource_version {
+            self.journal
+                .behind
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
         let previous = sample.status.as_ref().and_then(|status| status.count);
         Ok(Some(previous.unwrap_or(0) + 1))
@@ -243,12 +238,16 @@ impl Reconciler<Sample> for SampleReconciler {
             });
         }
         let count = self.count(&sample, ctx).await?;
-        Ok(Applied::new(SampleStatus {
+        let applied = Applied::new(SampleStatus {
             value: Some(sample.spec.value.clone()),
             reconciled_by: Some(self.identity.clone()),
             count,
             ..SampleStatus::default()
-        }))
+        });
+        Ok(match count {
+            Some(count) if count < COUNT_TARGET => applied.requeue_after(Duration::ZERO),
+            _ => applied,
+        })
     }
 
     async fn cleanup(&self, sample: Arc<Sample>, _ctx: &Context) -> Result<(), SampleError> {
@@ -314,6 +313,17 @@ pub struct Running {
 
 impl Running {
     pub async fn start(cp: &ControlPlane, namespace: &str) -> anyhow::Result<Self> {
+        Self::start_with(cp, namespace, |builder| builder).await
+    }
+
+    /// [`start`](Self::start) with the controller changed by `adjust`.
+    pub async fn start_with(
+        cp: &ControlPlane,
+        namespace: &str,
+        adjust: impl FnOnce(
+            ControllerBuilder<Sample, SampleReconciler>,
+        ) -> ControllerBuilder<Sample, SampleReconciler>,
+    ) -> anyhow::Result<Self> {
         let journal = Arc::new(Journal::default());
         let stop = CancellationToken::new();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -324,7 +334,7 @@ impl Running {
         .handle_signals(false)
         .shutdown_on(stop.clone())
         .on_admin_bound(bound_tx)
-        .controller(controller("in-process", journal.clone()));
+        .controller(adjust(controller("in-process", journal.clone())));
         let task = tokio::spawn(operator.run());
         let admin = bound_rx
             .await
