@@ -2,7 +2,9 @@
 //! rely on the same names for all four operators.
 //!
 //! - `vertice_reconcile_total{controller, result}` — finished reconciles; `result` is `success`,
-//!   `error` (transient), `waiting` (a dependency is missing) or `invalid` (the spec is wrong);
+//!   `error` (transient), `waiting` (a dependency is missing), `invalid` (the spec is wrong) or
+//!   `behind` (skipped until the cache holds the latest version: see
+//!   [`ControllerBuilder::latest_only`](crate::ControllerBuilder::latest_only));
 //! - `vertice_reconcile_errors_total{controller, reason}` — failed reconciles by error reason;
 //! - `vertice_reconcile_duration_seconds{controller}` — histogram of reconcile durations;
 //! - `vertice_resources{controller, ready}` — objects in the controller's cache by the status of
@@ -43,6 +45,8 @@ pub const PREFIX: &str = "vertice";
 
 /// `result` label value of a successful reconcile.
 pub const RESULT_SUCCESS: &str = "success";
+/// `result` label value of a reconcile skipped because the cache was behind the API server.
+pub const RESULT_BEHIND: &str = "behind";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {

@@ -21,7 +21,7 @@ use crate::{
     context::Context,
     error::{Error, ErrorClass, FinalizerError, MAX_NOTE_BYTES, ReconcileError, error_chain},
     finalizer, freshness,
-    metrics::{RESULT_SUCCESS, ReconcileMetrics},
+    metrics::{RESULT_BEHIND, RESULT_SUCCESS, ReconcileMetrics},
     status::{self, ManagedResource, ObjectStatus},
 };
 
@@ -73,6 +73,7 @@ async fn reconcile_in_span<K: ManagedResource, R: Reconciler<K>>(
     let result = match is_latest(&object, &shared).await {
         Ok(false) => {
             tracing::debug!("the cached copy is behind the API server; reconciling it later");
+            shared.metrics.record_result(controller, RESULT_BEHIND);
             return Ok(Action::requeue(freshness::CATCH_UP));
         }
         Err(error) => Err(error),
