@@ -5,8 +5,22 @@
 //! [`ReconcileError`] for it. The runtime never inspects the variants itself: `reason()` is the
 //! one key used for the condition reason, the Event reason and the metric label, and `class()`
 //! decides between retrying with backoff and waiting for the user to change the spec.
+//!
+//! [`is_not_found`] and [`is_conflict`] name the two API answers operators handle as outcomes,
+//! not failures: an object already gone, a name already taken or a version already moved on.
 
 use std::error::Error as StdError;
+
+/// Whether the API server answered 404 Not Found: the object is gone.
+pub fn is_not_found(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 404)
+}
+
+/// Whether the API server refused a write with 409 Conflict: a failed resourceVersion
+/// precondition, or (on create) a name that exists already.
+pub fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409)
+}
 
 /// What the runtime does after a reconcile failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

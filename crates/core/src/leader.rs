@@ -28,7 +28,7 @@ use k8s_openapi::{
 use kube::{Api, Client, api::PostParams};
 use tokio_util::sync::CancellationToken;
 
-use crate::status::is_conflict;
+use crate::error::is_conflict;
 
 /// Timing and identity of one election.
 #[derive(Clone, Debug)]

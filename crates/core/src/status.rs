@@ -147,17 +147,6 @@ where
     Ok(())
 }
 
-/// Whether the API server answered 404 Not Found: the object is gone.
-pub fn is_not_found(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 404)
-}
-
-/// Whether the API server refused a write with 409 Conflict: a failed resourceVersion
-/// precondition, or (on create) a name that exists already.
-pub fn is_conflict(error: &kube::Error) -> bool {
-    matches!(error, kube::Error::Api(status) if status.code == 409)
-}
-
 /// [`apply`] only when `status` differs from `obj`'s current status. Returns whether it wrote.
 pub async fn apply_if_changed<K>(
     api: &Api<K>,

@@ -295,7 +295,7 @@ fn pod_failure_policy() -> PodFailurePolicy {
 pub async fn create(jobs: &kube::Api<Job>, job: &Job) -> Result<(), kube::Error> {
     match jobs.create(&kube::api::PostParams::default(), job).await {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(response)) if response.code == 409 => Ok(()),
+        Err(error) if vertice_core::error::is_conflict(&error) => Ok(()),
         Err(error) => Err(error),
     }
 }

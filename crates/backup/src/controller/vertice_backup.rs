@@ -16,7 +16,7 @@ use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Resource, ResourceExt};
 use vertice_core::conditions::{self, ConditionStatus};
-use vertice_core::status::{is_conflict, is_not_found};
+use vertice_core::error::{is_conflict, is_not_found};
 use vertice_core::{Applied, Context, ControllerBuilder, Reconciler};
 
 use crate::api::restore_request::RestoreRequest;
