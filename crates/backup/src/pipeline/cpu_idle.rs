@@ -8,9 +8,12 @@
 //! of at least [`MIN_WINDOW_TICKS`] clock ticks summed over all cores (100 ms on two cores at
 //! Linux's 100 ticks per second), so one chunk's reading never decides alone.
 //!
-//! The share is the host's: in a container with a CPU limit, idle host cores are not this
-//! process's to use, and only the wait signal applies there. Where `/proc/stat` cannot be read
-//! (not Linux), the sampler gives no share and the level follows the wait signal alone.
+//! The share is that of the CPUs this process may run on (its affinity: a cpuset such as a
+//! Kubernetes exclusive-CPU pod's or Docker's `--cpuset-cpus`, or `taskset`), from their own
+//! `cpuN` lines: idle cores outside the set are not this process's to use. A CPU quota without
+//! a cpuset (a Kubernetes CPU limit) is not seen: there idle host cores count, and on a busy
+//! quota only the wait signal lowers the level. Where `/proc/stat` cannot be read (not Linux),
+//! the sampler gives no share and the level follows the wait signal alone.
 
 /// The shortest window a share is computed over: clock ticks summed over all cores.
 pub const MIN_WINDOW_TICKS: u64 = 20;
@@ -22,29 +25,58 @@ struct Ticks {
     total: u64,
 }
 
-/// Parses the aggregate `cpu` line of `/proc/stat`: `cpu user nice system idle iowait irq
-/// softirq steal …` (ticks). Idle counts `idle` and `iowait`; total is the first eight fields
-/// (guest time is already inside `user` and `nice`).
-fn parse_stat(text: &str) -> Option<Ticks> {
-    let line = text.lines().find(|line| line.starts_with("cpu "))?;
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    if fields.len() < 5 {
-        return None;
+/// Parses `/proc/stat`'s lines `cpu user nice system idle iowait irq softirq steal …` (ticks):
+/// the aggregate `cpu` line, or with `cpus` the sum of those CPUs' `cpuN` lines. Idle counts
+/// `idle` and `iowait`; total is the first eight fields (guest time is already inside `user`
+/// and `nice`). `None` when a line is malformed or no line is found.
+fn parse_stat(text: &str, cpus: Option<&[usize]>) -> Option<Ticks> {
+    let mut sum = Ticks { idle: 0, total: 0 };
+    let mut found = false;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let Some(name) = words.next() else {
+            continue;
+        };
+        let counted = match (name, cpus) {
+            ("cpu", None) => true,
+            (name, Some(cpus)) => name
+                .strip_prefix("cpu")
+                .and_then(|number| number.parse::<usize>().ok())
+                .is_some_and(|number| cpus.contains(&number)),
+            _ => false,
+        };
+        if !counted {
+            continue;
+        }
+        let fields: Vec<u64> = words
+            .take(8)
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        if fields.len() < 5 {
+            return None;
+        }
+        sum.idle += fields[3] + fields[4];
+        sum.total += fields.iter().sum::<u64>();
+        found = true;
     }
-    Some(Ticks {
-        idle: fields[3] + fields[4],
-        total: fields.iter().sum(),
-    })
+    found.then_some(sum)
+}
+
+/// The CPUs this process may run on (its affinity); `None` when it cannot be read.
+fn allowed_cpus() -> Option<Vec<usize>> {
+    use rustix::thread::{CpuSet, sched_getaffinity};
+    let set = sched_getaffinity(None).ok()?;
+    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+        .filter(|&cpu| set.is_set(cpu))
+        .collect();
+    (!cpus.is_empty()).then_some(cpus)
 }
 
 fn read_stat() -> Option<Ticks> {
-    parse_stat(&std::fs::read_to_string("/proc/stat").ok()?)
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpus = allowed_cpus();
+    parse_stat(&text, cpus.as_deref()).or_else(|| parse_stat(&text, None))
 }
 
 /// Samples the idle share window by window.
@@ -102,14 +134,58 @@ mod tests {
     fn the_aggregate_line_gives_idle_and_iowait_over_the_first_eight_fields() {
         let text = "cpu  100 5 50 800 20 3 2 0 7 0\ncpu0 50 2 25 400 10 1 1 0 0 0\nintr 1 2\n";
         assert_eq!(
-            parse_stat(text),
+            parse_stat(text, None),
             Some(Ticks {
                 idle: 820,
                 total: 980
             })
         );
-        assert_eq!(parse_stat("intr 1 2\n"), None);
-        assert_eq!(parse_stat("cpu  1 x 3 4 5\n"), None);
+        assert_eq!(parse_stat("intr 1 2\n", None), None);
+        assert_eq!(parse_stat("cpu  1 x 3 4 5\n", None), None);
+    }
+
+    #[test]
+    fn with_an_affinity_only_those_cpus_count() {
+        // cpu0 is all busy, cpu1 and cpu2 all idle: pinned to cpu0, nothing is idle.
+        let text = "cpu  300 0 0 200 0 0 0 0\n\
+                    cpu0 100 0 0 0 0 0 0 0\n\
+                    cpu1 0 0 0 100 0 0 0 0\n\
+                    cpu2 0 0 0 100 0 0 0 0\n\
+                    cpu10 200 0 0 0 0 0 0 0\n";
+        assert_eq!(
+            parse_stat(text, Some(&[0])),
+            Some(Ticks {
+                idle: 0,
+                total: 100
+            })
+        );
+        assert_eq!(
+            parse_stat(text, Some(&[1])),
+            Some(Ticks {
+                idle: 100,
+                total: 100
+            }),
+            "cpu10 is not cpu1"
+        );
+        assert_eq!(
+            parse_stat(text, Some(&[1, 10])),
+            Some(Ticks {
+                idle: 100,
+                total: 300
+            })
+        );
+        assert_eq!(parse_stat(text, Some(&[7])), None);
+    }
+
+    #[test]
+    fn this_process_affinity_is_read() {
+        let cpus = allowed_cpus().unwrap_or_default();
+        let parallelism = std::thread::available_parallelism().map_or(0, usize::from);
+        // available_parallelism also honours a cgroup quota, which can only lower it.
+        assert!(
+            !cpus.is_empty() && cpus.len() >= parallelism,
+            "{cpus:?}, {parallelism}"
+        );
     }
 
     #[test]
@@ -125,6 +201,51 @@ mod tests {
         }
         let share = sampler.share().unwrap_or(-1.0);
         assert!((0.0..=1.0).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn a_thread_pinned_beside_a_busy_loop_sees_no_idle_share() {
+        use rustix::thread::{CpuSet, sched_setaffinity};
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let cpu = allowed_cpus()
+            .and_then(|cpus| cpus.first().copied())
+            .expect("this thread's affinity");
+        let mut set = CpuSet::new();
+        set.set(cpu);
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinning = stop.clone();
+        let spinner = std::thread::spawn(move || {
+            sched_setaffinity(None, &set).expect("pinning the busy loop");
+            while !spinning.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        // Sampled from a thread of its own, so the test harness's thread keeps its affinity.
+        let sampled = std::thread::spawn(move || {
+            sched_setaffinity(None, &set).expect("pinning the sampler");
+            let mut sampler = IdleSampler::default();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let mut last = None;
+            while std::time::Instant::now() < deadline {
+                last = sampler.share();
+                if last.is_some_and(|share| share < crate::pipeline::adaptive::CONTENDED_IDLE_SHARE)
+                {
+                    return Ok(());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(last)
+        })
+        .join();
+        stop.store(true, Ordering::Relaxed);
+        spinner.join().expect("the busy loop");
+        // Counting every CPU of the machine, the others' idle time would show here.
+        assert_eq!(
+            sampled.expect("the sampler thread"),
+            Ok(()),
+            "cpu{cpu} is busy, yet its idle share stayed at or above 5%"
+        );
     }
 
     static IDLE: AtomicU64 = AtomicU64::new(0);
