@@ -39,7 +39,7 @@ pub struct BackupOptions {
     pub labels: BTreeMap<String, String>,
     /// Chunk compression.
     pub compression: Compression,
-    /// zstd: lower the level (down to [`crate::pipeline::adaptive::ADAPTIVE_FLOOR`]) while
+    /// zstd: lower the level (down to [`crate::pipeline::adaptive::STORE_LEVEL`]) while
     /// compression holds the dump back, and return to `compression`'s level when it keeps up
     /// (default true; see [`crate::pipeline::adaptive`]).
     pub adaptive_compression: bool,

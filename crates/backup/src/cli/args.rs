@@ -80,8 +80,8 @@ pub struct PipelineArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub compression_level: Option<i32>,
     /// zstd: compress every chunk at the given level even when that holds the dump back. By
-    /// default the level drops (down to −5) while compression is slower than the dump, and
-    /// returns when it keeps up.
+    /// default the level drops (through −5 down to storing chunks as they are) while
+    /// compression is slower than the dump or no CPU core is idle, and returns when it keeps up.
     #[arg(long)]
     pub fixed_compression_level: bool,
     /// Raw chunk size in bytes.
