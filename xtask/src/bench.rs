@@ -17,8 +17,9 @@
 //!   database, for `--rounds` rounds.
 //!
 //! It prints MB/s of raw dump bytes for each, b/a, b/c and R/r with their goals, the peak RSS
-//! (VmHWM) of the backup and restore processes, and the CPU time per raw MB of the backups with
-//! each pipeline stage's share (from the backups' `--output json` reports).
+//! (VmHWM) of the backup and restore processes, the CPU time per raw MB of the backups with
+//! each pipeline stage's share (from the backups' `--output json` reports), and the whole
+//! machine's CPU per raw MB during (a) and (b) with the cores (b) needs at (a)'s pace.
 
 mod measure;
 mod operator;
@@ -332,6 +333,7 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     let mut b_times = Vec::new();
     let mut b_peak = 0;
     let mut raw_bytes = 0;
+    let mut machine_cpu = MachineCpu::default();
     let mut stages = StageTotals::default();
     let mut b_last_report = serde_json::Value::Null;
     let rounds = args.rounds.max(1);
@@ -341,9 +343,11 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         let dumped = timed(dump)?;
         a_times.push(dumped.elapsed);
         raw_bytes = dumped.written;
+        machine_cpu.dump += dumped.machine_cpu;
         a2_times.push(dump_to_store_folder(setup)?);
         let backed_up = setup.backup(&setup.local_store(), &format!("bench-local-{round}"))?;
         b_times.push(backed_up.elapsed);
+        machine_cpu.backup += backed_up.machine_cpu;
         b_peak = b_peak.max(backed_up.peak_kib);
         let report: serde_json::Value =
             serde_json::from_slice(&backed_up.stdout).context("the backup's report")?;
@@ -437,6 +441,7 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
         b / a2
     );
     println!("(b) {}", stages.summary(raw_bytes));
+    machine_cpu.print(raw_bytes * rounds as u64, a);
     let r = mbps(raw_bytes, restores.raw);
     let restore = mbps(raw_bytes, restores.ours);
     println!(
@@ -450,6 +455,38 @@ fn measure_all(setup: &Setup, work: &std::path::Path) -> anyhow::Result<()> {
     );
     println!("R/r = {:.2} (target ≥ 0.9)", restore / r);
     Ok(())
+}
+
+/// CPU time the whole machine spent during the (a) and (b) rounds: what a backup costs in
+/// CPU, pg_dump's and the server's included, apart from how fast this machine's pg_dump is.
+#[derive(Default)]
+struct MachineCpu {
+    dump: Duration,
+    backup: Duration,
+}
+
+impl MachineCpu {
+    /// Prints CPU per raw MB of (a) and (b), for `megabytes_total` raw bytes per kind over all
+    /// rounds, and how many cores (b) needs to keep (a)'s pace `a` (MB/s). Where the CPU is what
+    /// binds (pg_dump and the server already use most of it), `cores / needed` bounds b/a; the
+    /// figure carries to other machines as far as pg_dump's pace scales with their CPU.
+    fn print(&self, raw_bytes_total: u64, a: f64) {
+        let megabytes = (raw_bytes_total as f64 / 1e6).max(1e-9);
+        let per_mb = |time: Duration| time.as_secs_f64() * 1000.0 / megabytes;
+        let (dump, backup) = (per_mb(self.dump), per_mb(self.backup));
+        if backup <= 0.0 {
+            println!("machine CPU: /proc/stat cannot be read here");
+            return;
+        }
+        let needed = backup * a / 1000.0;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+        println!(
+            "machine CPU per raw MB, every process: (a) {dump:.2} ms, (b) {backup:.2} ms; (b) at \
+             (a)'s pace needs {needed:.2} cores: on {cores} cores, where the CPU binds, \
+             b/a ≤ {:.2}",
+            cores / needed
+        );
+    }
 }
 
 /// (a2): the raw dump written to a file beside the local store, so the cost of writing that

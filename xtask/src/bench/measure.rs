@@ -1,5 +1,5 @@
-//! Timing child processes for the benchmark: wall time, peak RSS, bytes written, and the CPU
-//! shares a backup reports per pipeline stage.
+//! Timing child processes for the benchmark: wall time, peak RSS, bytes written, the CPU time
+//! the whole machine spent meanwhile, and the CPU shares a backup reports per pipeline stage.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -17,6 +17,29 @@ pub struct Timed {
     pub written: u64,
     /// The first [`KEPT_STDOUT`] bytes of its stdout (a dump is a gigabyte: not kept whole).
     pub stdout: Vec<u8>,
+    /// CPU time every process of the machine spent while it ran (`/proc/stat`): the child, and
+    /// what it drives — pg_dump and the database server's backend. Zero where `/proc/stat`
+    /// cannot be read.
+    pub machine_cpu: Duration,
+}
+
+/// CPU time the machine has spent busy since boot (every CPU; not idle, not waiting for I/O,
+/// not stolen by the hypervisor),
+/// from the first line of `/proc/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ`).
+fn machine_busy_ticks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal: busy is user, nice, system, irq and
+    // softirq (guest time is already in user; steal is the hypervisor's, not ours).
+    let busy = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&field| fields.get(field).copied());
+    busy.sum()
 }
 
 /// How much of a child's stdout is kept (a backup's JSON report fits easily).
@@ -24,6 +47,7 @@ const KEPT_STDOUT: usize = 1 << 20;
 
 /// Runs a command to completion, polling its VmHWM every 20 ms; fails if it fails.
 pub fn timed(mut command: Command) -> anyhow::Result<Timed> {
+    let busy_before = machine_busy_ticks();
     let started = Instant::now();
     let mut child = command.stdout(Stdio::piped()).spawn().context("spawning")?;
     let pid = child.id();
@@ -51,6 +75,10 @@ pub fn timed(mut command: Command) -> anyhow::Result<Timed> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let elapsed = started.elapsed();
+    let machine_cpu = match (busy_before, machine_busy_ticks()) {
+        (Some(before), Some(after)) => Duration::from_millis(after.saturating_sub(before) * 10),
+        _ => Duration::ZERO,
+    };
     let (written, stdout) = match reader.join() {
         Ok(Ok(result)) => result,
         Ok(Err(error)) => bail!("reading the output of {command:?}: {error}"),
@@ -67,6 +95,7 @@ pub fn timed(mut command: Command) -> anyhow::Result<Timed> {
         peak_kib,
         written,
         stdout,
+        machine_cpu,
     })
 }
 
