@@ -10,10 +10,13 @@
 //!
 //! The share is that of the CPUs this process may run on (its affinity: a cpuset such as a
 //! Kubernetes exclusive-CPU pod's or Docker's `--cpuset-cpus`, or `taskset`), from their own
-//! `cpuN` lines: idle cores outside the set are not this process's to use. A CPU quota without
-//! a cpuset (a Kubernetes CPU limit) is not seen: there idle host cores count, and on a busy
-//! quota only the wait signal lowers the level. Where `/proc/stat` cannot be read (not Linux),
-//! the sampler gives no share and the level follows the wait signal alone.
+//! `cpuN` lines: idle cores outside the set are not this process's to use. Under a CPU quota
+//! (a Kubernetes CPU limit, `docker --cpus`; `cpu_quota.rs`) the share is the lower of that
+//! and the unused part of the quota: a backup whose cgroup has used up its quota has no CPU
+//! to spare, however idle the host. Where `/proc/stat` cannot be read (not Linux), the sampler
+//! gives no share and the level follows the wait signal alone.
+
+use super::cpu_quota::{self, QuotaSample};
 
 /// The shortest window a share is computed over: clock ticks summed over all cores.
 pub const MIN_WINDOW_TICKS: u64 = 20;
@@ -84,22 +87,41 @@ fn read_stat() -> Option<Ticks> {
 pub struct IdleSampler {
     source: fn() -> Option<Ticks>,
     last: Option<Ticks>,
+    quota_source: fn() -> Option<QuotaSample>,
+    last_quota: Option<QuotaSample>,
     share: Option<f64>,
 }
 
 impl Default for IdleSampler {
     fn default() -> Self {
-        Self::with_source(read_stat)
+        Self::with_sources(read_stat, cpu_quota::sample)
     }
 }
 
 impl IdleSampler {
-    fn with_source(source: fn() -> Option<Ticks>) -> Self {
+    fn with_sources(
+        source: fn() -> Option<Ticks>,
+        quota_source: fn() -> Option<QuotaSample>,
+    ) -> Self {
         IdleSampler {
             source,
             last: source(),
+            quota_source,
+            last_quota: quota_source(),
             share: None,
         }
+    }
+
+    /// The idle share of the cgroup's CPU quota since the last window, if it has one; the
+    /// quota is read once per window.
+    fn quota_share(&mut self) -> Option<f64> {
+        let now = (self.quota_source)();
+        let share = match (&self.last_quota, &now) {
+            (Some(earlier), Some(later)) => cpu_quota::idle_share(earlier, later),
+            _ => None,
+        };
+        self.last_quota = now;
+        share
     }
 
     /// The idle share (0.0–1.0) of the last complete window, starting a new window when the
@@ -115,6 +137,8 @@ impl IdleSampler {
                 let idle = now.idle.saturating_sub(last.idle).min(total);
                 #[allow(clippy::cast_precision_loss)] // tick counts of one window
                 let share = idle as f64 / total as f64;
+                // Idle cores are no use to a cgroup that has used up its quota.
+                let share = self.quota_share().map_or(share, |quota| share.min(quota));
                 self.share = Some(share);
                 self.last = Some(now);
             }
@@ -260,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_share_needs_a_whole_window_and_then_holds_until_the_next() {
-        let mut sampler = IdleSampler::with_source(fake);
+        let mut sampler = IdleSampler::with_sources(fake, || None);
         // Half a window: no share yet.
         TOTAL.store(MIN_WINDOW_TICKS / 2, Ordering::SeqCst);
         IDLE.store(MIN_WINDOW_TICKS / 2, Ordering::SeqCst);
@@ -275,5 +299,43 @@ mod tests {
         // The next window complete: nothing idle.
         TOTAL.store(MIN_WINDOW_TICKS * 8, Ordering::SeqCst);
         assert_eq!(sampler.share(), Some(0.0));
+    }
+
+    static QUOTA_TOTAL: AtomicU64 = AtomicU64::new(0);
+    static QUOTA_USED: AtomicU64 = AtomicU64::new(0);
+
+    /// A host that is always half idle.
+    fn half_idle_host() -> Option<Ticks> {
+        let total = QUOTA_TOTAL.load(Ordering::SeqCst);
+        Some(Ticks {
+            idle: total / 2,
+            total,
+        })
+    }
+
+    /// One CPU of quota; the clock runs one µs per host tick, for the test's arithmetic.
+    fn one_cpu_quota() -> Option<QuotaSample> {
+        Some(QuotaSample {
+            cpus: 1.0,
+            used_micros: QUOTA_USED.load(Ordering::SeqCst),
+            at_micros: QUOTA_TOTAL.load(Ordering::SeqCst),
+        })
+    }
+
+    #[test]
+    fn a_used_up_quota_leaves_nothing_idle_however_idle_the_host() {
+        let mut sampler = IdleSampler::with_sources(half_idle_host, one_cpu_quota);
+        // The cgroup used its whole quota over the window: nothing to spare.
+        QUOTA_TOTAL.store(MIN_WINDOW_TICKS * 10, Ordering::SeqCst);
+        QUOTA_USED.store(MIN_WINDOW_TICKS * 10, Ordering::SeqCst);
+        assert_eq!(sampler.share(), Some(0.0));
+        // The next window it used a tenth of it: the host's half is the lower share.
+        QUOTA_TOTAL.store(MIN_WINDOW_TICKS * 20, Ordering::SeqCst);
+        QUOTA_USED.store(MIN_WINDOW_TICKS * 11, Ordering::SeqCst);
+        assert_eq!(sampler.share(), Some(0.5));
+        // Without a quota the host's share stands.
+        let mut unlimited = IdleSampler::with_sources(half_idle_host, || None);
+        QUOTA_TOTAL.store(MIN_WINDOW_TICKS * 40, Ordering::SeqCst);
+        assert_eq!(unlimited.share(), Some(0.5));
     }
 }

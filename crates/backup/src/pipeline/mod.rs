@@ -11,6 +11,7 @@ pub mod chunker;
 pub mod compress;
 pub mod cpu;
 pub mod cpu_idle;
+pub mod cpu_quota;
 pub mod encrypt;
 pub mod hash;
 pub mod reader;
