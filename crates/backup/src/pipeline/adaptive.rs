@@ -2,8 +2,8 @@
 //!
 //! The chunker reports, for every chunk, how long it spent reading it from the dump tool and how
 //! long it then waited for the encoders to take it; the encoders report how long compressing a
-//! chunk took; the chunker also reads the machine's idle CPU share. The level steps one rung
-//! down the ladder (the configured level, …, 1, −1, …, [`LAST_FAST_LEVEL`], then
+//! chunk took; the chunker also reads the idle share of the CPU it may use. The level steps
+//! one rung down the ladder (the configured level, …, 1, −1, …, [`LAST_FAST_LEVEL`], then
 //! [`STORE_LEVEL`]) when either
 //! - a chunk waited and compression is the slow stage (a chunk's compression time divided by
 //!   the encoders running at once exceeds its read time): the dump tool is blocked on a full
@@ -40,7 +40,7 @@ use std::time::Duration;
 pub const LAST_FAST_LEVEL: i32 = -5;
 
 /// The ladder's lowest rung: zstd's minimum level (−131072 in zstd 1.5), whose frames hold
-/// their data almost as it is, at about a tenth of level −5's CPU (see the module docs).
+/// their data almost as it is, at a sixth or less of level −5's CPU (see the module docs).
 pub const STORE_LEVEL: i32 = -131_072;
 
 /// Chunks in a row that must not wait before the level steps back up.
@@ -95,7 +95,8 @@ impl AdaptiveLevel {
     }
 
     /// Records one chunk: `read` spent reading it, `waited` spent handing it to the encoders,
-    /// `idle` the machine's idle CPU share meanwhile (`cpu_idle.rs`; `None` when unknown).
+    /// `idle` the idle share of the CPU it may use meanwhile (`cpu_idle.rs`; `None` when
+    /// unknown).
     pub fn observe(&self, read: Duration, waited: Duration, idle: Option<f64>) {
         let compress = Duration::from_nanos(self.compress_nanos.load(Ordering::Relaxed));
         let compression_is_slow = compress / self.encoders > read;

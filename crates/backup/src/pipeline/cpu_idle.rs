@@ -1,12 +1,13 @@
-//! The machine's idle CPU share, read from `/proc/stat`: the signal that tells an adaptive
-//! backup whether its compression takes CPU time the dump needs.
+//! The idle share of the CPU this process may use, read from `/proc/stat` (and its cgroup's
+//! quota): the signal that tells an adaptive backup whether its compression takes CPU time the
+//! dump needs.
 //!
 //! On two cores the dump tool, the database server and the encoders share the CPU. While the
 //! machine has idle time, compression runs beside the dump; once no core is idle, every
 //! compression cycle is taken from the dump, even though no chunk waits for an encoder (that
 //! older signal, in `adaptive.rs`, only sees a full pipeline). Shares are measured over windows
-//! of at least [`MIN_WINDOW_TICKS`] clock ticks summed over all cores (100 ms on two cores at
-//! Linux's 100 ticks per second), so one chunk's reading never decides alone.
+//! of at least [`MIN_WINDOW_TICKS`] clock ticks summed over the CPUs counted (100 ms on two
+//! cores at Linux's 100 ticks per second), so one chunk's reading never decides alone.
 //!
 //! The share is that of the CPUs this process may run on (its affinity: a cpuset such as a
 //! Kubernetes exclusive-CPU pod's or Docker's `--cpuset-cpus`, or `taskset`), from their own
@@ -18,10 +19,10 @@
 
 use super::cpu_quota::{self, QuotaSample};
 
-/// The shortest window a share is computed over: clock ticks summed over all cores.
+/// The shortest window a share is computed over: clock ticks summed over the CPUs counted.
 pub const MIN_WINDOW_TICKS: u64 = 20;
 
-/// Idle and total clock ticks of all cores since boot.
+/// Idle and total clock ticks of the CPUs counted, since boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ticks {
     idle: u64,
