@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cli_process::{
-    Outcome, command, files_under, finish, postgres_flags, run, seed_shop, write_key,
+    Outcome, command, files_under, finish, names, postgres_flags, run, seed_shop, write_key,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
@@ -595,8 +595,8 @@ async fn prune_dry_run_explains_and_prune_deletes_exactly_that() {
     let store = path_arg(&store_dir);
     let input = dir.path().join("input");
     std::fs::write(&input, b"a small file to back up\n".repeat(1000)).unwrap();
-    let names = ["b1", "b2", "b3", "b4"];
-    for name in names {
+    let created = ["b1", "b2", "b3", "b4"];
+    for name in created {
         run([
             "backup",
             "--path",
@@ -613,14 +613,9 @@ async fn prune_dry_run_explains_and_prune_deletes_exactly_that() {
     let listed_names = || async {
         let list = run(["list", "--path", &store, "--output", "json"]).await;
         list.expect_code(0, "list");
-        list.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|listing| listing["name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
+        names(&list.json())
     };
-    assert_eq!(listed_names().await, names);
+    assert_eq!(listed_names().await, created);
 
     // The plan: keep the two newest (rank 1 and 2), delete the others because no rule selects
     // them — newest first, as retention sorts them.
@@ -638,19 +633,8 @@ async fn prune_dry_run_explains_and_prune_deletes_exactly_that() {
     dry.expect_code(0, "prune --dry-run");
     let plan = dry.json();
     assert_eq!(plan["dryRun"], true);
-    let verdict_names = |list: &serde_json::Value| {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|verdict| verdict["name"].as_str().unwrap().to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        verdict_names(&plan["plan"]["delete"]),
-        ["b2", "b1"],
-        "{plan}"
-    );
-    assert_eq!(verdict_names(&plan["plan"]["keep"]), ["b4", "b3"], "{plan}");
+    assert_eq!(names(&plan["plan"]["delete"]), ["b2", "b1"], "{plan}");
+    assert_eq!(names(&plan["plan"]["keep"]), ["b4", "b3"], "{plan}");
     for verdict in plan["plan"]["delete"].as_array().unwrap() {
         assert_eq!(
             verdict["reasons"],
@@ -673,7 +657,7 @@ async fn prune_dry_run_explains_and_prune_deletes_exactly_that() {
     ] {
         assert!(dry_text.stdout.contains(line), "{}", dry_text.stdout);
     }
-    assert_eq!(listed_names().await, names, "a dry run deletes nothing");
+    assert_eq!(listed_names().await, created, "a dry run deletes nothing");
 
     // The real prune deletes exactly the planned two, manifests and data.
     let pruned = run([
@@ -689,7 +673,7 @@ async fn prune_dry_run_explains_and_prune_deletes_exactly_that() {
     pruned.expect_code(0, "prune");
     let pruned = pruned.json();
     assert_eq!(pruned["dryRun"], false);
-    assert_eq!(verdict_names(&pruned["plan"]["delete"]), ["b2", "b1"]);
+    assert_eq!(names(&pruned["plan"]["delete"]), ["b2", "b1"]);
     assert_eq!(listed_names().await, ["b3", "b4"]);
     let left: Vec<PathBuf> = files_under(&store_dir);
     assert!(

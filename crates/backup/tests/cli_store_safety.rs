@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cli_places::{OpenBackup, Place, arg, args, backup_file, bytes, listed, restored};
-use cli_process::{command, files_under, run};
+use cli_process::{command, files_under, names, run};
 use tokio::io::AsyncWriteExt;
 
 /// Two `backup --name nightly` runs at once: both hold their input open, so neither can finish
@@ -127,13 +127,6 @@ async fn a_backup_dated_a_year_ahead_pushes_no_real_backup_out() {
     let dry = run(prune(&["--keep-last", "1", "--dry-run"])).await;
     dry.expect_code(0, "prune --dry-run");
     let plan = &dry.json()["plan"];
-    let names = |list: &serde_json::Value| -> Vec<String> {
-        list.as_array()
-            .unwrap()
-            .iter()
-            .map(|verdict| verdict["name"].as_str().unwrap().to_string())
-            .collect()
-    };
     assert_eq!(names(&plan["keep"]), ["future", "real-3"], "{plan}");
     assert_eq!(names(&plan["delete"]), ["real-2", "real-1"], "{plan}");
     let flagged = &plan["keep"][0]["reasons"][0];

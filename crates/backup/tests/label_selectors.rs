@@ -87,12 +87,7 @@ async fn json(bucket: &Bucket, subcommand: &[&str]) -> serde_json::Value {
 }
 
 fn names(listing: &serde_json::Value) -> BTreeSet<String> {
-    listing
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["name"].as_str().unwrap().to_string())
-        .collect()
+    cli_process::names(listing).into_iter().collect()
 }
 
 fn set(names: &[&str]) -> BTreeSet<String> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use vertice_testkit::services::S3Server;
 
-use crate::cli_process::{Outcome, command, run};
+use crate::cli_process::{Outcome, command, names, run};
 
 pub fn arg(path: &Path) -> String {
     path.display().to_string()
@@ -89,12 +89,7 @@ pub fn args(head: &[&str], tail: &[String]) -> Vec<String> {
 pub async fn listed(place: &Place, prefix: &str) -> Vec<String> {
     let list = run(args(&["list", "--output", "json"], &place.flags(prefix))).await;
     list.expect_code(0, "list");
-    list.json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|listing| listing["name"].as_str().unwrap().to_string())
-        .collect()
+    names(&list.json())
 }
 
 pub async fn backup_file(place: &Place, prefix: &str, name: &str, file: &Path) -> Outcome {

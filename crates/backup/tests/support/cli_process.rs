@@ -114,6 +114,22 @@ impl Outcome {
     }
 }
 
+/// The `name` of each entry of a JSON array the binary printed: a `list`, or the `keep` or
+/// `delete` side of a prune plan. Panics on anything else.
+pub fn names(entries: &serde_json::Value) -> Vec<String> {
+    entries
+        .as_array()
+        .unwrap_or_else(|| panic!("not a JSON array: {entries}"))
+        .iter()
+        .map(|entry| {
+            entry["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("an entry without a name: {entry}"))
+                .to_string()
+        })
+        .collect()
+}
+
 /// A command for the binary with a clean environment for its own variables.
 pub fn command<I, S>(args: I) -> tokio::process::Command
 where
