@@ -66,7 +66,8 @@ fn process_nanos() -> u64 {
     nanos(clock_gettime(ClockId::ProcessCPUTime))
 }
 
-fn nanos(time: rustix::time::Timespec) -> u64 {
+/// A clock reading in nanoseconds (0 for the parts a clock never gives negative).
+pub(super) fn nanos(time: rustix::time::Timespec) -> u64 {
     let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
     let fraction = u64::try_from(time.tv_nsec).unwrap_or(0);
     seconds

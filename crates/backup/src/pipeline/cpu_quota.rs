@@ -48,10 +48,8 @@ pub fn sample() -> Option<QuotaSample> {
 }
 
 fn monotonic_micros() -> u64 {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
-    let micros = u64::try_from(now.tv_nsec).unwrap_or(0) / 1000;
-    seconds.saturating_mul(1_000_000).saturating_add(micros)
+    use rustix::time::{ClockId, clock_gettime};
+    super::cpu::nanos(clock_gettime(ClockId::Monotonic)) / 1000
 }
 
 /// The quota and usage of the cgroup that `own` (the text of `/proc/self/cgroup`) names, under
