@@ -201,13 +201,7 @@ pub async fn run_backup_measured(
         codec = codec.with_adaptive_level(adaptive.clone());
     }
     let codec = Arc::new(codec);
-    let mut writer = DataObjectWriter::new(
-        store.clone(),
-        &options.name,
-        backup_id,
-        options.upload,
-        cpu.clone(),
-    );
+    let mut writer = DataObjectWriter::new(store.clone(), &options.name, backup_id, options.upload);
 
     let DumpInput {
         stream,

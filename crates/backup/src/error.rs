@@ -48,11 +48,13 @@ pub enum BackupError {
     #[error("wrong encryption key: {0}")]
     WrongKey(String),
     /// The manifest was written by a newer (or unknown) format.
-    #[error("unsupported backup format version {found} (this build reads version {supported})")]
+    #[error(
+        "unsupported backup format version {found} (this build reads versions 1 to {supported})"
+    )]
     UnsupportedFormat {
         /// The version found in the manifest.
         found: u32,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u32,
     },
     /// A drill restored the backup but the counts differ from those taken at dump time.

@@ -1,7 +1,7 @@
 //! `restore`: the reverse pipeline. Every restore target is staged (a database with a
 //! generated name, a temporary file beside the final one — see [`crate::source::staging`]),
 //! and the one rule is: the staging target is committed only after the whole dump was read,
-//! every check passed (chunk hashes, tags, object hashes and lengths, the raw size and hash)
+//! every check passed (headers, chunk hashes, tags, object lengths, the raw size and hash)
 //! and the tool exited successfully. Any failure — the store changed, shortened, lengthened or
 //! unreachable, the tool failing, a cancel — aborts the staging target and leaves the target
 //! exactly as it was.

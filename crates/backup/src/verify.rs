@@ -1,6 +1,6 @@
-//! `verify`: re-reads a backup and checks everything a restore would — every chunk hash, every
-//! object hash, and (with a key) every tag, the decompressed sizes and the raw dump hash —
-//! without writing anywhere.
+//! `verify`: re-reads a backup and checks everything a restore would — every data object's
+//! header and length, every chunk hash (and a format 1 backup's object hashes), and (with a
+//! key) every tag, the decompressed sizes and the raw dump hash — without writing anywhere.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

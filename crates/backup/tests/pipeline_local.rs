@@ -12,6 +12,7 @@ use pipeline::*;
 use tokio_util::sync::CancellationToken;
 use vertice_backup::backup::{DumpInput, run_backup};
 use vertice_backup::error::BackupError;
+use vertice_backup::format::FORMAT_VERSION;
 use vertice_backup::keys::{KeyEncryptionKey, KeyRing};
 use vertice_backup::manifest::Manifest;
 use vertice_backup::pipeline::compress::Compression;
@@ -247,9 +248,6 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
     edit_and_reseal(dir.path(), "b", &key(1), |m| {
         let dropped = m.chunks.pop().unwrap();
         m.objects[0].size -= dropped.stored_size;
-        m.objects[0].blake3 = blake3::hash(&original[..last.offset as usize])
-            .to_hex()
-            .to_string();
         m.stored_size -= dropped.stored_size;
         m.raw_size -= dropped.raw_size;
         // Whoever truncates would also fix the raw hash; the tag check comes first anyway.
@@ -277,7 +275,6 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
         let (hash_a, hash_b) = (m.chunks[1].blake3.clone(), m.chunks[2].blake3.clone());
         m.chunks[1].blake3 = hash_b;
         m.chunks[2].blake3 = hash_a;
-        m.objects[0].blake3 = blake3::hash(&swapped).to_hex().to_string();
     });
     let error = restore_bytes(&store, "b", &keys, &mut sink)
         .await
@@ -304,12 +301,12 @@ async fn tampered_manifests_are_caught_by_the_authenticated_format() {
     std::fs::write(manifest_path(dir.path(), "b"), manifest.to_json().unwrap()).unwrap();
 
     // An unknown format version.
-    edit_manifest(dir.path(), "b", |m| m.format_version = 2);
+    edit_manifest(dir.path(), "b", |m| m.format_version = FORMAT_VERSION + 1);
     let error = restore_bytes(&store, "b", &keys, &mut sink)
         .await
         .unwrap_err();
     assert!(
-        matches!(error, BackupError::UnsupportedFormat { found: 2, .. }),
+        matches!(error, BackupError::UnsupportedFormat { found, .. } if found == FORMAT_VERSION + 1),
         "{error}"
     );
     assert!(sink.is_empty());
@@ -435,4 +432,77 @@ async fn delete_removes_the_manifest_first_and_everything_else() {
     store.delete_backup("a").await.unwrap();
     assert_eq!(store.list_backup_names().await.unwrap(), ["b"]);
     assert!(!dir.path().join("team/app/a/data-000000.vbk").exists());
+}
+
+/// Format 1 (the manifest hashed each whole data object) is still read, and its object hashes
+/// still checked; this build writes format 2 without them.
+#[tokio::test]
+async fn format_1_backups_restore_and_their_object_hashes_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let mut options = small_options("old", None);
+    options.compression = Compression::None;
+    options.upload.max_object_size = 300 * 1024;
+    let data = dump_bytes(700 * 1024, 9);
+    let manifest = backup_bytes(&store, &options, data.clone()).await.unwrap();
+    assert_eq!(manifest.format_version, FORMAT_VERSION);
+    assert!(manifest.objects.len() >= 2, "{:?}", manifest.objects);
+    assert!(
+        manifest
+            .objects
+            .iter()
+            .all(|object| object.blake3.is_none())
+    );
+
+    // What a format 1 writer made of the same backup: version 1 in every header, and the hash
+    // of every whole object in the manifest.
+    let mut hashes = Vec::new();
+    for index in 0..manifest.objects.len() {
+        let path = data_path(dir.path(), "old", index as u32);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_be_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        hashes.push(blake3::hash(&bytes).to_hex().to_string());
+    }
+    edit_manifest(dir.path(), "old", |m| {
+        m.format_version = 1;
+        for (object, hash) in m.objects.iter_mut().zip(&hashes) {
+            object.blake3 = Some(hash.clone());
+        }
+    });
+    let mut restored = Vec::new();
+    restore_bytes(&store, "old", &KeyRing::default(), &mut restored)
+        .await
+        .unwrap();
+    assert!(restored == data, "the format 1 backup restored other bytes");
+
+    // A format 1 object hash that does not match is refused, naming the object.
+    edit_manifest(dir.path(), "old", |m| {
+        m.objects[1].blake3 = Some(blake3::hash(b"other").to_hex().to_string());
+    });
+    let mut sink = Vec::new();
+    let error = restore_bytes(&store, "old", &KeyRing::default(), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, BackupError::Integrity(message) if message.contains("data-000001.vbk")),
+        "{error}"
+    );
+    assert!(sink.is_empty());
+
+    // A version 2 header under a version 1 manifest is refused too.
+    edit_manifest(dir.path(), "old", |m| {
+        m.objects[1].blake3 = Some(hashes[1].clone());
+    });
+    let path = data_path(dir.path(), "old", 0);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let error = restore_bytes(&store, "old", &KeyRing::default(), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, BackupError::Integrity(message) if message.contains("format version")),
+        "{error}"
+    );
 }

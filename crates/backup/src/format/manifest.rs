@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::BackupError;
 use crate::format::bucket_copy::BucketCopyRecord;
 use crate::format::{
-    BACKUP_ID_LEN, BackupId, FORMAT_VERSION, HEADER_LEN, MAX_CHUNK_SIZE, from_hex,
+    BACKUP_ID_LEN, BackupId, FORMAT_VERSION, HEADER_LEN, MAX_CHUNK_SIZE, OLDEST_FORMAT_VERSION,
+    from_hex,
 };
 use crate::keys::WrappedKey;
 use crate::pipeline::compress::Compression;
@@ -83,8 +84,10 @@ pub struct DataObject {
     pub name: String,
     /// Size in bytes, header included.
     pub size: u64,
-    /// BLAKE3 of the whole object, hex.
-    pub blake3: String,
+    /// BLAKE3 of the whole object, hex: format 1 only (format 2 leaves it out, see
+    /// "Versions" in [`crate::format`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
 }
 
 /// One chunk.
@@ -143,7 +146,7 @@ impl Manifest {
         let version: VersionOnly = serde_json::from_slice(bytes).map_err(|error| {
             BackupError::Integrity(format!("the manifest is not valid JSON: {error}"))
         })?;
-        if version.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version.format_version) {
             return Err(BackupError::UnsupportedFormat {
                 found: version.format_version,
                 supported: FORMAT_VERSION,
@@ -226,6 +229,13 @@ impl Manifest {
             if object.name != expected {
                 return bad(format!("object {index} is named {:?}", object.name));
             }
+            match (&object.blake3, self.format_version) {
+                (None, 1) => return bad(format!("object {} has no hash", object.name)),
+                (Some(hash), _) if hash.len() != 64 || from_hex(hash).is_none() => {
+                    return bad(format!("object {} has a malformed hash", object.name));
+                }
+                _ => {}
+            }
         }
         if raw_total != self.raw_size {
             return bad("raw sizes do not add up".into());
@@ -280,12 +290,12 @@ pub(crate) mod tests {
                 DataObject {
                     name: "data-000000.vbk".into(),
                     size: 92,
-                    blake3: hash.clone(),
+                    blake3: None,
                 },
                 DataObject {
                     name: "data-000001.vbk".into(),
                     size: 52,
-                    blake3: hash.clone(),
+                    blake3: None,
                 },
             ],
             chunks: vec![
@@ -318,7 +328,7 @@ pub(crate) mod tests {
         let json = manifest.to_json().unwrap();
         assert_eq!(Manifest::from_json(&json).unwrap(), manifest);
         let text = String::from_utf8(json).unwrap();
-        assert!(text.contains("\"formatVersion\": 1"));
+        assert!(text.contains(&format!("\"formatVersion\": {FORMAT_VERSION}")));
         assert!(text.contains("\"rawBlake3\""));
     }
 
@@ -341,14 +351,41 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_format_versions_are_refused_first() {
-        let json = br#"{"formatVersion": 2, "whatever": true}"#;
-        assert!(matches!(
-            Manifest::from_json(json),
-            Err(BackupError::UnsupportedFormat {
-                found: 2,
-                supported: 1
-            })
-        ));
+        for found in [0, FORMAT_VERSION + 1, 99] {
+            let json = format!(r#"{{"formatVersion": {found}, "whatever": true}}"#);
+            assert!(matches!(
+                Manifest::from_json(json.as_bytes()),
+                Err(BackupError::UnsupportedFormat {
+                    found: f,
+                    supported: FORMAT_VERSION
+                }) if f == found
+            ));
+        }
+    }
+
+    #[test]
+    fn format_1_needs_object_hashes_and_format_2_leaves_them_out() {
+        let current = sample();
+        let json = current.to_json().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let objects = value["objects"].as_array().unwrap();
+        assert_eq!(objects.len(), 2);
+        assert!(objects.iter().all(|object| object.get("blake3").is_none()));
+        assert_eq!(Manifest::from_json(&json).unwrap(), current);
+
+        let mut old = sample();
+        old.format_version = 1;
+        let refused = Manifest::from_json(&old.to_json().unwrap()).unwrap_err();
+        assert!(
+            matches!(&refused, BackupError::Integrity(message) if message.contains("no hash")),
+            "{refused}"
+        );
+        for object in &mut old.objects {
+            object.blake3 = Some("cd".repeat(32));
+        }
+        assert_eq!(Manifest::from_json(&old.to_json().unwrap()).unwrap(), old);
+        old.objects[1].blake3 = Some("not hex".into());
+        assert!(Manifest::from_json(&old.to_json().unwrap()).is_err());
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub enum Stage {
     Compress,
     /// AES-256-GCM sealing or opening.
     Encrypt,
-    /// BLAKE3: of the raw dump, of each stored chunk and of each data object.
+    /// BLAKE3: of the raw dump and of each stored chunk (and, reading a format 1 backup, of
+    /// each data object).
     Hash,
     /// Handing stored chunks to the store (multipart parts), or raw bytes to the restore tool.
     Upload,

@@ -1,7 +1,8 @@
 //! Reads a backup back: fetches the data objects in order, cuts them into the chunks the
 //! manifest lists, and decodes (hash, decrypt, decompress) several chunks at once on the blocking
 //! pool, handing raw bytes in dump order to a sink — or to nowhere, for a verify pass.
-//! Checks every chunk hash, every tag, every object hash, the raw sizes and the raw hash.
+//! Checks every header, chunk hash and tag, the object hashes of a format 1 backup, the raw
+//! sizes and the raw hash.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -47,15 +48,16 @@ enum ObjectSource {
     },
 }
 
-/// Pulls exact-size pieces out of a data object, hashing them as they pass.
+/// Pulls exact-size pieces out of a data object, hashing them as they pass when the manifest
+/// has the object's hash (format 1).
 struct ObjectBytes {
     source: ObjectSource,
-    hasher: blake3::Hasher,
+    hasher: Option<blake3::Hasher>,
     name: String,
 }
 
 impl ObjectBytes {
-    fn new(payload: GetResultPayload, name: &str) -> Self {
+    fn new(payload: GetResultPayload, name: &str, hashed: bool) -> Self {
         let source = match payload {
             GetResultPayload::File(file, _) => ObjectSource::File(Some(file)),
             GetResultPayload::Stream(stream) => ObjectSource::Stream {
@@ -65,7 +67,7 @@ impl ObjectBytes {
         };
         ObjectBytes {
             source,
-            hasher: blake3::Hasher::new(),
+            hasher: hashed.then(blake3::Hasher::new),
             name: name.to_owned(),
         }
     }
@@ -116,7 +118,9 @@ impl ObjectBytes {
                 piece
             }
         };
-        self.hasher.update(&piece);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&piece);
+        }
         Ok(piece)
     }
 
@@ -144,7 +148,8 @@ impl ObjectBytes {
 
 type StoredChunk = (u64, Vec<u8>);
 
-/// Sends every stored chunk, in order, checking headers and whole-object hashes on the way.
+/// Sends every stored chunk, in order, checking headers (and a format 1 backup's whole-object
+/// hashes) on the way.
 async fn fetch_chunks(
     store: BackupStore,
     manifest: Arc<Manifest>,
@@ -168,9 +173,9 @@ async fn fetch_chunks(
                 }
                 Err(error) => return Err(error.into()),
             };
-            let mut bytes = ObjectBytes::new(payload, &object.name);
+            let mut bytes = ObjectBytes::new(payload, &object.name, object.blake3.is_some());
             let header = bytes.take(HEADER_LEN as usize, Vec::new()).await?;
-            check_header(&header, object_index, &backup_id)?;
+            check_header(&header, manifest.format_version, object_index, &backup_id)?;
             while let Some(entry) = manifest.chunks.get(next_chunk) {
                 if entry.object != object_index {
                     break;
@@ -184,11 +189,13 @@ async fn fetch_chunks(
                 next_chunk += 1;
             }
             bytes.expect_end().await?;
-            hash::check(
-                &bytes.hasher.finalize(),
-                &object.blake3,
-                &format!("data object {}", object.name),
-            )?;
+            if let (Some(hasher), Some(expected)) = (&bytes.hasher, &object.blake3) {
+                hash::check(
+                    &hasher.finalize(),
+                    expected,
+                    &format!("data object {}", object.name),
+                )?;
+            }
         }
         Ok(())
     }

@@ -5,12 +5,9 @@
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, WriteMultipart};
 
-use std::sync::Arc;
-
 use super::EncodedChunk;
-use super::cpu::{Stage, StageCpu};
 use crate::error::BackupError;
-use crate::format::{BackupId, HEADER_LEN, data_object_name, encode_header};
+use crate::format::{BackupId, FORMAT_VERSION, HEADER_LEN, data_object_name, encode_header};
 use crate::manifest::{ChunkEntry, DataObject};
 use crate::store::BackupStore;
 
@@ -38,7 +35,6 @@ impl Default for UploadLimits {
 struct OpenObject {
     index: u32,
     upload: WriteMultipart,
-    hasher: blake3::Hasher,
     size: u64,
 }
 
@@ -50,20 +46,13 @@ pub struct DataObjectWriter {
     limits: UploadLimits,
     current: Option<OpenObject>,
     finished: Vec<DataObject>,
-    cpu: Arc<StageCpu>,
 }
 
 impl DataObjectWriter {
-    /// A writer for backup `name`; nothing is uploaded until the first chunk. The data objects'
-    /// hashes are charged to [`Stage::Hash`] in `cpu`, out of [`Stage::Upload`], the stage the
-    /// caller meters [`DataObjectWriter::write_chunk`] with.
-    pub fn new(
-        store: BackupStore,
-        name: &str,
-        backup_id: BackupId,
-        limits: UploadLimits,
-        cpu: Arc<StageCpu>,
-    ) -> Self {
+    /// A writer for backup `name`; nothing is uploaded until the first chunk. The objects are
+    /// not hashed as a whole (format 2, see [`crate::format`]): their header is checked byte
+    /// for byte and every chunk has its own hash.
+    pub fn new(store: BackupStore, name: &str, backup_id: BackupId, limits: UploadLimits) -> Self {
         DataObjectWriter {
             store,
             name: name.to_string(),
@@ -71,7 +60,6 @@ impl DataObjectWriter {
             limits,
             current: None,
             finished: Vec::new(),
-            cpu,
         }
     }
 
@@ -80,7 +68,7 @@ impl DataObjectWriter {
     }
 
     async fn open(&mut self, index: u32) -> Result<(), BackupError> {
-        let header = encode_header(index, &self.backup_id);
+        let header = encode_header(FORMAT_VERSION, index, &self.backup_id);
         let upload = self
             .store
             .object_store()
@@ -88,12 +76,9 @@ impl DataObjectWriter {
             .await?;
         let mut upload = WriteMultipart::new_with_chunk_size(upload, self.limits.part_size);
         upload.write(&header);
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&header);
         self.current = Some(OpenObject {
             index,
             upload,
-            hasher,
             size: HEADER_LEN,
         });
         Ok(())
@@ -105,7 +90,7 @@ impl DataObjectWriter {
             self.finished.push(DataObject {
                 name: data_object_name(object.index),
                 size: object.size,
-                blake3: object.hasher.finalize().to_hex().to_string(),
+                blake3: None,
             });
         }
         Ok(())
@@ -131,9 +116,6 @@ impl DataObjectWriter {
             .as_mut()
             .ok_or_else(|| BackupError::Internal("no open data object".into()))?;
         object.upload.wait_for_capacity(concurrency).await?;
-        self.cpu.measure_nested(Stage::Upload, Stage::Hash, || {
-            object.hasher.update(&chunk.stored)
-        });
         let entry = ChunkEntry {
             object: object.index,
             offset: object.size,
