@@ -49,7 +49,8 @@ pub enum BackupError {
     WrongKey(String),
     /// The manifest was written by a newer (or unknown) format.
     #[error(
-        "unsupported backup format version {found} (this build reads versions 1 to {supported})"
+        "unsupported backup format version {found} (this build reads versions {} to {supported})",
+        crate::format::OLDEST_FORMAT_VERSION
     )]
     UnsupportedFormat {
         /// The version found in the manifest.

@@ -361,6 +361,13 @@ pub(crate) mod tests {
                 }) if f == found
             ));
         }
+        let message = Manifest::from_json(br#"{"formatVersion": 99}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(&format!("versions 1 to {FORMAT_VERSION}")),
+            "{message}"
+        );
     }
 
     #[test]

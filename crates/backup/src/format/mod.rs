@@ -60,7 +60,8 @@
 //! longer or shorter object is refused — yet it cost a pass over every stored byte on a serial
 //! path, both writing and reading (about a tenth of the pipeline's CPU per megabyte). This build
 //! writes version 2 and reads both; reading a version 1 backup still checks its object hashes.
-//! A build that knows only version 1 refuses version 2 backups with `UnsupportedFormat`.//!
+//! A build that knows only version 1 refuses version 2 backups with `UnsupportedFormat`.
+//!
 //! # Keys
 //!
 //! Every backup has its own random 256-bit data key. It is stored in the manifest wrapped
